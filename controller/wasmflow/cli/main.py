@@ -1,0 +1,21 @@
+"""Entry point of the ``wasmflow`` console script.
+
+Sub-commands live in their own modules under ``wasmflow.cli`` and are attached here, so this file is the table of
+contents of the command line.
+"""
+
+from __future__ import annotations
+
+import click
+
+from wasmflow import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="wasmflow")
+def cli() -> None:
+    """wasmflow runs WebAssembly data-processing pipelines, on Kubernetes or on a laptop."""
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""Sources and sinks: MQTT, and JSON Lines files / stdin / stdout for local runs."""

@@ -1,0 +1,1 @@
+"""Data plane core: sandboxed operator instances, the message codec, graph execution."""

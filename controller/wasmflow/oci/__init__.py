@@ -1,0 +1,1 @@
+"""OCI distribution client: resolve, pull, verify digest, cache, push."""

@@ -1,0 +1,1 @@
+"""The worker process: config in, graph run, /metrics, /healthz, /readyz."""
