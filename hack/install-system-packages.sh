@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test services and builds need: the CNCF distribution registry, mosquitto
+# (MQTT v5 broker and clients) and openssl (test certificates). Idempotent: does nothing when all are present.
+set -euo pipefail
+
+packages=(docker-registry mosquitto mosquitto-clients openssl apache2-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+echo "installing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+  $sudo apt-get update -qq
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packages start system-wide daemons; the tests run their own instances on random ports.
+for svc in mosquitto docker-registry; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    $sudo systemctl stop "$svc" || true
+  fi
+done
