@@ -9,12 +9,16 @@ from __future__ import annotations
 import click
 
 from wasmflow import __version__
+from wasmflow.cli.operator import operator_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="wasmflow")
 def cli() -> None:
     """wasmflow runs WebAssembly data-processing pipelines, on Kubernetes or on a laptop."""
+
+
+cli.add_command(operator_command)
 
 
 def main() -> None:

