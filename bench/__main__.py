@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark module, print one table, write bench/results.json.
 
-Each ``bench/bench_<area>.py`` exposes ``run()`` returning ``Figure`` objects (or dicts of the same shape). A module that fails is reported (and makes the
-command exit 1) but does not stop the others, so one broken figure never hides the rest.
+Each ``bench/bench_<area>.py`` exposes ``run()`` returning ``Figure`` objects (or dicts of the same shape).
+A module that fails is reported (and makes the command exit 1) but does not stop the others,
+so one broken figure never hides the rest.
 """
 
 from __future__ import annotations

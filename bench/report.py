@@ -7,13 +7,13 @@ times vary between machines (issue 10). Modules return plain ``Figure`` objects;
 from __future__ import annotations
 
 import json
-from importlib import metadata
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
