@@ -10,18 +10,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
+from kubernetes import config
+from kubernetes.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
-if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
-    from tests.kube_env import KubeEnv
-    from tests.mqtt_env import BrokerEnv
-    from tests.registry_env import AuthRegistry, Registry, RegistryEnv
-
-pytest_plugins = ["tests.components.fixtures"]
+from tests.services import (
+    AuthRegistry,
+    BrokerEnv,
+    KubeEnv,
+    Registry,
+    RegistryEnv,
+    start_broker,
+    start_kube,
+    start_registries,
+    stop_broker,
+    stop_kube,
+    stop_registries,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +39,6 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kube(services_dir: Path) -> Iterator[KubeEnv]:
     """A real kube-apiserver + etcd (built from their Go modules, cached per user)."""
-    from tests.kube_env import start_kube, stop_kube
-
     env = start_kube(services_dir / "kube")
     try:
         yield env
@@ -45,8 +49,6 @@ def kube(services_dir: Path) -> Iterator[KubeEnv]:
 @pytest.fixture(scope="session")
 def kube_client(kube: KubeEnv) -> Iterator[ApiClient]:
     """An admin API client for the real API server."""
-    from kubernetes import config
-
     client = config.new_client_from_config(config_file=str(kube.kubeconfig))
     try:
         yield client
@@ -57,8 +59,6 @@ def kube_client(kube: KubeEnv) -> Iterator[ApiClient]:
 @pytest.fixture
 def namespace(kube_client: ApiClient) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards (there is no controller-manager to finish deletion)."""
-    from kubernetes.client import CoreV1Api, V1Namespace, V1ObjectMeta
-
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = CoreV1Api(kube_client)
     core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name, labels={"wasmflow.io/test": "true"})))
@@ -71,8 +71,6 @@ def namespace(kube_client: ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def registries(services_dir: Path) -> Iterator[RegistryEnv]:
     """Two real CNCF distribution registries: one anonymous, one with htpasswd basic auth."""
-    from tests.registry_env import start_registries, stop_registries
-
     env = start_registries(services_dir / "registry")
     try:
         yield env
@@ -95,8 +93,6 @@ def registry_auth(registries: RegistryEnv) -> AuthRegistry:
 @pytest.fixture(scope="session")
 def mqtt_broker(services_dir: Path) -> Iterator[BrokerEnv]:
     """A real mosquitto (MQTT v5, shared subscriptions; plus auth and TLS listeners)."""
-    from tests.mqtt_env import start_broker, stop_broker
-
     env = start_broker(services_dir / "mosquitto")
     try:
         yield env

@@ -12,11 +12,10 @@ import uuid
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from tests.mqtt_env import BrokerEnv
-from tests.registry_env import AuthRegistry, Registry
+from tests.services import AuthRegistry, BrokerEnv, Registry
 
 
 def _push_and_pull_blob(base: str, auth: httpx.Auth | None) -> bytes:
@@ -26,9 +25,9 @@ def _push_and_pull_blob(base: str, auth: httpx.Auth | None) -> bytes:
     with httpx.Client(base_url=base, auth=auth, timeout=10) as client:
         start = client.post(f"/v2/{repo}/blobs/uploads/")
         assert start.status_code == 202, start.text
+        # The Location keeps the upload state in its query: add the digest to it, don't replace it.
         upload = client.put(
-            start.headers["location"],
-            params={"digest": digest},
+            httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest}),
             content=data,
             headers={"content-type": "application/octet-stream"},
         )
