@@ -1,0 +1,68 @@
+"""``wasmflow inspect``: check a component (a file, or an OCI reference) against the contract.
+
+Exit 0 when it satisfies the contract, 1 when it does not, 2 on usage errors (click's convention).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from wasmflow.cli.sources import read_component
+from wasmflow.contract.capabilities import Capability
+from wasmflow.contract.check import check_component
+from wasmflow.contract.report import ContractReport
+from wasmflow.errors import WasmflowError
+
+
+@click.command("inspect")
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--capability",
+    "capabilities",
+    multiple=True,
+    type=click.Choice([c.value for c in Capability]),
+    help="A capability the WasmModule would grant (repeatable).",
+)
+@click.option("--strict", is_flag=True, help="Refuse imports that the granted capabilities do not cover.")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP for an OCI reference.")
+def inspect_command(source: str, as_json: bool, capabilities: tuple[str, ...], strict: bool, insecure: bool) -> None:
+    """Check the component at SOURCE (a .wasm path or an OCI reference) against the wasmflow contract."""
+    try:
+        data = read_component(source, insecure=insecure)
+    except WasmflowError as exc:
+        raise click.BadParameter(str(exc), param_hint="SOURCE") from exc
+    report = check_component(data, grants=capabilities, strict=strict)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(render(source, report))
+    raise SystemExit(0 if report.valid else 1)
+
+
+def render(source: str, report: ContractReport) -> str:
+    """A short human table: verdict, operator, world, imports by class, then every problem."""
+    lines = [
+        f"component  {Path(source).name if Path(source).exists() else source}  ({report.size:,} bytes)",
+        f"valid      {'yes' if report.valid else 'NO'}",
+        f"operator   {report.operator.value if report.operator else '-'}",
+        f"world      {report.world or '-'}",
+        "exports    " + (", ".join(report.exports) or "-"),
+    ]
+    granted = [i for i in report.imports if i.granted]
+    denied = sorted({i.capability for i in report.imports if not i.granted and i.capability})
+    unknown = [i.name for i in report.imports if not i.granted and not i.capability]
+    lines.append(
+        f"imports    {len(report.imports)}: {len(granted)} provided"
+        + (f", linked but denied unless granted: {', '.join(denied)}" if denied else "")
+        + (f", unknown: {', '.join(unknown)}" if unknown else "")
+    )
+    for p in report.problems:
+        lines.append(f"problem    [{p.code.value}] {p.where}: {p.message}")
+        if p.expected is not None or p.found is not None:
+            lines.append(f"             expected: {p.expected or '-'}")
+            lines.append(f"             found:    {p.found or '-'}")
+    return "\n".join(lines)

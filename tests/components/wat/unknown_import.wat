@@ -1,0 +1,14 @@
+;; Imports an interface no wasmflow host provides.
+(component
+  (import "acme:vault/secrets@1.0.0" (instance $vault
+    (export "get" (func (param "key" string) (result string)))))
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "f") (param i32 i32) (result i32) i32.const 0)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 16))
+  (core instance $i (instantiate $m))
+  (func $f (param "input" string) (result string)
+    (canon lift (core func $i "f") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+  (instance $map (export "process" (func $f)))
+  (export "wasmflow:operator/map@0.1.0" (instance $map))
+)
