@@ -1,0 +1,447 @@
+"""Sandboxed operator instances: one wasmtime ``Engine`` per process, one ``Store`` per operator instance.
+
+``EngineHost`` owns what is shared: the engine (compiled code is shared by every instance of a component), the
+epoch ticker thread that enforces per-message time limits, and the compiled-component cache. ``OperatorNode`` is
+one graph node: it owns one instance at a time and replaces it when a message traps, times out or runs out of
+memory, because wasmtime refuses further calls into an instance that trapped. Such a failure fails that one
+message (``OperatorFailure``), never the process. A node that keeps failing backs off before each new instance
+and reports ``degraded``; during a back-off its messages fail at once instead of blocking the graph.
+
+Fuel changes the compiled code, so operators that ask for fuel get a second engine configured for it (created on
+first use); "one engine per process" is one engine per engine configuration.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import logging
+import math
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from wasmtime import Config, Engine, Store, WasmtimeError
+from wasmtime.component import Component, Func, Instance, Linker
+
+from wasmflow.contract.capabilities import split_name
+from wasmflow.engine import codec, sandbox
+from wasmflow.engine.cache import CompiledCache, cache_key
+from wasmflow.engine.guestlog import GuestLog
+from wasmflow.engine.message import Message
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.errors import EngineError, OperatorFailure
+
+log = logging.getLogger(__name__)
+
+CONTRACT_PACKAGE = "wasmflow:operator"
+#: Contract versions the host accepts (operator.wit: same major.minor).
+CONTRACT_VERSION_PREFIX = "0.1."
+_INIT_FUEL = 10**15
+
+
+class OperatorKind(enum.StrEnum):
+    """The operator kinds of the contract (one exported interface each)."""
+
+    MAP = "map"
+    FILTER = "filter"
+    BRANCH = "branch"
+    ACCUMULATE = "accumulate"
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """Everything the engine needs to run one graph node."""
+
+    node: str
+    kind: OperatorKind
+    component: bytes
+    digest: str
+    memory_bytes: int = 64 * 2**20
+    timeout_seconds: float = 0.1
+    fuel: int | None = None
+    grants: frozenset[str] = frozenset()
+    configuration: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When a node that keeps failing may try a fresh instance again.
+
+    The first ``free`` consecutive failures are replaced at once (one bad message should cost nothing more); after
+    that the delay doubles from ``initial`` up to ``maximum`` and the node is ``degraded`` until a call succeeds.
+    """
+
+    free: int = 3
+    initial: float = 0.1
+    maximum: float = 10.0
+
+    def delay(self, consecutive_failures: int) -> float:
+        if consecutive_failures <= self.free:
+            return 0.0
+        return min(self.maximum, self.initial * 2.0 ** (consecutive_failures - self.free - 1))
+
+
+@dataclass
+class _Profile:
+    """One engine configuration: the engine, and its settings as a cache-key string."""
+
+    engine: Engine
+    settings: str
+    components: dict[str, Component] = field(default_factory=dict)
+
+
+class EngineHost:
+    """The process-wide part of the engine; use one per process, as a context manager or with ``close()``."""
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None,
+        metrics: EngineMetrics | None = None,
+        epoch_tick_seconds: float = 0.005,
+        init_timeout_seconds: float = 10.0,
+        backoff: Backoff = Backoff(),
+        fast_codec: bool = True,
+    ) -> None:
+        self.metrics = metrics
+        self.cache = CompiledCache(cache_dir) if cache_dir is not None else None
+        self.epoch_tick_seconds = epoch_tick_seconds
+        self.init_timeout_seconds = init_timeout_seconds
+        self.backoff = backoff
+        self.fast_codec = fast_codec
+        self._profiles: dict[bool, _Profile] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self._nodes: weakref.WeakSet[OperatorNode] = weakref.WeakSet()
+        self._profile(fuel=False)
+        self._ticker = threading.Thread(target=self._tick, name="wasmflow-epoch", daemon=True)
+        self._ticker.start()
+        atexit.register(self.close)
+
+    # -- engines and the epoch ticker -------------------------------------------------------------------------
+
+    def _profile(self, *, fuel: bool) -> _Profile:
+        with self._lock:
+            profile = self._profiles.get(fuel)
+            if profile is None:
+                config = Config()
+                config.epoch_interruption = True
+                config.consume_fuel = fuel
+                profile = _Profile(Engine(config), f"epoch_interruption=1;consume_fuel={int(fuel)}")
+                self._profiles[fuel] = profile
+            return profile
+
+    def _tick(self) -> None:
+        """Advance every engine's epoch; a store's deadline is a number of ticks from when it was set."""
+        while not self._stop.wait(self.epoch_tick_seconds):
+            with self._lock:
+                engines = [p.engine for p in self._profiles.values()]
+            for engine in engines:
+                engine.increment_epoch()
+
+    def deadline_ticks(self, seconds: float) -> int:
+        """Ticks for a time limit: rounded up, plus one because the current tick is already partly gone."""
+        return max(1, math.ceil(seconds / self.epoch_tick_seconds)) + 1
+
+    # -- compiling ---------------------------------------------------------------------------------------------
+
+    def compile(self, spec: OperatorSpec) -> tuple[Engine, Component]:
+        """The compiled component for ``spec`` (memory, then disk cache, then a compile that fills both)."""
+        profile = self._profile(fuel=spec.fuel is not None)
+        with self._lock:
+            component = profile.components.get(spec.digest)
+        if component is not None:
+            return profile.engine, component
+        key = cache_key(spec.digest, profile.settings)
+        component = self._from_disk(profile.engine, key)
+        if component is None:
+            component = self._compile_fresh(profile.engine, spec, key)
+        with self._lock:
+            profile.components[spec.digest] = component
+        return profile.engine, component
+
+    def _from_disk(self, engine: Engine, key: str) -> Component | None:
+        if self.cache is None:
+            return None
+        path = self.cache.lookup(key)
+        if path is None:
+            return None
+        try:
+            component = Component.deserialize_file(engine, str(path))
+        except WasmtimeError as exc:
+            log.warning("compiled cache entry %s refused by wasmtime (%s): recompiling", path, exc)
+            self.cache.discard(path)
+            return None
+        if self.metrics is not None:
+            self.metrics.compile_cache_hits.inc()
+        return component
+
+    def _compile_fresh(self, engine: Engine, spec: OperatorSpec, key: str) -> Component:
+        started = time.perf_counter()
+        try:
+            component = Component(engine, spec.component)
+        except WasmtimeError as exc:
+            raise EngineError(f"node {spec.node!r}: cannot compile the component {spec.digest}: {exc}") from exc
+        if self.metrics is not None:
+            self.metrics.compile_cache_misses.inc()
+            self.metrics.compile_seconds.observe(time.perf_counter() - started)
+        if self.cache is not None:
+            self.cache.store(key, component.serialize())
+        return component
+
+    # -- nodes -------------------------------------------------------------------------------------------------
+
+    def load(self, spec: OperatorSpec) -> OperatorNode:
+        """Compile (or load from cache), instantiate and ``init`` one node; EngineError when any of it fails."""
+        if self._closed:
+            raise EngineError(f"node {spec.node!r}: the engine host is closed")
+        engine, component = self.compile(spec)
+        node = OperatorNode(self, spec, engine, component)
+        node.start()
+        self._nodes.add(node)
+        return node
+
+    def close(self) -> None:
+        """Close every node loaded here and stop the ticker; idempotent (also runs at interpreter exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        for node in list(self._nodes):
+            node.close()
+        self._stop.set()
+        if self._ticker is not threading.current_thread():
+            self._ticker.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@dataclass
+class _Live:
+    """One instance of one operator, with its bound ``process`` call."""
+
+    store: Store
+    instance: Instance
+    process: codec.ProcessCall
+
+
+def _export_name(engine: Engine, component: Component, interface: str) -> str | None:
+    """The exact export name of ``wasmflow:operator/<interface>@0.1.x`` in this component."""
+    wanted = f"{CONTRACT_PACKAGE}/{interface}"
+    for name in component.type.exports(engine):
+        base, version = split_name(name)
+        if base == wanted and version is not None and version.startswith(CONTRACT_VERSION_PREFIX):
+            return name
+    return None
+
+
+class OperatorNode:
+    """One graph node: calls its operator one message at a time (not thread-safe: one caller at a time)."""
+
+    def __init__(self, host: EngineHost, spec: OperatorSpec, engine: Engine, component: Component) -> None:
+        self.host = host
+        self.spec = spec
+        self.node = spec.node
+        self.kind = spec.kind
+        self._engine = engine
+        self._component = component
+        metrics = host.metrics
+        self._log = GuestLog(
+            spec.node,
+            on_dropped=(metrics.guest_log_dropped.labels(spec.node).inc if metrics is not None else None),
+        )
+        lifecycle = _export_name(engine, component, "lifecycle")
+        operator = _export_name(engine, component, spec.kind.value)
+        if lifecycle is None or operator is None:
+            missing = [n for n, v in (("lifecycle", lifecycle), (spec.kind.value, operator)) if v is None]
+            raise EngineError(
+                f"node {spec.node!r}: the component does not export "
+                + ", ".join(f"{CONTRACT_PACKAGE}/{m}@0.1.x" for m in missing)
+            )
+        self._lifecycle_name = lifecycle
+        self._operator_name = operator
+        verdicts = sandbox.import_verdicts(engine, component)
+        sandbox.refuse_unknown_imports(spec.node, verdicts)
+        self._http = sandbox.imports_http(verdicts)
+        self._linker: Linker = sandbox.build_linker(engine, self._log, http=self._http)
+        self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
+        self._deadline = host.deadline_ticks(spec.timeout_seconds)
+        self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
+        self._returns_message = spec.kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
+        self._live: _Live | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ("trap", "")
+        self._closed = False
+        if metrics is not None:
+            self._m_failures = {
+                k: metrics.failures.labels(spec.node, k) for k in ("trap", "timeout", "memory", "error")
+            }
+            self._m_seconds = metrics.process_seconds.labels(spec.node)
+            self._m_instantiations = metrics.instantiations.labels(spec.node)
+            self._m_degraded = metrics.degraded.labels(spec.node)
+            self._m_degraded.set(0)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the first instance; failures here are the node's start failing (EngineError)."""
+        self._live = self._instantiate()
+
+    def _instantiate(self) -> _Live:
+        """A fresh store and instance, ``init`` called. EngineError names the node and what went wrong."""
+        spec = self.spec
+        store = sandbox.new_store(
+            self._engine,
+            self._limits,
+            sandbox.wasi_config(spec.grants, self._log),
+            http=self._http and "http" in spec.grants,
+        )
+        store.set_epoch_deadline(self._init_deadline)
+        if spec.fuel is not None:
+            store.set_fuel(_INIT_FUEL)  # set-up is bounded by the init deadline; fuel limits messages
+        self._log.begin_call()
+        try:
+            instance = self._linker.instantiate(store, self._component)
+            init = self._func(store, instance, self._lifecycle_name, "init")
+            process = self._func(store, instance, self._operator_name, "process")
+            error = codec.call_init(store, init, spec.node, spec.configuration)
+        except WasmtimeError as exc:
+            store.close()
+            kind, text = sandbox.classify_failure(exc, self._log.recent)
+            raise EngineError(f"node {spec.node!r}: cannot start the operator ({kind}): {text}") from exc
+        except BaseException:
+            store.close()
+            raise
+        if error is not None:
+            store.close()
+            raise EngineError(f"node {spec.node!r}: init refused the configuration: {error}")
+        if self.host.metrics is not None:
+            self._m_instantiations.inc()
+        return _Live(
+            store, instance, codec.bind_process(store, process, self._returns_message, fast=self.host.fast_codec)
+        )
+
+    def _func(self, store: Store, instance: Instance, interface: str, name: str) -> Func:
+        index = instance.get_export_index(store, interface)
+        func_index = instance.get_export_index(store, name, index) if index is not None else None
+        func = instance.get_func(store, func_index) if func_index is not None else None
+        if func is None:
+            raise EngineError(f"node {self.node!r}: the component has no function {interface}#{name}")
+        return func
+
+    @property
+    def degraded(self) -> bool:
+        """True while the node keeps failing (its instance is being replaced with back-off)."""
+        return self._failures > self.host.backoff.free
+
+    def close(self) -> None:
+        """Drop the instance; idempotent. Further calls raise EngineError."""
+        self._closed = True
+        self._discard()
+
+    def _discard(self) -> None:
+        """Free the instance's store now, while Python can still take the WASI output it flushes on the way out
+        (a store left to the garbage collector may be freed during interpreter shutdown, when it cannot)."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.store.close()
+        self._log.flush()
+
+    # -- calls -------------------------------------------------------------------------------------------------
+
+    def map(self, msg: Message) -> Message:
+        result: Message = self._call(OperatorKind.MAP, msg)
+        return result
+
+    def filter(self, msg: Message) -> bool:
+        result: bool = self._call(OperatorKind.FILTER, msg)
+        return result
+
+    def branch(self, msg: Message) -> bool:
+        result: bool = self._call(OperatorKind.BRANCH, msg)
+        return result
+
+    def accumulate(self, state: Message, msg: Message) -> Message:
+        result: Message = self._call(OperatorKind.ACCUMULATE, state, msg)
+        return result
+
+    def _call(self, kind: OperatorKind, *inputs: Message) -> Any:
+        if kind is not self.kind:
+            raise EngineError(f"node {self.node!r} is a {self.kind.value} operator, not {kind.value}")
+        if self._closed:
+            raise EngineError(f"node {self.node!r} is closed")
+        live = self._live or self._replace()
+        store = live.store
+        store.set_epoch_deadline(self._deadline)
+        if self.spec.fuel is not None:
+            store.set_fuel(self.spec.fuel)
+        self._log.begin_call()
+        started = time.perf_counter()
+        try:
+            ok, value = live.process(*inputs)
+        except WasmtimeError as exc:
+            kind_, text = sandbox.classify_failure(exc, self._log.recent)
+            self._observe(started)
+            raise self._fail(kind_, text, discard=True) from exc
+        self._observe(started)
+        if not ok:
+            # The operator answered: the instance is healthy, only this message failed.
+            self._failures = 0
+            raise self._fail("error", str(value), discard=False)
+        if self._failures:
+            self._recovered()
+        return value
+
+    def _observe(self, started: float) -> None:
+        if self.host.metrics is not None:
+            self._m_seconds.observe(time.perf_counter() - started)
+
+    def _fail(self, kind: str, text: str, *, discard: bool) -> OperatorFailure:
+        if self.host.metrics is not None:
+            self._m_failures[kind].inc()
+        if discard:
+            self._discard()
+            self._failures += 1
+            self._last_failure = (kind, text)
+            self._retry_at = time.monotonic() + self.host.backoff.delay(self._failures)
+            if self.degraded:
+                log.warning("node %r failed %d times in a row (last: %s: %s)", self.node, self._failures, kind, text)
+                if self.host.metrics is not None:
+                    self._m_degraded.set(1)
+        return OperatorFailure(self.node, kind, text)
+
+    def _recovered(self) -> None:
+        if self.degraded:
+            log.info("node %r recovered", self.node)
+        self._failures = 0
+        if self.host.metrics is not None:
+            self._m_degraded.set(0)
+
+    def _replace(self) -> _Live:
+        """A fresh instance after a failure, unless the node is backing off (then this message fails at once)."""
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            kind, text = self._last_failure
+            raise self._fail(
+                kind,
+                f"instance unavailable for {wait:.2f}s after {self._failures} failures in a row (last: {text})",
+                discard=False,
+            )
+        try:
+            self._live = self._instantiate()
+        except EngineError as exc:
+            raise self._fail("trap", f"cannot replace the failed instance: {exc}", discard=True) from exc
+        return self._live

@@ -1,0 +1,132 @@
+"""What an operator instance can reach, and how its failures are told apart.
+
+Every import a component declares is linked, but only granted ones work (DESIGN.md section 3): WASI comes from
+wasmtime's own implementation with a ``WasiConfig`` that, by default, has no preopened directory, no environment,
+no network and an empty stdin; grants open exactly one of those each. Which import needs which grant is the
+contract's knowledge (``wasmflow.contract.capabilities``); this module only applies it. Guest stdout and stderr
+go to the node's rate-limited log, never to the worker's own streams.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from wasmtime import Engine, Store, WasiConfig, WasmtimeError
+from wasmtime.component import Component, Linker
+
+from wasmflow.contract.capabilities import Capability, ImportClass, ImportVerdict, classify_import
+from wasmflow.engine import codec
+from wasmflow.engine.guestlog import GuestLog
+from wasmflow.errors import EngineError
+
+LOGGING_INTERFACE = "wasmflow:operator/logging@0.1.0"
+
+
+def import_verdicts(engine: Engine, component: Component) -> list[ImportVerdict]:
+    """How the host treats each import of ``component``."""
+    return [classify_import(name) for name in component.type.imports(engine)]
+
+
+def refuse_unknown_imports(node: str, verdicts: Iterable[ImportVerdict]) -> None:
+    """A component importing something no host provides cannot be linked: say which imports, naming the node."""
+    unknown = sorted(v.name for v in verdicts if v.kind is ImportClass.UNKNOWN)
+    if unknown:
+        raise EngineError(f"node {node!r}: the component imports what the host does not provide: {', '.join(unknown)}")
+
+
+def imports_http(verdicts: Iterable[ImportVerdict]) -> bool:
+    """True when the component imports wasi:http (componentize-js components do)."""
+    return any(v.capability is Capability.HTTP for v in verdicts)
+
+
+def build_linker(engine: Engine, log: GuestLog, *, http: bool) -> Linker:
+    """WASI 0.2 (and wasi:http when imported) plus our ``logging`` import, bound to one node's log."""
+    linker = Linker(engine)
+    try:
+        linker.add_wasip2()
+        if http:
+            linker.add_wasi_http()
+        with linker.root() as root, root.add_instance(LOGGING_INTERFACE) as logging_instance:
+
+            def guest_log(_store: object, level: str, message: str) -> None:
+                log.log(level, message)
+
+            logging_instance.add_func("log", guest_log)
+    except WasmtimeError as exc:
+        raise EngineError(f"node {log.node!r}: cannot link the host interfaces: {exc}") from exc
+    return linker
+
+
+def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
+    """The WASI context of one instance: denied unless granted; stdout/stderr always to the node's log."""
+    config = WasiConfig()
+    config.stdout_custom = log.stream("stdout", logging.INFO)
+    config.stderr_custom = log.stream("stderr", logging.WARNING)
+    if Capability.ENVIRONMENT in grants:
+        config.inherit_env()
+    if Capability.STDIO in grants:
+        config.inherit_stdin()
+    if Capability.NETWORK in grants:
+        codec.wasi_inherit_network(config)
+    # Capability.FILESYSTEM is reserved (capabilities.py): no directory is mounted for operators yet.
+    return config
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Per-instance limits; instance, table and memory counts bound what a hostile component can allocate."""
+
+    memory_bytes: int
+    instances: int = 1000
+    tables: int = 1000
+    memories: int = 100
+    table_elements: int = 1_000_000
+
+
+def new_store(engine: Engine, limits: StoreLimits, wasi: WasiConfig, *, http: bool) -> Store:
+    """A fresh store for one instance of one operator."""
+    store = Store(engine)
+    store.set_limits(
+        memory_size=limits.memory_bytes,
+        table_elements=limits.table_elements,
+        instances=limits.instances,
+        tables=limits.tables,
+        memories=limits.memories,
+    )
+    store.set_wasi(wasi)
+    if http:
+        store.set_wasi_http()
+    return store
+
+
+#: Guest output that accompanies an allocation failure in the toolchains we know (CPython, Rust, SpiderMonkey).
+_OOM_MARKERS = ("MemoryError", "memory allocation of", "out of memory", "Out of memory", "allocation failed")
+
+
+def classify_failure(exc: WasmtimeError, recent_output: Callable[[], str]) -> tuple[str, str]:
+    """(kind, text) for a failed call: ``timeout`` (epoch deadline or fuel), ``memory`` or ``trap``.
+
+    wasmtime cannot tell us that a ``memory.grow`` was refused by the store limit (the C API builds its limiter
+    without ``trap_on_grow_failure``): the guest sees -1 and its allocator gives up, usually with a trap. So a trap
+    is a ``memory`` failure when wasmtime says so or when the guest's own output for this call reports an
+    allocation failure.
+    """
+    text = str(exc)
+    if "wasm trap: interrupt" in text:
+        return "timeout", "the per-message time limit was exceeded"
+    if "all fuel consumed" in text:
+        return "timeout", "the per-message fuel budget was exhausted"
+    if "memory" in text and "limit" in text:
+        return "memory", _first_line(text)
+    if any(marker in recent_output() for marker in _OOM_MARKERS):
+        return "memory", "the operator ran out of memory (limit reached): " + _first_line(text)
+    return "trap", _first_line(text)
+
+
+def _first_line(text: str) -> str:
+    """wasmtime error texts carry a backtrace after the cause; keep the cause."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("wasm trap") or "trap" in line]
+    return (causes[-1] if causes else lines[0] if lines else "trap")[:500]
