@@ -29,6 +29,8 @@ from tests.services import (
     stop_registries,
 )
 
+pytest_plugins = ["tests.components.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,4 +1,5 @@
 """accumulate: folds JSON {"value": v} messages into {"count": n, "sum": s, "avg": a} (state starts empty)."""
+
 import json
 
 from componentize_py_types import Err

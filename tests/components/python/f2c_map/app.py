@@ -3,6 +3,7 @@
 Configuration: `precision` (decimal places, default 2). A payload that is not JSON, or has no numeric "value",
 is an operator error (the message goes to the error policy).
 """
+
 import json
 
 from componentize_py_types import Err

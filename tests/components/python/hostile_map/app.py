@@ -12,6 +12,7 @@ huge      return a 32 MiB payload
 anything else: returned unchanged.
 Denied attempts are reported in the output payload ("denied: ...") so tests can assert what happened.
 """
+
 import os
 import sys
 
@@ -57,13 +58,13 @@ class Map(exports.Map):
             try:
                 socket.create_connection(("127.0.0.1", 9), timeout=1)
                 return reply(input, "allowed: socket connected")
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return reply(input, f"denied: socket {type(exc).__name__}")
         if what == "file":
             try:
                 with open("/etc/passwd") as f:
                     return reply(input, "allowed: " + f.read(20))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return reply(input, f"denied: file {type(exc).__name__}")
         if what == "env":
             return reply(input, "env: " + ",".join(sorted(os.environ)))

@@ -1,4 +1,5 @@
 """map: returns its input unchanged (the host-overhead baseline)."""
+
 from wit_world import exports
 from wit_world.imports import types
 

@@ -1,4 +1,5 @@
 """filter: keeps messages whose JSON "value" lies within [min, max] (configuration properties, defaults -50, 150)."""
+
 import json
 
 from componentize_py_types import Err

@@ -1,4 +1,5 @@
 """branch: true (alert arm) when the JSON "value" is above `threshold` (configuration, default 80)."""
+
 import json
 
 from componentize_py_types import Err
