@@ -8,6 +8,7 @@ summarised once the bucket refills.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -100,6 +101,8 @@ class GuestLog:
         """A WASI stdout/stderr sink: complete lines become records; a partial line waits for its end."""
 
         def write(chunk: bytes) -> None:
+            if sys.is_finalizing():
+                return  # a store freed during interpreter exit may still flush; Python cannot log any more
             buffered = self._partial.get(stream, "") + chunk.decode("utf-8", errors="replace")
             *lines, rest = buffered.split("\n")
             if len(rest) > MAX_RECORD_CHARS:

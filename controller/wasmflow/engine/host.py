@@ -1,56 +1,58 @@
-"""The execution host: one wasmtime Engine per process, one Store per operator instance.
+"""Sandboxed operator instances: one wasmtime ``Engine`` per process, one ``Store`` per operator instance.
 
-Isolation per operator: a memory cap (store limits), a per-message deadline (epoch interruption, ticked by one
-background thread) and optionally fuel, no WASI capability beyond the grant (no preopens, no environment, no
-network), guest stdout/stderr and the ``logging`` import routed to Python logging, rate-limited per node.
+``EngineHost`` owns what is shared: the engine (compiled code is shared by every instance of a component), the
+epoch ticker thread that enforces per-message time limits, and the compiled-component cache. ``OperatorNode`` is
+one graph node: it owns one instance at a time and replaces it when a message traps, times out or runs out of
+memory, because wasmtime refuses further calls into an instance that trapped. Such a failure fails that one
+message (``OperatorFailure``), never the process. A node that keeps failing backs off before each new instance
+and reports ``degraded``; during a back-off its messages fail at once instead of blocking the graph.
 
-A trap, a timeout, a memory overrun or an ``err`` result fails that one message: ``OperatorFailure`` is raised,
-the instance is thrown away (after a trap an instance refuses further calls) and a fresh one is created for the
-next message, with a backoff when a node keeps failing.
+Fuel changes the compiled code, so operators that ask for fuel get a second engine configured for it (created on
+first use); "one engine per process" is one engine per engine configuration.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
-import sys
+import math
 import threading
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-import wasmtime
-from wasmtime import component as cm
+from wasmtime import Config, Engine, Store, WasmtimeError
+from wasmtime.component import Component, Func, Instance, Linker
 
-from wasmflow.contract.capabilities import ImportClass, classify_import
+from wasmflow.contract.capabilities import split_name
 from wasmflow.contract.signatures import OperatorKind
-from wasmflow.contract.wit import interface_name
-from wasmflow.engine import codec
-from wasmflow.engine.compile_cache import load_or_compile
+from wasmflow.engine import codec, sandbox
+from wasmflow.engine.cache import CompiledCache, cache_key
+from wasmflow.engine.guestlog import GuestLog
 from wasmflow.engine.message import Message
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.errors import EngineError, OperatorFailure
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 0.005
-#: Consecutive failures after which a node is reported degraded and re-instantiation backs off.
-DEGRADED_AFTER = 5
-MAX_BACKOFF_SECONDS = 5.0
-#: Log records per node per second beyond which guest logs are dropped (and counted in one summary line).
-LOG_RATE_PER_SECOND = 20
-#: Fuel metering is on in the engine (so a WasmModule may set `limits.fuel`); others get a budget that never ends.
-UNLIMITED_FUEL = 2**62
+CONTRACT_PACKAGE = "wasmflow:operator"
+#: Contract versions the host accepts (operator.wit: same major.minor).
+CONTRACT_VERSION_PREFIX = "0.1."
+_INIT_FUEL = 10**15
 
 
 @dataclass(frozen=True)
 class OperatorSpec:
-    """Everything needed to run one node's operator."""
+    """Everything the engine needs to run one graph node."""
 
     node: str
     kind: OperatorKind
     component: bytes
+    #: ``sha256:<hex>`` of ``component`` (the compiled-cache key); computed when empty.
     digest: str = ""
     memory_bytes: int = 64 * 2**20
     timeout_seconds: float = 0.1
@@ -62,261 +64,382 @@ class OperatorSpec:
         return self.digest or "sha256:" + hashlib.sha256(self.component).hexdigest()
 
 
-class _RateLimitedLog:
-    """Per-node guest logging with a simple per-second budget."""
+@dataclass(frozen=True)
+class Backoff:
+    """When a node that keeps failing may try a fresh instance again.
 
-    def __init__(self, node: str) -> None:
-        self.node = node
-        #: The tail of what the guest wrote to stderr during the current call: tells a memory overrun from a trap
-        #: (CPython in the guest reports MemoryError there before it aborts).
-        self.stderr_tail = ""
-        self.logger = logging.getLogger(f"wasmflow.guest.{node}")
-        self.window = 0
-        self.count = 0
-        self.dropped = 0
+    The first ``free`` consecutive failures are replaced at once (one bad message should cost nothing more); after
+    that the delay doubles from ``initial`` up to ``maximum`` and the node is ``degraded`` until a call succeeds.
+    """
 
-    def stderr(self, data: bytes) -> None:
-        if sys.is_finalizing():
-            return  # stores dropped at interpreter exit may still flush: Python can no longer log then
-        text = bytes(data).decode("utf-8", "replace")
-        self.stderr_tail = (self.stderr_tail + text)[-4096:]
-        self.emit(logging.WARNING, text)
+    free: int = 3
+    initial: float = 0.1
+    maximum: float = 10.0
 
-    def stdout(self, data: bytes) -> None:
-        if not sys.is_finalizing():
-            self.emit(logging.INFO, bytes(data).decode("utf-8", "replace"))
-
-    def emit(self, level: int, text: str) -> None:
-        now = int(time.monotonic())
-        if now != self.window:
-            if self.dropped:
-                self.logger.warning("[%s] %d guest log records dropped (rate limit)", self.node, self.dropped)
-            self.window, self.count, self.dropped = now, 0, 0
-        self.count += 1
-        if self.count > LOG_RATE_PER_SECOND:
-            self.dropped += 1
-            return
-        self.logger.log(level, "[%s] %s", self.node, text.rstrip("\n"))
+    def delay(self, consecutive_failures: int) -> float:
+        if consecutive_failures <= self.free:
+            return 0.0
+        return min(self.maximum, self.initial * 2.0 ** (consecutive_failures - self.free - 1))
 
 
-_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-}
+@dataclass
+class _Profile:
+    """One engine configuration: the engine, and its settings as a cache-key string."""
+
+    engine: Engine
+    settings: str
+    components: dict[str, Component] = field(default_factory=dict)
 
 
 class EngineHost:
-    """Owns the wasmtime Engine, the epoch ticker thread and the compiled-component cache."""
+    """The process-wide part of the engine; use one per process, as a context manager or with ``close()``."""
 
-    def __init__(self, *, cache_dir: Path | None = None, metrics: EngineMetrics | None = None) -> None:
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        config.consume_fuel = True
-        self.settings = "epoch+fuel;cranelift-speed"
-        self.engine = wasmtime.Engine(config)
-        self.cache_dir = cache_dir
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None,
+        metrics: EngineMetrics | None = None,
+        epoch_tick_seconds: float = 0.005,
+        init_timeout_seconds: float = 10.0,
+        backoff: Backoff = Backoff(),
+        fast_codec: bool = True,
+    ) -> None:
         self.metrics = metrics
+        self.cache = CompiledCache(cache_dir) if cache_dir is not None else None
+        self.epoch_tick_seconds = epoch_tick_seconds
+        self.init_timeout_seconds = init_timeout_seconds
+        self.backoff = backoff
+        self.fast_codec = fast_codec
+        self._profiles: dict[bool, _Profile] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._closed = False
+        self._nodes: weakref.WeakSet[OperatorNode] = weakref.WeakSet()
+        self._profile(fuel=False)
         self._ticker = threading.Thread(target=self._tick, name="wasmflow-epoch", daemon=True)
         self._ticker.start()
+        atexit.register(self.close)
+
+    # -- engines and the epoch ticker -------------------------------------------------------------------------
+
+    def _profile(self, *, fuel: bool) -> _Profile:
+        with self._lock:
+            profile = self._profiles.get(fuel)
+            if profile is None:
+                config = Config()
+                config.epoch_interruption = True
+                config.consume_fuel = fuel
+                profile = _Profile(Engine(config), f"epoch_interruption=1;consume_fuel={int(fuel)}")
+                self._profiles[fuel] = profile
+            return profile
 
     def _tick(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            self.engine.increment_epoch()
+        """Advance every engine's epoch; a store's deadline is a number of ticks from when it was set."""
+        while not self._stop.wait(self.epoch_tick_seconds):
+            with self._lock:
+                engines = [p.engine for p in self._profiles.values()]
+            for engine in engines:
+                engine.increment_epoch()
 
-    def compile(self, spec: OperatorSpec) -> cm.Component:
-        """The compiled component for ``spec`` (from the disk cache when possible)."""
+    def deadline_ticks(self, seconds: float) -> int:
+        """Ticks for a time limit: rounded up, plus one because the current tick is already partly gone."""
+        return max(1, math.ceil(seconds / self.epoch_tick_seconds)) + 1
+
+    # -- compiling ---------------------------------------------------------------------------------------------
+
+    def compile(self, spec: OperatorSpec) -> tuple[Engine, Component]:
+        """The compiled component for ``spec`` (memory, then disk cache, then a compile that fills both)."""
+        profile = self._profile(fuel=spec.fuel is not None)
+        with self._lock:
+            component = profile.components.get(spec.content_digest())
+        if component is not None:
+            return profile.engine, component
+        key = cache_key(spec.content_digest(), profile.settings)
+        component = self._from_disk(profile.engine, key)
+        if component is None:
+            component = self._compile_fresh(profile.engine, spec, key)
+        with self._lock:
+            profile.components[spec.content_digest()] = component
+        return profile.engine, component
+
+    def _from_disk(self, engine: Engine, key: str) -> Component | None:
+        if self.cache is None:
+            return None
+        path = self.cache.lookup(key)
+        if path is None:
+            return None
         try:
-            component, outcome = load_or_compile(
-                self.engine, spec.component, spec.content_digest(), self.settings, self.cache_dir
-            )
-        except wasmtime.WasmtimeError as exc:
-            raise EngineError(f"node {spec.node!r}: the component does not compile: {exc}") from exc
-        if self.metrics:
-            self.metrics.compile_cache.labels(outcome).inc()
+            component = Component.deserialize_file(engine, str(path))
+        except WasmtimeError as exc:
+            log.warning("compiled cache entry %s refused by wasmtime (%s): recompiling", path, exc)
+            self.cache.discard(path)
+            if self.metrics is not None:
+                self.metrics.compile_cache.labels("corrupt").inc()
+            return None
+        if self.metrics is not None:
+            self.metrics.compile_cache.labels("hit").inc()
         return component
 
+    def _compile_fresh(self, engine: Engine, spec: OperatorSpec, key: str) -> Component:
+        started = time.perf_counter()
+        try:
+            component = Component(engine, spec.component)
+        except WasmtimeError as exc:
+            raise EngineError(
+                f"node {spec.node!r}: cannot compile the component {spec.content_digest()}: {exc}"
+            ) from exc
+        if self.metrics is not None:
+            self.metrics.compile_cache.labels("miss").inc()
+            self.metrics.compile_seconds.observe(time.perf_counter() - started)
+        if self.cache is not None:
+            self.cache.store(key, component.serialize())
+        return component
+
+    # -- nodes -------------------------------------------------------------------------------------------------
+
     def load(self, spec: OperatorSpec) -> OperatorNode:
-        """Compile (or load from cache), instantiate and ``init`` the operator of one node."""
-        return OperatorNode(self, spec, self.compile(spec))
+        """Compile (or load from cache), instantiate and ``init`` one node; EngineError when any of it fails."""
+        if self._closed:
+            raise EngineError(f"node {spec.node!r}: the engine host is closed")
+        engine, component = self.compile(spec)
+        node = OperatorNode(self, spec, engine, component)
+        node.start()
+        self._nodes.add(node)
+        return node
 
     def close(self) -> None:
+        """Close every node loaded here and stop the ticker; idempotent (also runs at interpreter exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        for node in list(self._nodes):
+            node.close()
         self._stop.set()
-        self._ticker.join(timeout=1)
+        if self._ticker is not threading.current_thread():
+            self._ticker.join()
 
-    def __enter__(self) -> EngineHost:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
-class _Instance:
-    """One Store + instance of a component, with the exported functions looked up once."""
+@dataclass
+class _Live:
+    """One instance of one operator, with its bound ``process`` call."""
 
-    def __init__(self, host: EngineHost, spec: OperatorSpec, component: cm.Component, guest_log: _RateLimitedLog):
-        self.store = wasmtime.Store(host.engine)
-        # Instance and table caps keep a hostile component from multiplying itself inside one store.
-        self.store.set_limits(memory_size=spec.memory_bytes, instances=64, tables=64, memories=16)
-        wasi = wasmtime.WasiConfig()
-        wasi.stdout_custom = guest_log.stdout
-        wasi.stderr_custom = guest_log.stderr
-        # Nothing else: no preopened directory, no environment, no argv, no stdin, no network (denied by default).
-        self.store.set_wasi(wasi)
-        self.store.set_epoch_deadline(1_000_000)
-        self.store.set_fuel(spec.fuel or UNLIMITED_FUEL)
-        linker = _linker(host.engine, component, guest_log)
-        try:
-            self.instance = linker.instantiate(self.store, component)
-        except wasmtime.WasmtimeError as exc:
-            raise EngineError(f"node {spec.node!r}: instantiation failed: {exc}") from exc
-        self.process = _export_func(self.instance, self.store, interface_name(spec.kind.value), "process", spec.node)
-        self.init = _export_func(self.instance, self.store, interface_name("lifecycle"), "init", spec.node)
+    store: Store
+    instance: Instance
+    process: codec.ProcessCall
 
 
-def _export_func(instance: cm.Instance, store: wasmtime.Store, interface: str, name: str, node: str) -> cm.Func:
-    iface = instance.get_export_index(store, interface)
-    index = instance.get_export_index(store, name, iface) if iface is not None else None
-    func = instance.get_func(store, index) if index is not None else None
-    if func is None:
-        raise EngineError(f"node {node!r}: the component does not export {interface} {name}")
-    return func
-
-
-def _linker(engine: wasmtime.Engine, component: cm.Component, guest_log: _RateLimitedLog) -> cm.Linker:
-    linker = cm.Linker(engine)
-    # WASI first: define_unknown_imports_as_traps would otherwise shadow semver-matched WASI imports.
-    linker.add_wasip2()
-    linker.add_wasi_http()
-    imports = component.type.imports(engine)
-
-    def log_fn(_store: Any, level: Any, message: str) -> None:
-        guest_log.emit(_LEVELS.get(str(level).lower(), logging.INFO), message)
-
-    with linker.root() as root:
-        for name in imports:
-            if classify_import(name).kind is not ImportClass.CONTRACT:
-                continue
-            with root.add_instance(name) as instance:
-                if name.startswith("wasmflow:operator/logging@"):
-                    instance.add_func("log", log_fn)
-    # No define_unknown_imports_as_traps: in wasmtime-py 50 it shadows the semver-matched WASI imports (a 0.2.9
-    # import would then trap as "unknown"). Imports that are really unknown are refused by the contract check;
-    # should one get here, instantiation fails and names it.
-    return linker
-
-
-def _classify_trap(exc: Exception, stderr_tail: str) -> str:
-    text = str(exc).lower()
-    code = getattr(exc, "trap_code", None)
-    if code == wasmtime.TrapCode.INTERRUPT or "interrupt" in text or "epoch" in text:
-        return "timeout"
-    if code == wasmtime.TrapCode.OUT_OF_FUEL or "all fuel consumed" in text:
-        return "timeout"
-    if "MemoryError" in stderr_tail or ("memory" in text and ("grow" in text or "out of" in text or "limit" in text)):
-        return "memory"
-    return "trap"
+def _export_name(engine: Engine, component: Component, interface: str) -> str | None:
+    """The exact export name of ``wasmflow:operator/<interface>@0.1.x`` in this component."""
+    wanted = f"{CONTRACT_PACKAGE}/{interface}"
+    for name in component.type.exports(engine):
+        base, version = split_name(name)
+        if base == wanted and version is not None and version.startswith(CONTRACT_VERSION_PREFIX):
+            return name
+    return None
 
 
 class OperatorNode:
-    """One graph node's operator: an instance plus the policy to replace it after a failure. One caller at a time."""
+    """One graph node: calls its operator one message at a time (not thread-safe: one caller at a time)."""
 
-    def __init__(self, host: EngineHost, spec: OperatorSpec, component: cm.Component) -> None:
+    def __init__(self, host: EngineHost, spec: OperatorSpec, engine: Engine, component: Component) -> None:
         self.host = host
         self.spec = spec
-        self.component = component
-        self.guest_log = _RateLimitedLog(spec.node)
-        self.consecutive_failures = 0
-        self._not_before = 0.0
-        self._instance: _Instance | None = None
-        self._instance = self._new_instance()
+        self.node = spec.node
+        self.kind = spec.kind
+        self._engine = engine
+        self._component = component
+        metrics = host.metrics
+        self._log = GuestLog(
+            spec.node,
+            on_dropped=(metrics.guest_log_dropped.labels(spec.node).inc if metrics is not None else None),
+        )
+        lifecycle = _export_name(engine, component, "lifecycle")
+        operator = _export_name(engine, component, spec.kind.value)
+        if lifecycle is None or operator is None:
+            missing = [n for n, v in (("lifecycle", lifecycle), (spec.kind.value, operator)) if v is None]
+            raise EngineError(
+                f"node {spec.node!r}: the component does not export "
+                + ", ".join(f"{CONTRACT_PACKAGE}/{m}@0.1.x" for m in missing)
+            )
+        self._lifecycle_name = lifecycle
+        self._operator_name = operator
+        verdicts = sandbox.import_verdicts(engine, component)
+        sandbox.refuse_unknown_imports(spec.node, verdicts)
+        self._http = sandbox.imports_http(verdicts)
+        self._linker: Linker = sandbox.build_linker(engine, self._log, http=self._http)
+        self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
+        self._deadline = host.deadline_ticks(spec.timeout_seconds)
+        self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
+        self._returns_message = spec.kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
+        self._live: _Live | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_failure = ("trap", "")
+        self._closed = False
+        if metrics is not None:
+            self._m_failures = {
+                k: metrics.failures.labels(spec.node, k) for k in ("trap", "timeout", "memory", "error")
+            }
+            self._m_seconds = metrics.process_seconds.labels(spec.node)
+            self._m_instantiations = metrics.instantiations.labels(spec.node)
+            self._m_degraded = metrics.degraded.labels(spec.node)
+            self._m_degraded.set(0)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the first instance; failures here are the node's start failing (EngineError)."""
+        self._live = self._instantiate()
+
+    def _instantiate(self) -> _Live:
+        """A fresh store and instance, ``init`` called. EngineError names the node and what went wrong."""
+        spec = self.spec
+        store = sandbox.new_store(
+            self._engine,
+            self._limits,
+            sandbox.wasi_config(spec.grants, self._log),
+            http=self._http and "http" in spec.grants,
+        )
+        store.set_epoch_deadline(self._init_deadline)
+        if spec.fuel is not None:
+            store.set_fuel(_INIT_FUEL)  # set-up is bounded by the init deadline; fuel limits messages
+        self._log.begin_call()
+        try:
+            instance = self._linker.instantiate(store, self._component)
+            init = self._func(store, instance, self._lifecycle_name, "init")
+            process = self._func(store, instance, self._operator_name, "process")
+            error = codec.call_init(store, init, spec.node, spec.configuration)
+        except WasmtimeError as exc:
+            store.close()
+            kind, text = sandbox.classify_failure(exc, self._log.recent)
+            raise EngineError(f"node {spec.node!r}: cannot start the operator ({kind}): {text}") from exc
+        except BaseException:
+            store.close()
+            raise
+        if error is not None:
+            store.close()
+            raise EngineError(f"node {spec.node!r}: init refused the configuration: {error}")
+        if self.host.metrics is not None:
+            self._m_instantiations.inc()
+        return _Live(
+            store, instance, codec.bind_process(store, process, self._returns_message, fast=self.host.fast_codec)
+        )
+
+    def _func(self, store: Store, instance: Instance, interface: str, name: str) -> Func:
+        index = instance.get_export_index(store, interface)
+        func_index = instance.get_export_index(store, name, index) if index is not None else None
+        func = instance.get_func(store, func_index) if func_index is not None else None
+        if func is None:
+            raise EngineError(f"node {self.node!r}: the component has no function {interface}#{name}")
+        return func
 
     @property
     def degraded(self) -> bool:
-        return self.consecutive_failures >= DEGRADED_AFTER
-
-    def _new_instance(self) -> _Instance:
-        wait = self._not_before - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        instance = _Instance(self.host, self.spec, self.component, self.guest_log)
-        if self.host.metrics:
-            self.host.metrics.instantiations.labels(self.spec.node).inc()
-        args = codec.params(1)
-        codec.lower_configuration(self.spec.node, self.spec.configuration, args[0])
-        outcome = self._guarded(instance, instance.init, args, "unit")
-        if not outcome.ok:
-            raise EngineError(f"node {self.spec.node!r}: init refused the configuration: {outcome.error}")
-        return instance
-
-    def _guarded(self, instance: _Instance, func: cm.Func, args: Any, expect: str) -> codec.Outcome:
-        instance.store.set_epoch_deadline(max(1, int(self.spec.timeout_seconds / TICK_SECONDS) + 1))
-        instance.store.set_fuel(self.spec.fuel or UNLIMITED_FUEL)
-        self.guest_log.stderr_tail = ""
-        try:
-            return codec.call(instance.store, func, args, expect)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            kind = _classify_trap(exc, self.guest_log.stderr_tail)
-            raise OperatorFailure(self.spec.node, kind, _first_line(str(exc))) from exc
-
-    def _call(self, args: Any, expect: str) -> codec.Outcome:
-        instance = self._instance or self._new_instance()
-        self._instance = instance
-        try:
-            outcome = self._guarded(instance, instance.process, args, expect)
-        except OperatorFailure as failure:
-            self._instance = None  # a trapped instance refuses further calls: replace it for the next message
-            self._failed(failure.kind)
-            raise
-        if not outcome.ok:
-            self._failed("error")
-            raise OperatorFailure(self.spec.node, "error", outcome.error)
-        self.consecutive_failures = 0
-        if self.host.metrics:
-            self.host.metrics.degraded.labels(self.spec.node).set(0)
-        return outcome
-
-    def _failed(self, kind: str) -> None:
-        self.consecutive_failures += 1
-        if self.host.metrics:
-            self.host.metrics.failures.labels(self.spec.node, kind).inc()
-            self.host.metrics.degraded.labels(self.spec.node).set(1 if self.degraded else 0)
-        if kind != "error" and self.consecutive_failures > 1:
-            backoff = min(MAX_BACKOFF_SECONDS, 0.01 * 2 ** (self.consecutive_failures - 2))
-            self._not_before = time.monotonic() + backoff
-
-    def map(self, msg: Message) -> Message:
-        args = codec.params(1)
-        codec.lower_message(msg, args[0])
-        value = self._call(args, "message").value
-        assert isinstance(value, Message)
-        return value
-
-    def filter(self, msg: Message) -> bool:
-        args = codec.params(1)
-        codec.lower_message(msg, args[0])
-        return bool(self._call(args, "bool").value)
-
-    def branch(self, msg: Message) -> bool:
-        return self.filter(msg)
-
-    def accumulate(self, state: Message, msg: Message) -> Message:
-        args = codec.params(2)
-        codec.lower_message(state, args[0])
-        codec.lower_message(msg, args[1])
-        value = self._call(args, "message").value
-        assert isinstance(value, Message)
-        return value
+        """True while the node keeps failing (its instance is being replaced with back-off)."""
+        return self._failures > self.host.backoff.free
 
     def close(self) -> None:
-        """Drop the instance (and its store) now rather than at interpreter exit."""
-        self._instance = None
+        """Drop the instance; idempotent. Further calls raise EngineError."""
+        self._closed = True
+        self._discard()
 
+    def _discard(self) -> None:
+        """Free the instance's store now, while Python can still take the WASI output it flushes on the way out
+        (a store left to the garbage collector may be freed during interpreter shutdown, when it cannot)."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.store.close()
+        self._log.flush()
 
-def _first_line(text: str) -> str:
-    """wasmtime puts the reason last ("Caused by: wasm trap: ..."); the backtrace lines are noise here."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "trap"
+    # -- calls -------------------------------------------------------------------------------------------------
+
+    def map(self, msg: Message) -> Message:
+        result: Message = self._call(OperatorKind.MAP, msg)
+        return result
+
+    def filter(self, msg: Message) -> bool:
+        result: bool = self._call(OperatorKind.FILTER, msg)
+        return result
+
+    def branch(self, msg: Message) -> bool:
+        result: bool = self._call(OperatorKind.BRANCH, msg)
+        return result
+
+    def accumulate(self, state: Message, msg: Message) -> Message:
+        result: Message = self._call(OperatorKind.ACCUMULATE, state, msg)
+        return result
+
+    def _call(self, kind: OperatorKind, *inputs: Message) -> Any:
+        if kind is not self.kind:
+            raise EngineError(f"node {self.node!r} is a {self.kind.value} operator, not {kind.value}")
+        if self._closed:
+            raise EngineError(f"node {self.node!r} is closed")
+        live = self._live or self._replace()
+        store = live.store
+        store.set_epoch_deadline(self._deadline)
+        if self.spec.fuel is not None:
+            store.set_fuel(self.spec.fuel)
+        self._log.begin_call()
+        started = time.perf_counter()
+        try:
+            outcome = live.process(*inputs)
+        except WasmtimeError as exc:
+            kind_, text = sandbox.classify_failure(exc, self._log.recent)
+            self._observe(started)
+            raise self._fail(kind_, text, discard=True) from exc
+        self._observe(started)
+        if self._failures:
+            self._recovered()  # the operator answered: the instance is healthy
+        if not outcome.ok:
+            raise self._fail("error", outcome.error, discard=False)
+        return outcome.value
+
+    def _observe(self, started: float) -> None:
+        if self.host.metrics is not None:
+            self._m_seconds.observe(time.perf_counter() - started)
+
+    def _fail(self, kind: str, text: str, *, discard: bool) -> OperatorFailure:
+        if self.host.metrics is not None:
+            self._m_failures[kind].inc()
+        if discard:
+            self._discard()
+            self._failures += 1
+            self._last_failure = (kind, text)
+            self._retry_at = time.monotonic() + self.host.backoff.delay(self._failures)
+            if self.degraded:
+                log.warning("node %r failed %d times in a row (last: %s: %s)", self.node, self._failures, kind, text)
+                if self.host.metrics is not None:
+                    self._m_degraded.set(1)
+        return OperatorFailure(self.node, kind, text)
+
+    def _recovered(self) -> None:
+        if self.degraded:
+            log.info("node %r recovered", self.node)
+        self._failures = 0
+        if self.host.metrics is not None:
+            self._m_degraded.set(0)
+
+    def _replace(self) -> _Live:
+        """A fresh instance after a failure, unless the node is backing off (then this message fails at once)."""
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            kind, text = self._last_failure
+            raise self._fail(
+                kind,
+                f"instance unavailable for {wait:.2f}s after {self._failures} failures in a row (last: {text})",
+                discard=False,
+            )
+        try:
+            self._live = self._instantiate()
+        except EngineError as exc:
+            raise self._fail("trap", f"cannot replace the failed instance: {exc}", discard=True) from exc
+        return self._live
