@@ -1,45 +1,285 @@
 """Lowering and lifting the contract's ``message`` record: the hot path of the data plane.
 
-Two implementations of the same calls:
+Why not wasmtime-py's generic ``Func.__call__``: it rebuilds the function's type objects on every call (the record
+field list, the variant cases...) and converts ``list<u8>`` one Python object per byte (DESIGN.md section 6). For
+our one record type we know the layout, so this module writes the C API's value tree itself. Three paths:
 
-``plain``
-    wasmtime-py's public API: ``Func.__call__`` with ``Record`` objects. Correct and slow: wasmtime-py rebuilds the
-    function's type objects on every call and converts ``list<u8>`` one Python int per byte (DESIGN.md section 6).
-``fast``
-    The same C entry point (``wasmtime_component_func_call``) fed directly: the argument tree is laid out once per
-    bound function in ctypes memory that the C API only *borrows* (wasmtime's ``wasmtime_component_func_call`` reads
-    ``args`` through ``Val::from(&c_val)`` and never frees them), so each call only patches a few pointers and
-    lengths; strings are passed by pointer into the Python ``bytes`` (no copy on our side); a ``list<u8>`` is written
-    into a reusable array of ``wasmtime_component_val_t`` with one strided copy; the result tree, which the C API
-    allocates, is read with ``string_at`` and strided slices, then freed with ``wasmtime_component_val_delete``.
+``FastProcess`` (the default for ``process``)
+    The argument tree is laid out once per bound function in ctypes memory that the C API only *borrows*
+    (``wasmtime_component_func_call`` reads ``args`` through ``Val::from(&c_val)`` and never frees them), so a call
+    only patches pointers and lengths with one ``struct.pack_into``; strings are passed by pointer into the Python
+    ``bytes`` (no copy on our side); a ``list<u8>`` is written into a reusable array of 32-byte
+    ``wasmtime_component_val_t`` with one strided copy; the result tree, which the C API allocates, is read with
+    ``string_at`` and strided slices, then freed with one ``wasmtime_component_val_delete``.
+``lower_message`` / ``lift_message`` / ``call``
+    The same C tree built with the C API's own allocating constructors (one allocation per node, freed after the
+    call): simpler, slower, used for ``init`` and as an independent oracle in the tests.
+``bind_plain``
+    wasmtime-py's public API with ``Record`` objects: the fallback when the internals below do not hold.
 
-The fast path reaches into wasmtime-py internals (``wasmtime._ffi`` structure layouts and the raw ctypes function,
-``Func._func``, ``Store._context``). This module is the only place that does so; :func:`fast_path_problems` checks
-every assumption at import time and the engine falls back to ``plain`` when one fails, and
-``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not silently
-slower. The payload rule lives here too: a payload that is valid UTF-8 travels as ``text`` (one copy), anything
-else as ``binary``.
+The first two reach into wasmtime-py internals (``wasmtime._ffi`` layouts and raw functions, ``Func._func``,
+``Store._context``) and, for ``FastProcess``, CPython's ``bytes`` layout. This module is the only place that does;
+:func:`fast_path_problems` checks every assumption at import time, the host falls back to ``bind_plain`` when one
+fails, and ``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not
+silently slower. The payload rule lives here too: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
 """
 
 from __future__ import annotations
 
+import ctypes
+import struct
+import sys
 from collections.abc import Callable
+from ctypes import byref
 from typing import Any, Protocol
 
-from wasmtime import Store, WasiConfig
+from wasmtime import Store, WasiConfig, WasmtimeError
 from wasmtime import _ffi as ffi
+from wasmtime import component as cm
 from wasmtime.component import Func, Record
+from wasmtime.component._enter import enter_wasm, maybe_raise_last_exn
 
 from wasmflow.engine.message import Message
 
-#: What one operator call returns: (True, value) for ``ok``, (False, error text) for ``err``.
-Outcome = tuple[bool, Any]
+Val = ffi.wasmtime_component_val_t
+VAL_SIZE = ctypes.sizeof(Val)
+VALUE_OFFSET = Val.of.offset
+U8 = ffi.WASMTIME_COMPONENT_U8.value
+STRING = ffi.WASMTIME_COMPONENT_STRING.value
+LIST = ffi.WASMTIME_COMPONENT_LIST.value
+RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
+VARIANT = ffi.WASMTIME_COMPONENT_VARIANT.value
+OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
+RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
+TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
+U64 = ffi.WASMTIME_COMPONENT_U64.value
+BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
+
+MESSAGE_FIELDS = (b"payload", b"topic", b"content-type", b"properties", b"timestamp-ms")
+
+
+def _vec(data: bytes) -> Any:
+    return ffi.bytes_to_capi(data)
+
+
+def _read_vec(vec: Any) -> bytes:
+    if not vec.size:
+        return b""
+    return ctypes.string_at(vec.data, vec.size)
+
+
+def _set_string(val: Any, data: bytes) -> None:
+    val.kind = STRING
+    val.of.string = _vec(data)
+
+
+def _set_bytes_list(val: Any, data: bytes) -> None:
+    raw = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(byref(raw), len(data))
+    if data:
+        view = memoryview(
+            (ctypes.c_ubyte * (len(data) * VAL_SIZE)).from_address(ctypes.addressof(raw.data.contents))
+        ).cast("B")
+        view[0::VAL_SIZE] = bytes([U8]) * len(data)
+        view[VALUE_OFFSET::VAL_SIZE] = data
+    val.kind = LIST
+    val.of.list = raw
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def lower_message(msg: Message, val: Any) -> None:
+    """Write ``msg`` into ``val`` (a ``wasmtime_component_val_t``) as the contract's ``message`` record."""
+    record = ffi.wasmtime_component_valrecord_t()
+    ffi.wasmtime_component_valrecord_new_uninit(byref(record), 5)
+    entries = record.data
+    for i, name in enumerate(MESSAGE_FIELDS):
+        entries[i].name = _vec(name)
+    # payload: variant { text(string), binary(list<u8>) }
+    inner = Val()
+    if _is_utf8(msg.payload):
+        _set_string(inner, msg.payload)
+        case = b"text"
+    else:
+        _set_bytes_list(inner, msg.payload)
+        case = b"binary"
+    payload = entries[0].val
+    payload.kind = VARIANT
+    payload.of.variant.discriminant = _vec(case)
+    payload.of.variant.val = ffi.wasmtime_component_val_new(byref(inner))
+    _set_string(entries[1].val, msg.topic.encode())
+    content_type = entries[2].val
+    content_type.kind = OPTION
+    if msg.content_type is None:
+        content_type.of.option = ctypes.POINTER(Val)()
+    else:
+        some = Val()
+        _set_string(some, msg.content_type.encode())
+        content_type.of.option = ffi.wasmtime_component_val_new(byref(some))
+    properties = entries[3].val
+    pairs = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(byref(pairs), len(msg.properties))
+    for i, (key, value) in enumerate(msg.properties):
+        tup = ffi.wasmtime_component_valtuple_t()
+        ffi.wasmtime_component_valtuple_new_uninit(byref(tup), 2)
+        _set_string(tup.data[0], key.encode())
+        _set_string(tup.data[1], value.encode())
+        pairs.data[i].kind = TUPLE
+        pairs.data[i].of.tuple = tup
+    properties.kind = LIST
+    properties.of.list = pairs
+    timestamp = entries[4].val
+    timestamp.kind = U64
+    timestamp.of.u64 = msg.timestamp_ms
+    val.kind = RECORD
+    val.of.record = record
+
+
+def _lift_payload(val: Any) -> bytes:
+    inner = val.of.variant.val.contents
+    if inner.kind == STRING:
+        return _read_vec(inner.of.string)
+    size = inner.of.list.size
+    if not size:
+        return b""
+    view = memoryview(
+        (ctypes.c_ubyte * (size * VAL_SIZE)).from_address(ctypes.addressof(inner.of.list.data.contents))
+    ).cast("B")
+    return bytes(view[VALUE_OFFSET::VAL_SIZE])
+
+
+def lift_message(val: Any) -> Message:
+    """Read a ``message`` record out of ``val`` (does not free it)."""
+    entries = val.of.record.data
+    content_type = entries[2].val.of.option
+    properties = entries[3].val.of.list
+    pairs = []
+    for i in range(properties.size):
+        tup = properties.data[i].of.tuple
+        pairs.append((_read_vec(tup.data[0].of.string).decode(), _read_vec(tup.data[1].of.string).decode()))
+    return Message(
+        payload=_lift_payload(entries[0].val),
+        topic=_read_vec(entries[1].val.of.string).decode(),
+        content_type=_read_vec(content_type.contents.of.string).decode() if content_type else None,
+        properties=tuple(pairs),
+        timestamp_ms=int(entries[4].val.of.u64),
+    )
+
+
+def lower_configuration(node: str, properties: tuple[tuple[str, str], ...], val: Any) -> None:
+    """Write the contract's ``configuration`` record."""
+    record = ffi.wasmtime_component_valrecord_t()
+    ffi.wasmtime_component_valrecord_new_uninit(byref(record), 2)
+    record.data[0].name = _vec(b"node")
+    _set_string(record.data[0].val, node.encode())
+    record.data[1].name = _vec(b"properties")
+    pairs = ffi.wasmtime_component_vallist_t()
+    ffi.wasmtime_component_vallist_new_uninit(byref(pairs), len(properties))
+    for i, (key, value) in enumerate(properties):
+        tup = ffi.wasmtime_component_valtuple_t()
+        ffi.wasmtime_component_valtuple_new_uninit(byref(tup), 2)
+        _set_string(tup.data[0], key.encode())
+        _set_string(tup.data[1], value.encode())
+        pairs.data[i].kind = TUPLE
+        pairs.data[i].of.tuple = tup
+    record.data[1].val.kind = LIST
+    record.data[1].val.of.list = pairs
+    val.kind = RECORD
+    val.of.record = record
+
+
+class Outcome:
+    """A lifted ``result<T, E>``: ``ok`` with a value, or the error text."""
+
+    __slots__ = ("error", "ok", "value")
+
+    def __init__(self, ok: bool, value: Message | bool | None, error: str) -> None:
+        self.ok = ok
+        self.value = value
+        self.error = error
+
+
+def _lift_error(result: Any) -> str:
+    """The text of an ``err``: a bare string (lifecycle) or the operator-error record's message."""
+    if not result.of.result.val:
+        return ""
+    err = result.of.result.val.contents
+    if err.kind == STRING:
+        return _read_vec(err.of.string).decode()
+    return _read_vec(err.of.record.data[0].val.of.string).decode()
+
+
+def params(count: int) -> Any:
+    """An array of ``count`` C values to lower the arguments into."""
+    return (Val * count)()
+
+
+def call(store: Any, func: cm.Func, args: Any, expect: str) -> Outcome:
+    """Call ``func`` with the lowered ``args`` array and lift its ``result<expect, error>``.
+
+    ``expect`` is ``message``, ``bool`` or ``unit``. The arguments are freed here, whatever happens.
+    """
+    count = len(args)
+    result = Val()
+    try:
+
+        def run() -> Any:
+            return ffi.wasmtime_component_func_call(byref(func._func), store._context(), args, count, byref(result), 1)
+
+        enter_wasm(run)
+    finally:
+        for i in range(count):
+            ffi.wasmtime_component_val_delete(byref(args[i]))
+    try:
+        if result.kind != RESULT:
+            raise TypeError(f"expected a result from the guest, got value kind {result.kind}")
+        if not result.of.result.is_ok:
+            return Outcome(False, None, _lift_error(result))
+        if expect == "unit":
+            return Outcome(True, None, "")
+        inner = result.of.result.val.contents
+        if expect == "bool":
+            return Outcome(True, bool(inner.of.boolean), "")
+        return Outcome(True, lift_message(inner), "")
+    finally:
+        ffi.wasmtime_component_val_delete(byref(result))
+
+
+# -- binding ``process`` ---------------------------------------------------------------------------------------
 
 
 class ProcessCall(Protocol):
-    """A ``process`` export bound to one instance: ``call(msg)`` or ``call(state, msg)`` for accumulate."""
+    """A ``process`` export bound to one instance: ``call(msg)``, or ``call(state, msg)`` for accumulate."""
 
     def __call__(self, *inputs: Message) -> Outcome: ...
+
+
+def bind_process(store: Store, func: Func, returns_message: bool, *, fast: bool = True) -> ProcessCall:
+    """The best available binding of a ``process`` export: ``FastProcess`` unless disabled or unsupported here."""
+    if fast and FAST_PATH:
+        return FastProcess(store, func, len(func.type(store).params), returns_message)
+    return bind_plain(store, func, returns_message)
+
+
+def call_init(store: Store, func: Func, node: str, properties: tuple[tuple[str, str], ...]) -> str | None:
+    """Call ``lifecycle.init``; the error text of an ``err`` result, None on ``ok``."""
+    if FAST_PATH:
+        args = params(1)
+        lower_configuration(node, properties, args[0])
+        outcome = call(store, func, args, "unit")
+        return None if outcome.ok else outcome.error
+    # result<_, string> has distinguishable cases, so wasmtime-py lifts it untagged: None or the error string.
+    result = func(store, _record({"node": node, "properties": [tuple(p) for p in properties]}))
+    return None if result is None else str(result)
+
+
+# -- the plain path: wasmtime-py's public API --------------------------------------------------------------------
 
 
 def payload_value(payload: bytes) -> str | bytes:
@@ -52,8 +292,16 @@ def payload_value(payload: bytes) -> str | bytes:
         return payload
 
 
+def _record(fields: dict[str, Any]) -> Record:
+    """A ``Record`` with these fields (WIT field names keep their dashes)."""
+    record = Record()
+    for name, value in fields.items():
+        setattr(record, name, value)
+    return record
+
+
 def to_record(msg: Message) -> Record:
-    """A ``message`` as wasmtime-py's generic ``Record`` (plain path)."""
+    """A ``message`` as wasmtime-py's generic ``Record``."""
     return _record(
         {
             "payload": payload_value(msg.payload),
@@ -65,16 +313,8 @@ def to_record(msg: Message) -> Record:
     )
 
 
-def _record(fields: dict[str, Any]) -> Record:
-    """A ``Record`` with these fields (WIT field names keep their dashes)."""
-    record = Record()
-    for name, value in fields.items():
-        setattr(record, name, value)
-    return record
-
-
 def from_record(record: Any) -> Message:
-    """The host ``Message`` for a lifted ``message`` record (plain path)."""
+    """The host ``Message`` for a lifted ``message`` record."""
     payload = record.payload
     return Message(
         payload=payload.encode("utf-8") if isinstance(payload, str) else bytes(payload),
@@ -85,43 +325,304 @@ def from_record(record: Any) -> Message:
     )
 
 
-def _unwrap_result(value: Any, lift_ok: Callable[[Any], Any]) -> Outcome:
-    """wasmtime-py lifts ``result<T, operator-error>`` as a tagged ``Variant`` (both cases are records) or, when
-    T is not a record, as the bare value; an ``operator-error`` is a record with a ``message`` field."""
-    tag = getattr(value, "tag", None)
-    if tag == "ok":
-        return True, lift_ok(value.payload)
-    if tag == "err":
-        return False, str(value.payload.message)
-    if isinstance(value, Record):
-        return False, str(getattr(value, "message", ""))
-    return True, lift_ok(value)
-
-
 def bind_plain(store: Store, func: Func, returns_message: bool) -> ProcessCall:
-    """The ``process`` export through wasmtime-py's public API."""
-    lift_ok: Callable[[Any], Any] = from_record if returns_message else bool
+    """``process`` through wasmtime-py's public API.
 
-    def call(*inputs: Message) -> Outcome:
-        return _unwrap_result(func(store, *(to_record(m) for m in inputs)), lift_ok)
+    wasmtime-py lifts ``result<message, operator-error>`` as a tagged ``Variant`` (both cases are records) and
+    ``result<bool, operator-error>`` untagged (the bool, or the error record).
+    """
 
-    return call
+    def call_plain(*inputs: Message) -> Outcome:
+        value = func(store, *(to_record(m) for m in inputs))
+        tag = getattr(value, "tag", None)
+        if tag == "err" or (tag is None and isinstance(value, Record)):
+            error = value.payload if tag == "err" else value
+            return Outcome(False, None, str(getattr(error, "message", "")))
+        if tag == "ok":
+            value = value.payload
+        return Outcome(True, from_record(value) if returns_message else bool(value), "")
+
+    return call_plain
 
 
-def call_init(store: Store, func: Func, node: str, properties: tuple[tuple[str, str], ...]) -> str | None:
-    """Call ``lifecycle.init``; returns the error text of an ``err`` result, None on ``ok``."""
-    config = _record({"node": node, "properties": [tuple(p) for p in properties]})
-    # result<_, string> has distinguishable cases, so wasmtime-py lifts it untagged: None or the error string.
-    result = func(store, config)
-    return None if result is None else str(result)
+# -- the fast path -----------------------------------------------------------------------------------------------
+#
+# Layouts of the wasmtime C API (include/wasmtime/component/val.h) as wasmtime-py's ctypes bindings lay them out on
+# a 64-bit little-endian machine; fast_path_problems() verifies every number used here.
+#
+#   wasmtime_component_val_t      32 bytes: kind u8 @0, union @8 (24 bytes)
+#     string (wasm_name_t)        size @8, data @16
+#     list / tuple / record       size @8, data @16
+#     variant                     discriminant {size @8, data @16}, val* @24
+#     option                      val* @8 (NULL: none)
+#     result                      is_ok bool @8, val* @16
+#     u64 / bool                  @8
+#   wasmtime_component_valrecord_entry_t  48 bytes: name {size @0, data @8}, val @16
+
+ENTRY_SIZE = 48
+K_BOOL, K_U8, K_U64, K_STRING, K_LIST, K_RECORD, K_TUPLE, K_VARIANT, K_OPTION, K_RESULT = (
+    0,
+    2,
+    8,
+    12,
+    13,
+    14,
+    15,
+    16,
+    18,
+    19,
+)
+
+#: The five entries of one ``message`` record plus the payload and content-type values they point at (304 bytes).
+_MESSAGE = struct.Struct(
+    "="
+    "QQB7xQQQ"  # payload: name, VARIANT, discriminant name, val* -> payload value
+    "QQB7xQQ8x"  # topic: name, STRING size, data
+    "QQB7xQ16x"  # content-type: name, OPTION val* (0 = none) -> content-type value
+    "QQB7xQQ8x"  # properties: name, LIST size, data -> tuples
+    "QQB7xQ16x"  # timestamp-ms: name, U64
+    "B7xQQ8x"  # the payload value: STRING or LIST, size, data
+    "B7xQQ8x"  # the content-type value: STRING, size, data
+)
+_PAYLOAD_VALUE = ENTRY_SIZE * 5
+_CONTENT_TYPE_VALUE = _PAYLOAD_VALUE + 32
+_VALUE = struct.Struct("=B7xQQQ")  # any value: kind, then the three words of the union
+_ENTRY = struct.Struct("=QQB7xQQQ")  # a record entry: name size, name data, kind, the three words of the union
+_PAIR = struct.Struct("=B7xQQ8xB7xQQ8x")  # two STRING values
+
+_string_at = ctypes.string_at
+_BYTES_DATA = bytes.__basicsize__ - 1  # CPython: offset of ob_sval in a bytes object; verified at import
 
 
-def bind_process(store: Store, func: Func, returns_message: bool, *, fast: bool = True) -> ProcessCall:
-    """The best available binding of a ``process`` export."""
-    return bind_plain(store, func, returns_message)
+def _address_by_id(data: bytes) -> int:
+    """Address of a bytes object's contents in CPython, without a ctypes call (~20x cheaper than ``cast``)."""
+    return id(data) + _BYTES_DATA
+
+
+def _address_by_cast(data: bytes) -> int:
+    return int(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0)
+
+
+def _bytes_layout_ok() -> bool:
+    probe = b"wasmflow probe \\xff"
+    return sys.implementation.name == "cpython" and _string_at(_address_by_id(probe), len(probe)) == probe
+
+
+_address: Callable[[bytes], int] = _address_by_id if _bytes_layout_ok() else _address_by_cast
+
+# Constant names the C API reads by pointer; module constants, so they live as long as the process.
+_N_PAYLOAD, _N_TOPIC, _N_CONTENT_TYPE, _N_PROPERTIES, _N_TIMESTAMP = MESSAGE_FIELDS
+_N_TEXT, _N_BINARY = b"text", b"binary"
+
+
+class FastProcess:
+    """``process`` bound to one instance, its argument tree laid out once in memory the C API borrows."""
+
+    def __init__(self, store: Store, func: Func, nargs: int, returns_message: bool) -> None:
+        self._store = store  # keeps the context pointer below valid
+        self._returns_message = returns_message
+        self._blocks = [ctypes.create_string_buffer(_MESSAGE.size) for _ in range(nargs)]
+        self._params = ctypes.create_string_buffer(VAL_SIZE * nargs)
+        for i, block in enumerate(self._blocks):
+            _VALUE.pack_into(self._params, VAL_SIZE * i, K_RECORD, 5, ctypes.addressof(block), 0)
+        self._result = ctypes.create_string_buffer(VAL_SIZE)
+        self._result_address = ctypes.addressof(self._result)
+        self._call_args = (byref(func._func), store._context(), self._params, nargs, self._result, 1)
+        self._scratch: list[Any] = [None] * nargs  # per-argument list<u8> value arrays, reused
+        self._props: list[tuple[tuple[tuple[str, str], ...], Any, list[bytes]] | None] = [None] * nargs
+        self._names_checked = False
+        n = {name: (len(name), _address(name)) for name in (*MESSAGE_FIELDS, _N_TEXT, _N_BINARY)}
+        self._n = n
+        self._text, self._binary = n[_N_TEXT], n[_N_BINARY]
+
+    def __call__(self, *inputs: Message) -> Outcome:
+        keep = [self._lower(i, msg) for i, msg in enumerate(inputs)]
+        error = _func_call(*self._call_args)
+        del keep
+        if error:
+            exc = WasmtimeError._from_ptr(error)
+            maybe_raise_last_exn()  # a Python exception in a host function wins, as in wasmtime-py's enter_wasm
+            raise exc
+        try:
+            return self._lift_result()
+        finally:
+            _val_delete(self._result_address)
+            self._result[0] = bytes([K_BOOL])  # C assigns (and so drops) the old result on the next call: keep it valid
+
+    # -- lowering ----------------------------------------------------------------------------------------------
+
+    def _lower(self, i: int, msg: Message) -> tuple[object, ...]:
+        """Write ``msg`` into argument ``i``; returns what must stay alive until the call returns."""
+        block = self._blocks[i]
+        base = ctypes.addressof(block)
+        payload = msg.payload
+        if payload.isascii() or _is_utf8(payload):
+            disc, payload_kind, payload_data = self._text, K_STRING, _address(payload)
+        else:
+            disc, payload_kind, payload_data = self._binary, K_LIST, self._u8_array(i, payload)
+        topic = msg.topic.encode()
+        content_type = b"" if msg.content_type is None else msg.content_type.encode()
+        props_size, props_data = self._properties(i, msg.properties)
+        n = self._n
+        _MESSAGE.pack_into(
+            block, 0,
+            *n[_N_PAYLOAD], K_VARIANT, disc[0], disc[1], base + _PAYLOAD_VALUE,
+            *n[_N_TOPIC], K_STRING, len(topic), _address(topic),
+            *n[_N_CONTENT_TYPE], K_OPTION, 0 if msg.content_type is None else base + _CONTENT_TYPE_VALUE,
+            *n[_N_PROPERTIES], K_LIST, props_size, props_data,
+            *n[_N_TIMESTAMP], K_U64, msg.timestamp_ms,
+            payload_kind, len(payload), payload_data,
+            K_STRING, len(content_type), _address(content_type),
+        )  # fmt: skip
+        return payload, topic, content_type
+
+    def _u8_array(self, i: int, payload: bytes) -> int:
+        """A list<u8> as the C API wants it (one 32-byte value per byte), written with one strided copy."""
+        n = len(payload)
+        scratch = self._scratch[i]
+        if scratch is None or len(scratch) < n * VAL_SIZE:
+            capacity = max(n, 256)
+            scratch = ctypes.create_string_buffer(capacity * VAL_SIZE)
+            memoryview(scratch).cast("B")[0 : capacity * VAL_SIZE : VAL_SIZE] = bytes([K_U8]) * capacity
+            self._scratch[i] = scratch
+        memoryview(scratch).cast("B")[VALUE_OFFSET : VALUE_OFFSET + n * VAL_SIZE : VAL_SIZE] = payload
+        return ctypes.addressof(scratch)
+
+    def _properties(self, i: int, properties: tuple[tuple[str, str], ...]) -> tuple[int, int]:
+        """The list<tuple<string, string>>; reused while a source keeps sending the same properties."""
+        if not properties:
+            return 0, 0
+        cached = self._props[i]
+        if cached is not None and cached[0] == properties:
+            return len(properties), ctypes.addressof(cached[1])
+        k = len(properties)
+        buffer = ctypes.create_string_buffer(3 * k * VAL_SIZE)
+        base = ctypes.addressof(buffer)
+        keep: list[bytes] = []
+        for j, (key, value) in enumerate(properties):
+            kb, vb = key.encode(), value.encode()
+            keep += (kb, vb)
+            pair = (k + 2 * j) * VAL_SIZE
+            _VALUE.pack_into(buffer, j * VAL_SIZE, K_TUPLE, 2, base + pair, 0)
+            _PAIR.pack_into(buffer, pair, K_STRING, len(kb), _address(kb), K_STRING, len(vb), _address(vb))
+        self._props[i] = (properties, buffer, keep)
+        return k, base
+
+    # -- lifting -----------------------------------------------------------------------------------------------
+
+    def _lift_result(self) -> Outcome:
+        kind, is_ok, value, _ = _VALUE.unpack_from(self._result)
+        if kind != K_RESULT:
+            raise TypeError(f"process returned a value of kind {kind}, expected a result")
+        if not is_ok & 0xFF:
+            return Outcome(False, None, self._lift_error(value))
+        if not self._returns_message:
+            _, word, _, _ = _VALUE.unpack_from(_string_at(value, VAL_SIZE))
+            return Outcome(True, bool(word & 0xFF), "")
+        return Outcome(True, self._lift_message(value), "")
+
+    def _lift_error(self, address: int) -> str:
+        if not address:
+            return ""
+        kind, size, data, _ = _VALUE.unpack_from(_string_at(address, VAL_SIZE))
+        if kind != K_RECORD or size < 1:
+            return ""
+        _, _, field_kind, text_size, text_data, _ = _ENTRY.unpack_from(_string_at(data, ENTRY_SIZE))
+        return _string_at(text_data, text_size).decode("utf-8", "replace") if field_kind == K_STRING else ""
+
+    def _lift_message(self, address: int) -> Message:
+        kind, size, data, _ = _VALUE.unpack_from(_string_at(address, VAL_SIZE))
+        if kind != K_RECORD or size != 5:
+            raise TypeError(f"process returned kind {kind} with {size} fields, expected the message record")
+        entries = _string_at(data, 5 * ENTRY_SIZE)
+        if not self._names_checked:
+            self._check_names(entries)
+        payload_value = _ENTRY.unpack_from(entries, 0)[5]
+        payload_kind, payload_size, payload_data, _ = _VALUE.unpack_from(_string_at(payload_value, VAL_SIZE))
+        if payload_kind == K_STRING:
+            payload = _string_at(payload_data, payload_size)
+        elif payload_size:  # binary: every 32nd byte, from offset 8, is the next u8
+            payload = _string_at(payload_data, payload_size * VAL_SIZE)[VALUE_OFFSET::VAL_SIZE]
+        else:
+            payload = b""
+        _, _, _, topic_size, topic_data, _ = _ENTRY.unpack_from(entries, ENTRY_SIZE)
+        content_type_value = _ENTRY.unpack_from(entries, 2 * ENTRY_SIZE)[3]
+        content_type = None
+        if content_type_value:
+            _, ct_size, ct_data, _ = _VALUE.unpack_from(_string_at(content_type_value, VAL_SIZE))
+            content_type = _string_at(ct_data, ct_size).decode()
+        _, _, _, props_size, props_data, _ = _ENTRY.unpack_from(entries, 3 * ENTRY_SIZE)
+        properties: tuple[tuple[str, str], ...] = ()
+        if props_size:
+            tuples = _string_at(props_data, props_size * VAL_SIZE)
+            pairs = []
+            for j in range(props_size):
+                pair = _PAIR.unpack_from(_string_at(_VALUE.unpack_from(tuples, j * VAL_SIZE)[2], 2 * VAL_SIZE))
+                pairs.append((_string_at(pair[2], pair[1]).decode(), _string_at(pair[5], pair[4]).decode()))
+            properties = tuple(pairs)
+        timestamp = _ENTRY.unpack_from(entries, 4 * ENTRY_SIZE)[3]
+        return Message(payload, _string_at(topic_data, topic_size).decode(), content_type, properties, timestamp)
+
+    def _check_names(self, entries: bytes) -> None:
+        """Once per binding: the record's fields arrive in the contract's order (they are read by position)."""
+        for j, name in enumerate(MESSAGE_FIELDS):
+            size, data = _ENTRY.unpack_from(entries, j * ENTRY_SIZE)[:2]
+            if _string_at(data, size) != name:
+                raise TypeError(f"message field {j} is {_string_at(data, size)!r}, expected {name!r}")
+        self._names_checked = True
+
+
+def _offset(structure: Any, field: str) -> int:
+    return int(getattr(structure, field).offset)
+
+
+def fast_path_problems() -> list[str]:
+    """Every assumption of the fast paths that does not hold with the installed wasmtime-py (empty: all hold)."""
+    problems: list[str] = []
+    expect: dict[str, tuple[object, object]] = {
+        "sizeof(void*)": (ctypes.sizeof(ctypes.c_void_p), 8),
+        "byte order": (sys.byteorder, "little"),
+        "sizeof(wasmtime_component_val_t)": (VAL_SIZE, 32),
+        "offsetof(wasmtime_component_val_t, of)": (VALUE_OFFSET, 8),
+        "sizeof(wasmtime_component_valrecord_entry_t)": (ctypes.sizeof(ffi.wasmtime_component_valrecord_entry), 48),
+        "offsetof(wasmtime_component_valrecord_entry_t, val)": (
+            _offset(ffi.wasmtime_component_valrecord_entry, "val"),
+            16,
+        ),
+        "offsetof(wasmtime_component_valvariant_t, val)": (_offset(ffi.wasmtime_component_valvariant_t, "val"), 16),
+        "offsetof(wasmtime_component_valresult_t, val)": (_offset(ffi.wasmtime_component_valresult_t, "val"), 8),
+        "sizeof(wasm_name_t)": (ctypes.sizeof(ffi.wasm_name_t), 16),
+        "offsetof(wasm_name_t, data)": (_offset(ffi.wasm_name_t, "data"), 8),
+        "offsetof(wasmtime_component_vallist_t, data)": (_offset(ffi.wasmtime_component_vallist_t, "data"), 8),
+    }
+    kinds = {
+        "BOOL": K_BOOL, "U8": K_U8, "U64": K_U64, "STRING": K_STRING, "LIST": K_LIST, "RECORD": K_RECORD,
+        "TUPLE": K_TUPLE, "VARIANT": K_VARIANT, "OPTION": K_OPTION, "RESULT": K_RESULT,
+    }  # fmt: skip
+    for name, value in kinds.items():
+        constant = getattr(ffi, f"WASMTIME_COMPONENT_{name}", None)
+        expect[f"WASMTIME_COMPONENT_{name}"] = (getattr(constant, "value", None), value)
+    problems += [
+        f"{what} is {actual!r}, expected {wanted!r}" for what, (actual, wanted) in expect.items() if actual != wanted
+    ]
+    for attribute in ("_wasmtime_component_func_call", "_wasmtime_component_val_delete"):
+        if not hasattr(ffi, attribute):
+            problems.append(f"wasmtime._ffi has no {attribute}")
+    if "_func" not in getattr(Func, "__annotations__", {}):
+        problems.append("wasmtime.component.Func no longer keeps its handle in _func")
+    if not callable(getattr(Store, "_context", None)):
+        problems.append("wasmtime.Store has no _context()")
+    return problems
 
 
 def wasi_inherit_network(config: WasiConfig) -> None:
     """Grant TCP/UDP and name lookup: the C API has it, wasmtime-py's ``WasiConfig`` does not wrap it (yet)."""
     ffi.wasi_config_inherit_network(config.ptr())
     ffi.wasi_config_allow_ip_name_lookup(config.ptr(), True)
+
+
+#: Why the fast paths are off, if they are (the host logs it once).
+FAST_PATH_PROBLEMS = fast_path_problems()
+FAST_PATH = not FAST_PATH_PROBLEMS
+_func_call: Any = getattr(ffi, "_wasmtime_component_func_call", None)
+_val_delete: Any = getattr(ffi, "_wasmtime_component_val_delete", None)
