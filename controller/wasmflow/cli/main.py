@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from wasmflow import __version__
+from wasmflow.cli.build import build_command
 from wasmflow.cli.inspect import inspect_command
+from wasmflow.cli.new import new_command
 from wasmflow.cli.operator import operator_command
 from wasmflow.cli.wit import wit_command
 
@@ -20,7 +22,9 @@ def cli() -> None:
     """wasmflow runs WebAssembly data-processing pipelines, on Kubernetes or on a laptop."""
 
 
+cli.add_command(build_command)
 cli.add_command(inspect_command)
+cli.add_command(new_command)
 cli.add_command(operator_command)
 cli.add_command(wit_command)
 

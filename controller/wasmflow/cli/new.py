@@ -1,0 +1,35 @@
+"""``wasmflow new``: scaffold an operator project that builds and runs as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wasmflow.cli.scaffold import LANGUAGES, render, validate
+from wasmflow.contract.signatures import OperatorKind
+from wasmflow.errors import ConfigError
+
+
+@click.command("new")
+@click.argument("kind", type=click.Choice([k.value for k in OperatorKind]))
+@click.argument("name")
+@click.option("--lang", "language", type=click.Choice(LANGUAGES), default="python", show_default=True)
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), help="Parent directory (default: .)"
+)
+def new_command(kind: str, name: str, language: str, directory: Path | None) -> None:
+    """Create a new operator project NAME of the given KIND (map, filter, branch, accumulate)."""
+    try:
+        project = validate(name, kind, language)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    root = (directory or Path.cwd()) / name
+    if root.exists() and any(root.iterdir()):
+        raise click.BadParameter(f"{root} exists and is not empty: choose another NAME or --dir", param_hint="NAME")
+    for relative, content in sorted(render(project).items()):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+    click.echo(f"created {root} ({project.language} {project.kind.value} operator)")
+    click.echo(f"next: cd {root} && wasmflow build && python test_operator.py")
