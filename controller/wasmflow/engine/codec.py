@@ -33,7 +33,7 @@ from collections.abc import Callable
 from ctypes import byref
 from typing import Any, Protocol
 
-from wasmtime import Store, WasiConfig, WasmtimeError
+from wasmtime import Store, WasiConfig, WasmtimeError, _bindings
 from wasmtime import _ffi as ffi
 from wasmtime import component as cm
 from wasmtime.component import Func, Record
@@ -426,8 +426,15 @@ class FastProcess:
         for i, block in enumerate(self._blocks):
             _VALUE.pack_into(self._params, VAL_SIZE * i, K_RECORD, 5, ctypes.addressof(block), 0)
         self._result = ctypes.create_string_buffer(VAL_SIZE)
-        self._result_address = ctypes.addressof(self._result)
-        self._call_args = (byref(func._func), store._context(), self._params, nargs, self._result, 1)
+        as_values = ctypes.POINTER(Val)
+        self._call_args = (
+            byref(func._func),
+            store._context(),
+            ctypes.cast(self._params, as_values),
+            nargs,
+            ctypes.cast(self._result, as_values),
+            1,
+        )
         self._scratch: list[Any] = [None] * nargs  # per-argument list<u8> value arrays, reused
         self._props: list[tuple[tuple[tuple[str, str], ...], Any, list[bytes]] | None] = [None] * nargs
         self._names_checked = False
@@ -446,7 +453,7 @@ class FastProcess:
         try:
             return self._lift_result()
         finally:
-            _val_delete(self._result_address)
+            _val_delete(self._call_args[4])
             self._result[0] = bytes([K_BOOL])  # C assigns (and so drops) the old result on the next call: keep it valid
 
     # -- lowering ----------------------------------------------------------------------------------------------
@@ -606,8 +613,8 @@ def fast_path_problems() -> list[str]:
         f"{what} is {actual!r}, expected {wanted!r}" for what, (actual, wanted) in expect.items() if actual != wanted
     ]
     for attribute in ("_wasmtime_component_func_call", "_wasmtime_component_val_delete"):
-        if not hasattr(ffi, attribute):
-            problems.append(f"wasmtime._ffi has no {attribute}")
+        if not hasattr(_bindings, attribute):
+            problems.append(f"wasmtime._bindings has no {attribute}")
     if "_func" not in getattr(Func, "__annotations__", {}):
         problems.append("wasmtime.component.Func no longer keeps its handle in _func")
     if not callable(getattr(Store, "_context", None)):
@@ -624,5 +631,6 @@ def wasi_inherit_network(config: WasiConfig) -> None:
 #: Why the fast paths are off, if they are (the host logs it once).
 FAST_PATH_PROBLEMS = fast_path_problems()
 FAST_PATH = not FAST_PATH_PROBLEMS
-_func_call: Any = getattr(ffi, "_wasmtime_component_func_call", None)
-_val_delete: Any = getattr(ffi, "_wasmtime_component_val_delete", None)
+# The raw ctypes functions, without wasmtime-py's Python wrapper around each (one less call per message).
+_func_call: Any = getattr(_bindings, "_wasmtime_component_func_call", None)
+_val_delete: Any = getattr(_bindings, "_wasmtime_component_val_delete", None)

@@ -1,0 +1,129 @@
+"""Small operator components written in component WAT, assembled in-process by ``wasmtime.wat2wasm``.
+
+They exercise the engine without a toolchain and in milliseconds: a hand-written canonical-ABI core module (the
+same layout as ``tests/components/wat/identity_map_core.wat``) wrapped in a component that exports the contract's
+``lifecycle`` and one operator interface. ``body`` is WAT inserted at the start of ``process``, so a test fixture
+shows exactly how its operator misbehaves.
+
+Canonical ABI reminders: ``message`` flattens to (payload-case, ptr, len, topic-ptr, topic-len, ct-case, ct-ptr,
+ct-len, props-ptr, props-len, timestamp); a ``result<message, operator-error>`` is written at 128 (case byte, then
+the message from 136); ``result<bool, operator-error>`` puts the bool at 132.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from wasmtime import wat2wasm
+
+_TYPES = """
+  (type $payload (variant (case "text" string) (case "binary" (list u8))))
+  (type $message (record
+    (field "payload" $payload) (field "topic" string) (field "content-type" (option string))
+    (field "properties" (list (tuple string string))) (field "timestamp-ms" u64)))
+  (type $operator-error (record (field "message" string)))
+  (type $configuration (record (field "node" string) (field "properties" (list (tuple string string)))))
+"""
+
+_CORE = """
+  (core module $m
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 4096))
+    (data (i32.const 1024) "textbinaryrefused on purpose")
+    (func $realloc (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
+      (result i32)
+      (local $ptr i32) (local $need i32)
+      (local.set $ptr
+        (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+                 (i32.sub (i32.const 0) (local.get $align))))
+      (global.set $bump (i32.add (local.get $ptr) (local.get $size)))
+      (local.set $need (i32.sub (global.get $bump) (i32.mul (memory.size) (i32.const 65536))))
+      (if (i32.gt_s (local.get $need) (i32.const 0))
+        (then (if (i32.lt_s (memory.grow (i32.add (i32.div_u (local.get $need) (i32.const 65536)) (i32.const 1)))
+                            (i32.const 0))
+          (then unreachable))))
+      (if (i32.and (i32.ne (local.get $old) (i32.const 0)) (i32.ne (local.get $old_size) (i32.const 0)))
+        (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
+      (local.get $ptr))
+    (func (export "init") (param i32 i32 i32 i32) (result i32)
+      (i32.store8 (i32.const 64) (i32.const 0))
+      (i32.const 64))
+    (func (export "reset") (param i32)
+      (global.set $bump (i32.const 4096)))
+    (func (export "process")
+      (param $pc i32) (param $pp i32) (param $pl i32) (param $tp i32) (param $tl i32)
+      (param $cc i32) (param $cp i32) (param $cl i32) (param $lp i32) (param $ll i32) (param $ts i64) (result i32)
+      {body}
+      {result})
+  )
+  (core instance $i (instantiate $m))
+"""
+
+#: Echo the message (map).
+_ECHO = """
+      (i32.store8 (i32.const 128) (i32.const 0))
+      (i32.store8 (i32.const 136) (local.get $pc))
+      (i32.store (i32.const 140) (local.get $pp))
+      (i32.store (i32.const 144) (local.get $pl))
+      (i32.store (i32.const 148) (local.get $tp))
+      (i32.store (i32.const 152) (local.get $tl))
+      (i32.store8 (i32.const 156) (local.get $cc))
+      (i32.store (i32.const 160) (local.get $cp))
+      (i32.store (i32.const 164) (local.get $cl))
+      (i32.store (i32.const 168) (local.get $lp))
+      (i32.store (i32.const 172) (local.get $ll))
+      (i64.store (i32.const 176) (local.get $ts))
+      (i32.const 128)"""
+
+#: Keep (filter) when the payload is non-empty and starts with "y".
+_FIRST_BYTE_IS_Y = """
+      (i32.store8 (i32.const 128) (i32.const 0))
+      (i32.store8 (i32.const 132)
+        (if (result i32) (i32.eqz (local.get $pl))
+          (then (i32.const 0))
+          (else (i32.eq (i32.load8_u (local.get $pp)) (i32.const 121)))))
+      (i32.const 128)"""
+
+#: Snippets for ``body``.
+LOOP = "(loop $forever (br $forever))"
+TRAP = "unreachable"
+#: Grow memory a page at a time until the store refuses, then give up as allocators do.
+MEMORY_BOMB = """(loop $more (br_if $more (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0)))) unreachable"""
+#: Return err(operator-error { message: "refused on purpose" }).
+ERR = """(i32.store8 (i32.const 128) (i32.const 1))
+      (i32.store (i32.const 136) (i32.const 1034))
+      (i32.store (i32.const 140) (i32.const 18))
+      (return (i32.const 128))"""
+#: Echo, but the topic says which payload case arrived ("text" or "binary").
+REPORT_CASE = """(local.set $tp (i32.add (i32.const 1024) (i32.mul (local.get $pc) (i32.const 4))))
+      (local.set $tl (i32.add (i32.const 4) (i32.mul (local.get $pc) (i32.const 2))))"""
+
+
+def operator(kind: str = "map", body: str = "") -> bytes:
+    """A component exporting ``lifecycle`` and ``kind`` (map or filter), with ``body`` run first in process."""
+    if kind == "map":
+        result_type, result = "(result $message (error $operator-error))", _ECHO
+    elif kind == "filter":
+        result_type, result = "(result bool (error $operator-error))", _FIRST_BYTE_IS_Y
+    else:
+        raise ValueError(f"no WAT operator of kind {kind!r}")
+    text = f"""(component
+  {_CORE.format(body=body, result=result)}
+  {_TYPES}
+  (func $init (param "config" $configuration) (result (result (error string)))
+    (canon lift (core func $i "init") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))))
+  (func $process (param "input" $message) (result {result_type})
+    (canon lift (core func $i "process") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))
+      (post-return (core func $i "reset"))))
+  (instance $lifecycle (export "configuration" (type $configuration)) (export "init" (func $init)))
+  (instance $operator
+    (export "payload" (type $payload)) (export "message" (type $message))
+    (export "operator-error" (type $operator-error)) (export "process" (func $process)))
+  (export "wasmflow:operator/lifecycle@0.1.0" (instance $lifecycle))
+  (export "wasmflow:operator/{kind}@0.1.0" (instance $operator))
+)"""
+    return wat2wasm(text)
+
+
+def digest(component: bytes) -> str:
+    return "sha256:" + hashlib.sha256(component).hexdigest()
