@@ -30,6 +30,7 @@ _CORE = """
     (memory (export "memory") 1)
     (global $bump (mut i32) (i32.const 4096))
     (data (i32.const 1024) "textbinaryrefused on purpose")
+    (data (i32.const 1536) "{init_error}")
     (func $realloc (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
       (result i32)
       (local $ptr i32) (local $need i32)
@@ -46,8 +47,7 @@ _CORE = """
         (then (memory.copy (local.get $ptr) (local.get $old) (local.get $old_size))))
       (local.get $ptr))
     (func (export "init") (param i32 i32 i32 i32) (result i32)
-      (i32.store8 (i32.const 64) (i32.const 0))
-      (i32.const 64))
+      {init})
     (func (export "reset") (param i32)
       (global.set $bump (i32.const 4096)))
     (func (export "process")
@@ -99,8 +99,23 @@ REPORT_CASE = """(local.set $tp (i32.add (i32.const 1024) (i32.mul (local.get $p
       (local.set $tl (i32.add (i32.const 4) (i32.mul (local.get $pc) (i32.const 2))))"""
 
 
-def operator(kind: str = "map", body: str = "") -> bytes:
-    """A component exporting ``lifecycle`` and ``kind`` (map or filter), with ``body`` run first in process."""
+def on_first_byte(char: str, snippet: str) -> str:
+    """``snippet`` only for payloads that start with ``char`` (the rest are echoed)."""
+    return f"""(if (i32.and (i32.ne (local.get $pl) (i32.const 0))
+                    (i32.eq (i32.load8_u (local.get $pp)) (i32.const {ord(char)})))
+        (then {snippet}))"""
+
+
+def operator(kind: str = "map", body: str = "", init_error: str | None = None) -> bytes:
+    """A component exporting ``lifecycle`` and ``kind`` (map or filter), with ``body`` run first in process;
+    ``init`` returns ``err(init_error)`` when one is given."""
+    if init_error is None:
+        init = "(i32.store8 (i32.const 64) (i32.const 0)) (i32.const 64)"
+    else:
+        init = f"""(i32.store8 (i32.const 64) (i32.const 1))
+      (i32.store (i32.const 68) (i32.const 1536))
+      (i32.store (i32.const 72) (i32.const {len(init_error.encode())}))
+      (i32.const 64)"""
     if kind == "map":
         result_type, result = "(result $message (error $operator-error))", _ECHO
     elif kind == "filter":
@@ -108,7 +123,7 @@ def operator(kind: str = "map", body: str = "") -> bytes:
     else:
         raise ValueError(f"no WAT operator of kind {kind!r}")
     text = f"""(component
-  {_CORE.format(body=body, result=result)}
+  {_CORE.format(body=body, result=result, init=init, init_error=init_error or "")}
   {_TYPES}
   (func $init (param "config" $configuration) (result (result (error string)))
     (canon lift (core func $i "init") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))))
