@@ -19,6 +19,7 @@ import click
 from wasmflow.cli.inspect import render as render_report
 from wasmflow.cli.scaffold import Project, validate
 from wasmflow.contract.check import check_component
+from wasmflow.contract.wit import wit_files
 from wasmflow.errors import ConfigError
 
 
@@ -59,20 +60,19 @@ def build_project(root: Path) -> tuple[Project, Path]:
     project = load_project(root)
     out = root / project.artifact
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Both toolchains resolve the WIT relative to the project (componentize-js only sees paths under it).
+    # Both toolchains resolve the WIT relative to the project (componentize-js only sees paths under it). A project
+    # without its own wit/ builds against the contract shipped with this wasmflow, written to build/wit.
+    wit = "wit"
+    if not (root / "wit").is_dir():
+        wit = "build/wit"
+        (root / wit).mkdir(parents=True, exist_ok=True)
+        for path in wit_files():
+            shutil.copyfile(path, root / wit / path.name)
     if project.language == "python":
-        cmd = [find_componentize_py(), "-d", "wit", "-w", project.world, "componentize", "app", "-o", project.artifact]
+        cmd = [find_componentize_py(), "-d", wit, "-w", project.world, "componentize", "app", "-o", project.artifact]
     else:
-        cmd = [
-            find_componentize_js(root),
-            "--wit",
-            "wit",
-            "--world-name",
-            project.world,
-            "-o",
-            project.artifact,
-            "app.js",
-        ]
+        tool = find_componentize_js(root)
+        cmd = [tool, "--wit", wit, "--world-name", project.world, "-o", project.artifact, "app.js"]
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()[-3000:]
