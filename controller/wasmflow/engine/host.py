@@ -46,6 +46,8 @@ _INIT_FUEL = 10**15
 #: Payload conversion allowance added to the per-message deadline (see OperatorNode._deadline_for).
 _CONVERSION_FREE_BYTES = 64 * 1024
 _CONVERSION_SECONDS_PER_BYTE = 4e-7
+#: wasmtime-py's own conversion, one Python object per byte, when the fast codec is off.
+_PLAIN_SECONDS_PER_BYTE = 4e-6
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,8 @@ class OperatorNode:
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._returns_message = spec.kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
+        fast = host.fast_codec and codec.FAST_PATH
+        self._conversion_seconds_per_byte = _CONVERSION_SECONDS_PER_BYTE if fast else _PLAIN_SECONDS_PER_BYTE
         self._live: _Live | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -413,7 +417,7 @@ class OperatorNode:
         size = sum(len(m.payload) for m in inputs)
         if size <= _CONVERSION_FREE_BYTES:
             return self._deadline
-        return self._deadline + self.host.deadline_ticks(size * _CONVERSION_SECONDS_PER_BYTE)
+        return self._deadline + self.host.deadline_ticks(size * self._conversion_seconds_per_byte)
 
     def _observe(self, started: float) -> None:
         if self.host.metrics is not None:

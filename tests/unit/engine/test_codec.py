@@ -28,7 +28,7 @@ MESSAGES = {
 @pytest.fixture(params=[True, False], ids=["fast", "plain"])
 def identity(request: pytest.FixtureRequest, host: EngineHost, load: Callable[..., OperatorNode]) -> OperatorNode:
     host.fast_codec = request.param
-    return load()
+    return load(timeout_seconds=30.0)  # these tests are about values; the plain path spends seconds on 1 MiB
 
 
 @pytest.mark.parametrize("msg", MESSAGES.values(), ids=MESSAGES.keys())
