@@ -44,6 +44,11 @@ class CompiledCache:
 
     def lookup(self, key: str) -> Path | None:
         """The verified entry for ``key``, or None; corrupt entries are removed so they get rewritten."""
+        return self.find(key)[0]
+
+    def find(self, key: str) -> tuple[Path | None, bool]:
+        """(the verified entry or None, whether a corrupt entry was found and removed on the way)."""
+        corrupt = False
         for path in sorted(self.directory.glob(f"{key}-*{_SUFFIX}")):
             expected = path.name[len(key) + 1 : -len(_SUFFIX)]
             try:
@@ -53,10 +58,11 @@ class CompiledCache:
                 log.warning("compiled cache entry %s unreadable (%s): recompiling", path, exc)
                 continue
             if actual == expected:
-                return path
+                return path, corrupt
             log.warning("compiled cache entry %s is corrupt (checksum mismatch): recompiling", path)
             self.discard(path)
-        return None
+            corrupt = True
+        return None, corrupt
 
     def store(self, key: str, data: bytes | bytearray) -> Path | None:
         """Write an entry atomically; a cache that cannot be written only costs the next start a compile."""

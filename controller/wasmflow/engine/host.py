@@ -170,7 +170,9 @@ class EngineHost:
     def _from_disk(self, engine: Engine, key: str) -> Component | None:
         if self.cache is None:
             return None
-        path = self.cache.lookup(key)
+        path, corrupt = self.cache.find(key)
+        if corrupt and self.metrics is not None:
+            self.metrics.compile_cache.labels("corrupt").inc()
         if path is None:
             return None
         try:

@@ -75,7 +75,7 @@ class EngineMetrics:
         )
         self.compile_cache = Counter(
             "wasmflow_compile_cache",
-            "Compiled-component cache lookups, by result (hit, miss, corrupt).",
+            "Compiled-component cache lookups, by result: hit, miss (compiled), corrupt (removed, then a miss).",
             ["result"],
             registry=registry,
         )
