@@ -416,7 +416,7 @@ class OperatorNode:
         """The epoch deadline of one call. wasmtime converts a binary payload value by value (about 0.16 s per MiB
         on the test machines) before the guest runs, and that time counts toward the deadline: large payloads get
         an allowance for it so the limit stays a limit on the operator's own work."""
-        size = sum(len(m.payload) for m in inputs)
+        size = len(inputs[0].payload) if len(inputs) == 1 else sum(len(m.payload) for m in inputs)
         if size <= _CONVERSION_FREE_BYTES:
             return self._deadline
         return self._deadline + self.host.deadline_ticks(size * self._conversion_seconds_per_byte)
