@@ -10,6 +10,7 @@ import click
 
 from wasmflow import __version__
 from wasmflow.cli.build import build_command
+from wasmflow.cli.crds import crds_command
 from wasmflow.cli.inspect import inspect_command
 from wasmflow.cli.new import new_command
 from wasmflow.cli.operator import operator_command
@@ -23,6 +24,7 @@ def cli() -> None:
 
 
 cli.add_command(build_command)
+cli.add_command(crds_command)
 cli.add_command(inspect_command)
 cli.add_command(new_command)
 cli.add_command(operator_command)

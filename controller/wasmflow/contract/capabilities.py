@@ -14,20 +14,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wasmflow.api.kinds import Capability
 
-class Capability(enum.StrEnum):
-    """Grants a WasmModule can list in ``spec.capabilities``."""
-
-    #: Environment variables (the node's configuration is the intended way to configure an operator).
-    ENVIRONMENT = "environment"
-    #: A read-only preopened directory (reserved; no directory is mounted yet).
-    FILESYSTEM = "filesystem"
-    #: TCP/UDP sockets and name lookup.
-    NETWORK = "network"
-    #: Outgoing HTTP requests (wasi:http).
-    HTTP = "http"
-    #: stdin; stdout and stderr always go to the log, rate-limited.
-    STDIO = "stdio"
+__all__ = ["Capability", "ImportClass", "ImportVerdict", "classify_import", "parse_capabilities", "split_name"]
 
 
 class ImportClass(enum.StrEnum):

@@ -7,8 +7,11 @@ contract. A test builds a real component from the WIT and checks it against thes
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
+
+from wasmflow.api.kinds import OperatorKind
+
+__all__ = ["LIFECYCLE_INIT", "OPERATOR_SIGNATURES", "OperatorKind", "Signature", "world_of"]
 
 PAYLOAD = "variant { text(string), binary(list<u8>) }"
 MESSAGE = (
@@ -17,15 +20,6 @@ MESSAGE = (
 )
 OPERATOR_ERROR = "record { message: string }"
 CONFIGURATION = "record { node: string, properties: list<tuple<string, string>> }"
-
-
-class OperatorKind(enum.StrEnum):
-    """The operator kinds of the contract (and of the WasmModule's ``spec.operator``)."""
-
-    MAP = "map"
-    FILTER = "filter"
-    BRANCH = "branch"
-    ACCUMULATE = "accumulate"
 
 
 @dataclass(frozen=True)

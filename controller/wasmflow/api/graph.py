@@ -1,0 +1,175 @@
+"""The one graph check, shared by the engine (``wasmflow run``, the worker) and the controller (status).
+
+It reports every problem at once, each naming the node (``spec.nodes[i] (name)``) or the edge (``spec.edges[j]``)
+so the user can fix the manifest in one pass. Several edges into one operator are allowed: that is a fan-in, and the
+operator sees the merged stream.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from wasmflow.api.dataflow import DataflowSpec, NodeType
+from wasmflow.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    where: str
+    message: str
+
+
+class GraphError(ConfigError):
+    """The graph is invalid; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[GraphProblem]) -> None:
+        self.problems = problems
+        text = "; ".join(f"{p.where}: {p.message}" for p in problems)
+        super().__init__(f"invalid graph: {text}", where="spec")
+
+
+@dataclass(frozen=True)
+class Successor:
+    node: str
+    arm: bool | None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A valid graph: nodes in topological order, and who feeds whom."""
+
+    order: tuple[str, ...]
+    successors: dict[str, tuple[Successor, ...]] = field(default_factory=dict)
+    predecessors: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    types: dict[str, NodeType] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if self.types[n] is NodeType.SOURCE)
+
+    @property
+    def sinks(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if self.types[n] is NodeType.SINK)
+
+
+def validate_graph(spec: DataflowSpec) -> Graph:
+    """Check the graph of ``spec`` and return it in topological order, or raise GraphError with every problem."""
+    problems: list[GraphProblem] = []
+    index = {n.name: i for i, n in enumerate(spec.nodes)}
+    types = {n.name: n.type for n in spec.nodes}
+
+    def at_node(name: str) -> str:
+        return f"spec.nodes[{index[name]}] ({name})"
+
+    successors: dict[str, list[Successor]] = {n.name: [] for n in spec.nodes}
+    predecessors: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
+    seen: set[tuple[str, str, bool | None]] = set()
+    for j, edge in enumerate(spec.edges):
+        where = f"spec.edges[{j}] ({edge.from_} -> {edge.to})"
+        if edge.from_ not in index or edge.to not in index:
+            missing = [n for n in (edge.from_, edge.to) if n not in index]
+            problems.append(GraphProblem(where, f"names node(s) that do not exist: {', '.join(missing)}"))
+            continue
+        key = (edge.from_, edge.to, edge.arm)
+        if key in seen:
+            problems.append(GraphProblem(where, "duplicates an earlier edge"))
+            continue
+        seen.add(key)
+        if types[edge.from_] is NodeType.BRANCH and edge.arm is None:
+            problems.append(GraphProblem(where, "leaves a branch node: set arm: true or arm: false"))
+        if types[edge.from_] is not NodeType.BRANCH and edge.arm is not None:
+            problems.append(GraphProblem(where, f"has arm: {str(edge.arm).lower()}, but {edge.from_} is not a branch"))
+        if types[edge.to] is NodeType.SOURCE:
+            problems.append(GraphProblem(where, f"points into source {edge.to}: sources take no input"))
+        if types[edge.from_] is NodeType.SINK:
+            problems.append(GraphProblem(where, f"leaves sink {edge.from_}: sinks have no output"))
+        successors[edge.from_].append(Successor(edge.to, edge.arm))
+        predecessors[edge.to].append(edge.from_)
+
+    for node in spec.nodes:
+        name, kind = node.name, node.type
+        if kind is not NodeType.SOURCE and not predecessors[name]:
+            problems.append(GraphProblem(at_node(name), "has no incoming edge"))
+        if kind is not NodeType.SINK and not successors[name]:
+            problems.append(GraphProblem(at_node(name), "has no outgoing edge: its messages would go nowhere"))
+        if kind is NodeType.BRANCH:
+            arms = {s.arm for s in successors[name]}
+            for arm in (True, False):
+                if arm not in arms:
+                    problems.append(GraphProblem(at_node(name), f"branch has no edge for arm: {str(arm).lower()}"))
+
+    if not any(n.type is NodeType.SOURCE for n in spec.nodes):
+        problems.append(GraphProblem("spec.nodes", "the graph has no source"))
+    if not any(n.type is NodeType.SINK for n in spec.nodes):
+        problems.append(GraphProblem("spec.nodes", "the graph has no sink"))
+
+    order = _topological(successors)
+    if order is None:
+        cycle = _find_cycle(successors)
+        problems.append(GraphProblem(at_node(cycle[0]), "is on a cycle: " + " -> ".join(cycle)))
+    else:
+        reachable = _reachable([n.name for n in spec.nodes if n.type is NodeType.SOURCE], successors)
+        for node in spec.nodes:
+            if node.name not in reachable and node.type is not NodeType.SOURCE:
+                problems.append(GraphProblem(at_node(node.name), "is not reachable from any source"))
+
+    if problems:
+        raise GraphError(problems)
+    assert order is not None
+    return Graph(
+        order=tuple(order),
+        successors={k: tuple(v) for k, v in successors.items()},
+        predecessors={k: tuple(v) for k, v in predecessors.items()},
+        types=types,
+    )
+
+
+def _topological(successors: dict[str, list[Successor]]) -> list[str] | None:
+    indegree = {n: 0 for n in successors}
+    for outs in successors.values():
+        for s in outs:
+            indegree[s.node] += 1
+    queue = deque(n for n, d in indegree.items() if d == 0)
+    order = []
+    while queue:
+        node = queue.popleft()
+        order.append(node)
+        for s in successors[node]:
+            indegree[s.node] -= 1
+            if indegree[s.node] == 0:
+                queue.append(s.node)
+    return order if len(order) == len(successors) else None
+
+
+def _find_cycle(successors: dict[str, list[Successor]]) -> list[str]:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for s in successors[node]:
+            if state.get(s.node) == 1:
+                return [*stack[stack.index(s.node) :], s.node]
+            if s.node not in state and (found := visit(s.node)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in successors:
+        if start not in state and (found := visit(start)):
+            return found
+    return []
+
+
+def _reachable(starts: list[str], successors: dict[str, list[Successor]]) -> set[str]:
+    seen = set(starts)
+    queue = deque(starts)
+    while queue:
+        for s in successors[queue.popleft()]:
+            if s.node not in seen:
+                seen.add(s.node)
+                queue.append(s.node)
+    return seen
