@@ -29,7 +29,7 @@ from tests.components.engine import wat
 from wasmtime.component import Record
 
 from bench.report import Sample, repeat, time_per_call
-from wasmflow.contract.signatures import OperatorKind
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.engine import codec
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message

@@ -28,8 +28,8 @@ from typing import Any, Self
 from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker
 
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import split_name
-from wasmflow.contract.signatures import OperatorKind
 from wasmflow.engine import codec, sandbox
 from wasmflow.engine.cache import CompiledCache, cache_key
 from wasmflow.engine.guestlog import GuestLog
@@ -120,6 +120,10 @@ class EngineHost:
         self._stop = threading.Event()
         self._closed = False
         self._nodes: weakref.WeakSet[OperatorNode] = weakref.WeakSet()
+        if fast_codec and not codec.FAST_PATH:
+            log.warning(
+                "the fast message codec is off (%s): using wasmtime-py's own conversions", codec.FAST_PATH_PROBLEMS
+            )
         self._profile(fuel=False)
         self._ticker = threading.Thread(target=self._tick, name="wasmflow-epoch", daemon=True)
         self._ticker.start()

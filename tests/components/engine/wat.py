@@ -142,3 +142,87 @@ def operator(kind: str = "map", body: str = "", init_error: str | None = None) -
 
 def digest(component: bytes) -> str:
     return "sha256:" + hashlib.sha256(component).hexdigest()
+
+
+#: wasi:sockets/network ``error-code``, in WIT order (the import's enum must match the host's exactly).
+_SOCKET_ERRORS = """
+  "unknown" "access-denied" "not-supported" "invalid-argument" "out-of-memory" "timeout" "concurrency-conflict"
+  "not-in-progress" "would-block" "invalid-state" "new-socket-limit" "address-not-bindable" "address-in-use"
+  "remote-unreachable" "connection-refused" "connection-reset" "connection-aborted" "datagram-too-large"
+  "name-unresolvable" "temporary-resolver-failure" "permanent-resolver-failure"
+"""
+
+
+def socket_probe() -> bytes:
+    """A map that asks wasi:sockets to resolve "localhost" and answers with the outcome: topic ``ok``, or ``err``
+    with the wasi:sockets ``error-code`` case number as the timestamp (20 is permanent-resolver-failure, what
+    wasmtime answers when name lookup is not allowed). The payload is echoed."""
+    errors = _SOCKET_ERRORS
+    text = f"""(component
+  (import "wasi:sockets/network@0.2.0" (instance $net
+    (export "network" (type (sub resource)))
+    (type $ec (enum {errors}))
+    (export "error-code" (type (eq $ec)))))
+  (alias export $net "network" (type $network))
+  (alias export $net "error-code" (type $error-code))
+  (import "wasi:sockets/instance-network@0.2.0" (instance $inet
+    (export "network" (type $n (eq $network)))
+    (export "instance-network" (func (result (own $n))))))
+  (import "wasi:sockets/ip-name-lookup@0.2.0" (instance $lookup
+    (export "network" (type $n (eq $network)))
+    (export "error-code" (type $e (eq $error-code)))
+    (export "resolve-address-stream" (type $s (sub resource)))
+    (export "resolve-addresses"
+      (func (param "network" (borrow $n)) (param "name" string) (result (result (own $s) (error $e)))))))
+  (core module $libc
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 4096))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $ptr i32)
+      (local.set $ptr (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                               (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $ptr) (local.get 3)))
+      (if (i32.gt_u (global.get $bump) (i32.mul (memory.size) (i32.const 65536)))
+        (then (drop (memory.grow (i32.add (i32.const 1) (i32.div_u
+          (i32.sub (global.get $bump) (i32.mul (memory.size) (i32.const 65536))) (i32.const 65536)))))))
+      (local.get $ptr))
+    (func (export "reset") (param i32) (global.set $bump (i32.const 4096))))
+  (core instance $libc (instantiate $libc))
+  (alias export $inet "instance-network" (func $instance-network))
+  (alias export $lookup "resolve-addresses" (func $resolve-addresses))
+  (core func $instance-network-lowered (canon lower (func $instance-network)))
+  (core func $resolve-lowered (canon lower (func $resolve-addresses) (memory (core memory $libc "memory"))))
+  (core module $m
+    (import "libc" "memory" (memory 1))
+    (import "host" "instance-network" (func $instance-network (result i32)))
+    (import "host" "resolve" (func $resolve (param i32 i32 i32 i32)))
+    (data (i32.const 1024) "localhostokerr")
+    (func (export "init") (param i32 i32 i32 i32) (result i32)
+      (i32.store8 (i32.const 64) (i32.const 0)) (i32.const 64))
+    (func (export "process")
+      (param $pc i32) (param $pp i32) (param $pl i32) (param $tp i32) (param $tl i32)
+      (param $cc i32) (param $cp i32) (param $cl i32) (param $lp i32) (param $ll i32) (param $ts i64) (result i32)
+      (call $resolve (call $instance-network) (i32.const 1024) (i32.const 9) (i32.const 512))
+      (if (i32.eqz (i32.load8_u (i32.const 512)))
+        (then (local.set $tp (i32.const 1033)) (local.set $tl (i32.const 2)) (local.set $ts (i64.const 0)))
+        (else (local.set $tp (i32.const 1035)) (local.set $tl (i32.const 3))
+              (local.set $ts (i64.load8_u (i32.const 516)))))
+      {_ECHO}))
+  (core instance $i (instantiate $m
+    (with "libc" (instance $libc))
+    (with "host" (instance
+      (export "instance-network" (func $instance-network-lowered)) (export "resolve" (func $resolve-lowered))))))
+  {_TYPES}
+  (func $init (param "config" $configuration) (result (result (error string)))
+    (canon lift (core func $i "init") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (func $process (param "input" $message) (result (result $message (error $operator-error)))
+    (canon lift (core func $i "process") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))
+      (post-return (core func $libc "reset"))))
+  (instance $lifecycle (export "configuration" (type $configuration)) (export "init" (func $init)))
+  (instance $operator
+    (export "payload" (type $payload)) (export "message" (type $message))
+    (export "operator-error" (type $operator-error)) (export "process" (func $process)))
+  (export "wasmflow:operator/lifecycle@0.1.0" (instance $lifecycle))
+  (export "wasmflow:operator/map@0.1.0" (instance $operator))
+)"""
+    return wat2wasm(text)

@@ -13,7 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from tests.components.engine import wat
-from wasmflow.contract.signatures import OperatorKind
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.engine.cache import CompiledCache
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.engine.message import Message

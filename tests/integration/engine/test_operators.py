@@ -72,3 +72,9 @@ def test_guest_logging_and_stdout_reach_the_log_with_the_node_name(
     texts = [r.getMessage() for r in caplog.records if r.name == "wasmflow.guest"]
     assert "[chatty] hello from the guest" in texts
     assert "[chatty] stdout: printed to stdout" in texts
+
+
+def test_a_componentize_js_operator_runs_with_wasi_http_linked_but_not_granted(operator: Operator) -> None:
+    node = operator("js_f2c_map", "map", configuration=(("precision", "1"),))
+    reply = node.map(Message(b'{"value": 212}', "t", "application/json"))
+    assert json.loads(reply.payload) == {"value": 100, "unit": "C"}

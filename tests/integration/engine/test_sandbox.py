@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from wasmflow.engine.host import EngineHost, OperatorNode
+from tests.components.engine import wat
+from wasmflow.api.kinds import OperatorKind
+from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message
 from wasmflow.errors import EngineError, OperatorFailure
 
@@ -83,3 +85,17 @@ def test_a_huge_reply_beyond_the_memory_cap_is_a_memory_failure(operator: Operat
 def test_a_component_that_needs_more_memory_than_its_cap_fails_to_start(operator: Operator) -> None:
     with pytest.raises(EngineError, match="'tiny'"):
         operator("identity_map", "map", node="tiny", memory_bytes=2**20)
+
+
+PERMANENT_RESOLVER_FAILURE = 20  # wasi:sockets error-code case number
+
+
+def test_sockets_are_denied_without_a_grant(engine_host: EngineHost) -> None:
+    node = engine_host.load(OperatorSpec("sockets", OperatorKind.MAP, wat.socket_probe()))
+    reply = node.map(ECHO)
+    assert (reply.topic, reply.timestamp_ms) == ("err", PERMANENT_RESOLVER_FAILURE)
+
+
+def test_the_network_grant_opens_sockets(engine_host: EngineHost) -> None:
+    spec = OperatorSpec("sockets", OperatorKind.MAP, wat.socket_probe(), grants=frozenset({"network"}))
+    assert engine_host.load(spec).map(ECHO).topic == "ok"

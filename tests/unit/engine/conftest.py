@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.components.engine import wat
-from wasmflow.contract.signatures import OperatorKind
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
 

@@ -9,8 +9,8 @@ import pytest
 from wasmtime import WasmtimeError
 
 from tests.components.engine import wat
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import classify_import
-from wasmflow.contract.signatures import OperatorKind
 from wasmflow.engine import sandbox
 from wasmflow.engine.host import Backoff, EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message
