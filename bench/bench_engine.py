@@ -112,7 +112,7 @@ _START = textwrap.dedent(
     import sys, time
     started = time.perf_counter()
     from pathlib import Path
-    from wasmflow.contract.signatures import OperatorKind
+    from wasmflow.api.kinds import OperatorKind
     from wasmflow.engine.host import EngineHost, OperatorSpec
     from wasmflow.engine.message import Message
     with EngineHost(cache_dir=Path(sys.argv[1])) as host:
