@@ -1,0 +1,232 @@
+"""``wasmflow run``: run a Dataflow manifest locally, no cluster, with JSON Lines in and out.
+
+Modules come from the WasmModule manifests given on the command line (pulled from their OCI reference) or from
+``--module NAME=PATH|OCI-REF``. Each is checked against the contract before it runs. Sources read ``--input``
+(one file for every source, or ``SOURCE=FILE`` per source; ``-`` is stdin), sinks write ``--output`` (``-`` is
+stdout) with the sink's name added. A per-node summary goes to stderr at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import statistics
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+from prometheus_client import CollectorRegistry
+
+from wasmflow.api.dataflow import Dataflow, ErrorAction, NodeType
+from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.kinds import OperatorKind
+from wasmflow.api.manifests import load_manifests
+from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.cli.sources import read_component
+from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
+from wasmflow.contract.check import check_component
+from wasmflow.engine.host import EngineHost, OperatorSpec
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.pipeline import Pipeline
+from wasmflow.engine.ports import Sink, Source
+from wasmflow.errors import ConfigError, EngineError, WasmflowError
+
+log = logging.getLogger("wasmflow.run")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("WASMFLOW_CACHE") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wasmflow"
+    )
+    return Path(base) / "compiled"
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    result = {}
+    for value in values:
+        name, sep, target = value.partition("=")
+        if not sep or not name or not target:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}", param_hint=option)
+        result[name] = target
+    return result
+
+
+def _collect(paths: tuple[Path, ...]) -> tuple[Dataflow, dict[str, WasmModule]]:
+    dataflows: list[Dataflow] = []
+    modules: dict[str, WasmModule] = {}
+    for path in paths:
+        for manifest in load_manifests(path):
+            if isinstance(manifest, Dataflow):
+                dataflows.append(manifest)
+            else:
+                modules[manifest.metadata.name] = manifest
+    if len(dataflows) != 1:
+        found = ", ".join(d.metadata.name for d in dataflows) or "none"
+        raise ConfigError(f"expected exactly one Dataflow among the manifests, found {found}", where=str(paths[0]))
+    return dataflows[0], modules
+
+
+def _operator_specs(
+    dataflow: Dataflow, modules: dict[str, WasmModule], overrides: dict[str, str], insecure: bool
+) -> list[OperatorSpec]:
+    specs = []
+    loaded: dict[str, bytes] = {}
+    for index, node in enumerate(dataflow.spec.nodes):
+        if not node.type.is_operator:
+            continue
+        assert node.module is not None
+        where = f"spec.nodes[{index}] ({node.name}).module"
+        module = modules.get(node.module)
+        if node.module not in loaded:
+            if node.module in overrides:
+                loaded[node.module] = read_component(overrides[node.module], insecure=insecure)
+            elif module is not None and module.spec.source.oci is not None:
+                oci = module.spec.source.oci
+                loaded[node.module] = read_component(oci.reference, insecure=insecure or oci.insecure)
+            elif module is not None:
+                raise ConfigError(
+                    f"WasmModule {node.module!r} comes from a ConfigMap: pass --module {node.module}=PATH", where=where
+                )
+            else:
+                raise ConfigError(
+                    f"no WasmModule manifest named {node.module!r} and no --module {node.module}=PATH", where=where
+                )
+        data = loaded[node.module]
+        grants = frozenset(str(c) for c in module.spec.capabilities) if module else frozenset()
+        report = check_component(
+            data,
+            grants=grants,
+            strict=bool(module and module.spec.strict),
+            expected_kind=OperatorKind(node.type.value),
+        )
+        if not report.valid:
+            problems = "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems)
+            raise ConfigError(f"module {node.module!r} does not satisfy the contract: {problems}", where=where)
+        limits = module.spec.limits if module else None
+        specs.append(
+            OperatorSpec(
+                node=node.name,
+                kind=report.operator,  # type: ignore[arg-type]  # valid reports always name the kind
+                component=data,
+                memory_bytes=limits.memory_bytes if limits else 64 * 2**20,
+                timeout_seconds=limits.timeout_seconds if limits else 0.1,
+                fuel=limits.fuel if limits else None,
+                grants=grants,
+                configuration=tuple(node.configuration.items()),
+            )
+        )
+    return specs
+
+
+def _summary(pipeline: Pipeline) -> str:
+    rows = [("node", "type", "in", "out", "dropped", "dead-letter", "failures", "p50", "p99")]
+    for name in pipeline.graph.order:
+        s = pipeline.stats[name]
+        lat = sorted(s.latencies)
+        p50 = f"{statistics.median(lat) * 1e3:.2f}ms" if lat else "-"
+        p99 = f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1e3:.2f}ms" if lat else "-"
+        failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
+        rows.append(
+            (
+                name,
+                pipeline.graph.types[name].value,
+                str(s.received),
+                str(s.emitted),
+                str(s.dropped),
+                str(s.dead_lettered),
+                failures,
+                p50,
+                p99,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)
+
+
+async def _run(
+    dataflow: Dataflow, specs: list[OperatorSpec], inputs: dict[str, str], output: IO[str], cache_dir: Path
+) -> tuple[Pipeline, list[JsonLinesSource]]:
+    graph = validate_graph(dataflow.spec)
+    registry = CollectorRegistry()
+    metrics = EngineMetrics.create(registry)
+    with EngineHost(cache_dir=cache_dir, metrics=metrics) as host:
+        operators = {spec.node: host.load(spec) for spec in specs}
+        try:
+            readers = {name: JsonLinesSource(inputs.get(name, inputs.get("*", "-"))) for name in graph.sources}
+            sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in graph.sinks}
+            dead_letters: dict[tuple[str, str], Sink] = {}
+            for node in [*dataflow.spec.nodes, None]:
+                policy = dataflow.spec.error_policy if node is None else node.error_policy
+                if policy and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
+                    dead_letters[(policy.endpoint, policy.topic)] = JsonLinesSink(f"dead-letter:{policy.topic}", output)
+            sources: dict[str, Source] = dict(readers)
+            pipeline = Pipeline(
+                dataflow.spec,
+                graph,
+                operators=operators,
+                sources=sources,
+                sinks=sinks,
+                dead_letters=dead_letters,
+                metrics=metrics,
+            )
+            await pipeline.run()
+        finally:
+            for operator in operators.values():
+                operator.close()
+    return pipeline, list(readers.values())
+
+
+@click.command("run")
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--module", "modules", multiple=True, metavar="NAME=PATH|OCI-REF", help="Use this component for module NAME."
+)
+@click.option("--input", "inputs", multiple=True, metavar="FILE|SOURCE=FILE", help="JSON Lines input ('-' = stdin).")
+@click.option("--output", default="-", show_default=True, help="JSON Lines output file ('-' = stdout).")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP when pulling OCI references.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Compiled-component cache.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-node summary.")
+def run_command(
+    manifests: tuple[Path, ...],
+    modules: tuple[str, ...],
+    inputs: tuple[str, ...],
+    output: str,
+    insecure: bool,
+    cache_dir: Path | None,
+    quiet: bool,
+) -> None:
+    """Run the Dataflow in MANIFESTS locally (WasmModule manifests may follow it)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    routes = {}
+    for value in inputs:
+        name, sep, path = value.partition("=")
+        routes[name if sep else "*"] = path if sep else value
+    try:
+        dataflow, known = _collect(manifests)
+        try:
+            validate_graph(dataflow.spec)
+        except GraphError as exc:
+            raise click.ClickException(
+                "invalid graph:\n" + "\n".join(f"  {p.where}: {p.message}" for p in exc.problems)
+            ) from exc
+        unknown_routes = set(routes) - {"*"} - {n.name for n in dataflow.spec.nodes if n.type is NodeType.SOURCE}
+        if unknown_routes:
+            raise click.BadParameter(f"no source node named {', '.join(sorted(unknown_routes))}", param_hint="--input")
+        specs = _operator_specs(dataflow, known, _pairs(modules, "--module"), insecure)
+        stream: IO[str] = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
+        try:
+            pipeline, readers = asyncio.run(_run(dataflow, specs, routes, stream, cache_dir or default_cache_dir()))
+        finally:
+            if stream is not sys.stdout:
+                stream.close()
+    except (ConfigError, EngineError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except WasmflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not quiet:
+        click.echo(_summary(pipeline), err=True)
+    bad = sum(len(r.errors) for r in readers)
+    if bad:
+        raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")

@@ -1,0 +1,298 @@
+"""Run a validated graph: one asyncio task per node, bounded queues between nodes, at-least-once acknowledgement.
+
+- Backpressure: each node has a bounded queue; a slow sink fills its queue, then its producers wait, up to the
+  sources, which stop reading (for MQTT QoS 1 the broker keeps the unacknowledged messages).
+- Order: each node handles its queue in order with one task, so messages from one source keep their order.
+- At-least-once: every input carries a tracker; forking to N successors adds N-1 to it, every terminal event
+  (delivered to a sink, filtered, dropped, dead-lettered, folded into a window that was then delivered) releases
+  one; at zero the source's ``ack`` runs.
+- Failure: an ``OperatorFailure`` fails that one message; it goes to the node's error policy (drop and count, or a
+  dead-letter sink with an envelope saying which node failed and why) and the node goes on.
+- Operators run inline on the event loop: wasmtime calls are CPU-bound and a Store must not be used by two threads
+  at once, so a thread pool would add contention and no throughput on the cores a worker gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wasmflow.api.dataflow import DataflowSpec, ErrorAction, ErrorPolicy, Node, NodeType
+from wasmflow.api.graph import Graph
+from wasmflow.engine.message import Message, empty_state
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.ports import Sink, Source
+from wasmflow.errors import OperatorFailure
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+
+
+class Operator(Protocol):
+    def map(self, msg: Message) -> Message: ...
+    def filter(self, msg: Message) -> bool: ...
+    def branch(self, msg: Message) -> bool: ...
+    def accumulate(self, state: Message, msg: Message) -> Message: ...
+
+
+class Tracker:
+    """Counts what is still outstanding for one input message; acks it when nothing is."""
+
+    __slots__ = ("_ack", "pending")
+
+    def __init__(self, ack: Callable[[], Any]) -> None:
+        self._ack = ack
+        self.pending = 1
+
+    async def release(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            await self._ack()
+
+
+@dataclass
+class Envelope:
+    message: Message
+    trackers: tuple[Tracker, ...]
+
+    def fork(self, ways: int) -> None:
+        for tracker in self.trackers:
+            tracker.pending += ways - 1
+
+    async def release(self) -> None:
+        for tracker in self.trackers:
+            await tracker.release()
+
+
+@dataclass
+class NodeStats:
+    """What ``wasmflow run`` prints at the end, per node."""
+
+    received: int = 0
+    emitted: int = 0
+    dropped: int = 0
+    dead_lettered: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Window:
+    state: Message | None = None
+    trackers: list[Tracker] = field(default_factory=list)
+    count: int = 0
+    opened: float = 0.0
+
+
+def dead_letter_envelope(node: str, failure: OperatorFailure, message: Message) -> Message:
+    """The message a dead-letter sink receives: who failed, why, and the original message (nothing lost)."""
+    body: dict[str, Any] = {
+        "node": node,
+        "kind": failure.kind,
+        "error": failure.message,
+        "topic": message.topic,
+        "properties": [list(p) for p in message.properties],
+        "contentType": message.content_type,
+        "timestampMs": message.timestamp_ms,
+    }
+    try:
+        body["payload"] = message.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        body["payloadBase64"] = base64.b64encode(message.payload).decode()
+    return Message(
+        payload=json.dumps(body, separators=(",", ":")).encode(),
+        topic=message.topic,
+        content_type="application/json",
+        properties=(("wasmflow-failed-node", node), ("wasmflow-failure", failure.kind)),
+        timestamp_ms=message.timestamp_ms,
+    )
+
+
+class Pipeline:
+    """One running graph. ``run()`` returns when every source is exhausted and everything in flight is delivered."""
+
+    def __init__(
+        self,
+        spec: DataflowSpec,
+        graph: Graph,
+        *,
+        operators: Mapping[str, Operator],
+        sources: Mapping[str, Source],
+        sinks: Mapping[str, Sink],
+        dead_letters: Mapping[tuple[str, str], Sink] | None = None,
+        metrics: EngineMetrics | None = None,
+        queue_size: int = QUEUE_SIZE,
+    ) -> None:
+        self.spec = spec
+        self.graph = graph
+        self.nodes: dict[str, Node] = {n.name: n for n in spec.nodes}
+        self.operators = operators
+        self.sources = sources
+        self.sinks = sinks
+        self.dead_letters = dict(dead_letters or {})
+        self.metrics = metrics
+        self.queues: dict[str, asyncio.Queue[Envelope | None]] = {
+            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.types[name] is not NodeType.SOURCE
+        }
+        self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
+        self.windows: dict[str, _Window] = {}
+        self._stopping = asyncio.Event()
+
+    # ---- running ------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until the sources end (or ``drain()`` stops them), then deliver everything in flight and return."""
+        workers = {name: asyncio.create_task(self._node_loop(name), name=f"node:{name}") for name in self.queues}
+        tickers = [
+            asyncio.create_task(self._window_ticker(name), name=f"window:{name}")
+            for name, node in self.nodes.items()
+            if node.type is NodeType.ACCUMULATE and node.window and node.window.duration_seconds
+        ]
+        feeders = [asyncio.create_task(self._feed(name), name=f"source:{name}") for name in self.graph.sources]
+        try:
+            await asyncio.gather(*feeders)
+            # Sources are done: shut nodes down in topological order so each sees everything its inputs sent.
+            for name in self.graph.order:
+                if name in self.queues:
+                    await self.queues[name].put(None)
+                    await workers[name]
+        finally:
+            for task in [*tickers, *feeders, *workers.values()]:
+                task.cancel()
+            await asyncio.gather(*tickers, *feeders, *workers.values(), return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Stop reading from the sources; ``run()`` then finishes what is in flight and returns (SIGTERM)."""
+        self._stopping.set()
+        await asyncio.gather(*(source.stop() for source in self.sources.values()))
+
+    async def _feed(self, name: str) -> None:
+        async for inbound in self.sources[name].messages():
+            self._count_in(name)
+            tracker = Tracker(inbound.ack)
+            await self._emit(name, Envelope(inbound.message, (tracker,)), arm=None)
+            if self._stopping.is_set():
+                break
+
+    async def _emit(self, name: str, envelope: Envelope, arm: bool | None) -> None:
+        targets = [s.node for s in self.graph.successors[name] if arm is None or s.arm is arm]
+        if not targets:
+            await envelope.release()
+            return
+        self.stats[name].emitted += 1
+        if self.metrics:
+            self.metrics.messages_out.labels(name).inc()
+        envelope.fork(len(targets))
+        for target in targets:
+            await self.queues[target].put(envelope)
+
+    def _count_in(self, name: str) -> None:
+        self.stats[name].received += 1
+        if self.metrics:
+            self.metrics.messages_in.labels(name).inc()
+
+    async def _node_loop(self, name: str) -> None:
+        node = self.nodes[name]
+        queue = self.queues[name]
+        while True:
+            envelope = await queue.get()
+            if envelope is None:
+                if node.type is NodeType.ACCUMULATE:
+                    await self._close_window(name)
+                return
+            self._count_in(name)
+            if node.type is NodeType.SINK:
+                await self.sinks[name].send(envelope.message)
+                self.stats[name].emitted += 1
+                if self.metrics:
+                    self.metrics.messages_out.labels(name).inc()
+                await envelope.release()
+                continue
+            await self._operate(name, node, envelope)
+
+    async def _operate(self, name: str, node: Node, envelope: Envelope) -> None:
+        operator = self.operators[name]
+        started = time.perf_counter()
+        try:
+            if node.type is NodeType.MAP:
+                result: Message | bool = operator.map(envelope.message)
+            elif node.type is NodeType.FILTER:
+                result = operator.filter(envelope.message)
+            elif node.type is NodeType.BRANCH:
+                result = operator.branch(envelope.message)
+            else:
+                await self._accumulate(name, node, operator, envelope)
+                return
+        except OperatorFailure as failure:
+            await self._failed(name, node, envelope, failure)
+            return
+        finally:
+            self.stats[name].latencies.append(time.perf_counter() - started)
+        if node.type is NodeType.MAP:
+            assert isinstance(result, Message)
+            await self._emit(name, Envelope(result, envelope.trackers), arm=None)
+        elif node.type is NodeType.FILTER:
+            if result:
+                await self._emit(name, envelope, arm=None)
+            else:
+                self._dropped(name, "filtered")
+                await envelope.release()
+        else:
+            await self._emit(name, envelope, arm=bool(result))
+
+    async def _accumulate(self, name: str, node: Node, operator: Operator, envelope: Envelope) -> None:
+        window = self.windows.setdefault(name, _Window())
+        state = window.state or empty_state(envelope.message.topic)
+        folded = operator.accumulate(state, envelope.message)  # OperatorFailure: the window keeps its state
+        if window.count == 0:
+            window.opened = time.monotonic()
+        window.state = folded
+        window.trackers.extend(envelope.trackers)
+        window.count += 1
+        assert node.window is not None
+        if node.window.count is not None and window.count >= node.window.count:
+            await self._close_window(name)
+
+    async def _close_window(self, name: str) -> None:
+        window = self.windows.pop(name, None)
+        if window is None or window.state is None:
+            return
+        await self._emit(name, Envelope(window.state, tuple(window.trackers)), arm=None)
+
+    async def _window_ticker(self, name: str) -> None:
+        node = self.nodes[name]
+        assert node.window is not None and node.window.duration_seconds is not None
+        duration = node.window.duration_seconds
+        while True:
+            await asyncio.sleep(min(duration, 0.5) / 2)
+            window = self.windows.get(name)
+            if window and window.count and time.monotonic() - window.opened >= duration:
+                # Runs between messages of the node's own task (same loop, no await inside the fold): no race.
+                await self._close_window(name)
+
+    async def _failed(self, name: str, node: Node, envelope: Envelope, failure: OperatorFailure) -> None:
+        stats = self.stats[name]
+        stats.failures[failure.kind] = stats.failures.get(failure.kind, 0) + 1
+        policy: ErrorPolicy = node.error_policy or self.spec.error_policy
+        log.warning("%s (policy: %s)", failure, policy.action.value)
+        if policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
+            sink = self.dead_letters[(policy.endpoint, policy.topic)]
+            await sink.send(dead_letter_envelope(name, failure, envelope.message))
+            stats.dead_lettered += 1
+            if self.metrics:
+                self.metrics.dead_lettered.labels(name).inc()
+        else:
+            self._dropped(name, failure.kind)
+        await envelope.release()
+
+    def _dropped(self, name: str, reason: str) -> None:
+        self.stats[name].dropped += 1
+        if self.metrics:
+            self.metrics.dropped.labels(name, reason).inc()
