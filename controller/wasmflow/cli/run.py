@@ -95,20 +95,11 @@ def _operator_specs(
                 )
         data = loaded[node.module]
         grants = frozenset(str(c) for c in module.spec.capabilities) if module else frozenset()
-        report = check_component(
-            data,
-            grants=grants,
-            strict=bool(module and module.spec.strict),
-            expected_kind=OperatorKind(node.type.value),
-        )
-        if not report.valid:
-            problems = "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems)
-            raise ConfigError(f"module {node.module!r} does not satisfy the contract: {problems}", where=where)
         limits = module.spec.limits if module else None
         specs.append(
             OperatorSpec(
                 node=node.name,
-                kind=report.operator,  # type: ignore[arg-type]  # valid reports always name the kind
+                kind=OperatorKind(node.type.value),
                 component=data,
                 memory_bytes=limits.memory_bytes if limits else 64 * 2**20,
                 timeout_seconds=limits.timeout_seconds if limits else 0.1,
@@ -118,6 +109,17 @@ def _operator_specs(
             )
         )
     return specs
+
+
+def _check(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> None:
+    """Check against the contract with the engine's own compiled component (cached): no second compile."""
+    engine, component = host.compile(spec)
+    report = check_component(
+        spec.component, grants=spec.grants, strict=strict, expected_kind=spec.kind, engine=engine, component=component
+    )
+    if not report.valid:
+        problems = "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems)
+        raise ConfigError(f"module {module!r} does not satisfy the contract: {problems}", where=f"node {spec.node}")
 
 
 def _summary(pipeline: Pipeline) -> str:
@@ -146,12 +148,21 @@ def _summary(pipeline: Pipeline) -> str:
 
 
 async def _run(
-    dataflow: Dataflow, specs: list[OperatorSpec], inputs: dict[str, str], output: IO[str], cache_dir: Path
+    dataflow: Dataflow,
+    specs: list[OperatorSpec],
+    strictness: dict[str, bool],
+    inputs: dict[str, str],
+    output: IO[str],
+    cache_dir: Path,
 ) -> tuple[Pipeline, list[JsonLinesSource]]:
     graph = validate_graph(dataflow.spec)
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
     with EngineHost(cache_dir=cache_dir, metrics=metrics) as host:
+        nodes = {n.name: n for n in dataflow.spec.nodes}
+        for spec in specs:
+            module = nodes[spec.node].module or spec.node
+            _check(host, spec, module, strict=strictness.get(module, False))
         operators = {spec.node: host.load(spec) for spec in specs}
         try:
             readers = {name: JsonLinesSource(inputs.get(name, inputs.get("*", "-"))) for name in graph.sources}
@@ -217,7 +228,10 @@ def run_command(
         specs = _operator_specs(dataflow, known, _pairs(modules, "--module"), insecure)
         stream: IO[str] = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
         try:
-            pipeline, readers = asyncio.run(_run(dataflow, specs, routes, stream, cache_dir or default_cache_dir()))
+            strictness = {name: m.spec.strict for name, m in known.items()}
+            pipeline, readers = asyncio.run(
+                _run(dataflow, specs, strictness, routes, stream, cache_dir or default_cache_dir())
+            )
         finally:
             if stream is not sys.stdout:
                 stream.close()
