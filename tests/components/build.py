@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -153,6 +154,31 @@ def build(name: str) -> Path:
             _compile(source, out, work)
             staged = target.with_suffix(".tmp")
             shutil.copyfile(out, staged)
+            staged.replace(target)
+    return target
+
+
+def build_project(directory: Path) -> Path:
+    """Build a `wasmflow new`-style project (the examples) with `wasmflow build`, cached by its sources."""
+    digest = hashlib.sha256()
+    for path in [
+        *_files(directory / "app.py"),
+        *_files(directory / "app.js"),
+        *_files(directory / "operator.json"),
+        *_files(WIT_DIR),
+    ]:
+        if path.exists():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = cache_dir() / f"project-{directory.name}-{digest.hexdigest()[:24]}.wasm"
+    if target.exists():
+        return target
+    with (cache_dir() / f".project-{directory.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _run([str(BIN / "wasmflow"), "build", str(directory)])
+            name = json.loads((directory / "operator.json").read_text())["name"]
+            staged = target.with_suffix(".tmp")
+            shutil.copyfile(directory / "build" / f"{name}.wasm", staged)
             staged.replace(target)
     return target
 
