@@ -16,6 +16,7 @@ from wasmflow.cli.new import new_command
 from wasmflow.cli.operator import operator_command
 from wasmflow.cli.run import run_command
 from wasmflow.cli.wit import wit_command
+from wasmflow.cli.worker import worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +32,7 @@ cli.add_command(new_command)
 cli.add_command(operator_command)
 cli.add_command(run_command)
 cli.add_command(wit_command)
+cli.add_command(worker_command)
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import kopf
 
 from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.dataflow_handlers import register_dataflows
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Attach every wasmflow handler to ``registry``."""
-    del registry, config
+    register_dataflows(registry, config)

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import kopf
 from prometheus_client import CollectorRegistry, start_http_server
@@ -21,6 +22,7 @@ from wasmflow.operator.metrics import ControllerMetrics
 
 GROUP = "wasmflow.io"
 FINALIZER = f"{GROUP}/finalizer"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
 
 def _login(*, logger: kopf.Logger, settings: kopf.OperatorSettings, **_: object) -> kopf.ConnectionInfo | None:
-    """Log in the way the official client would: KUBECONFIG, ~/.kube/config, or the pod's service account."""
-    return kopf.login_via_client(logger=logger, settings=settings)
+    """The pod's service account in a cluster; otherwise $KUBECONFIG or ~/.kube/config (read at login time)."""
+    if Path(SERVICE_ACCOUNT_TOKEN).exists():
+        return kopf.login_with_service_account(logger=logger, settings=settings)
+    return kopf.login_with_kubeconfig(logger=logger, settings=settings)
 
 
 def run(

@@ -1,0 +1,92 @@
+"""The controller's own Kubernetes calls (Kopf talks to the API for watching; these are our reads and applies).
+
+The official client is synchronous, so every call runs in a thread. API errors are translated here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+GROUP = "wasmflow.io"
+VERSION = "v1alpha1"
+FIELD_MANAGER = "wasmflow"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+
+def api_client() -> client.ApiClient:
+    """KUBECONFIG / ~/.kube/config when present, else the pod's service account."""
+    if os.path.exists(SERVICE_ACCOUNT_TOKEN):  # noqa: PTH110 - the same check as Kopf's login
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    # Read $KUBECONFIG now: the client library reads it only once, when first imported.
+    return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call,no-any-return]
+
+
+async def get_custom(api: client.ApiClient, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    def call() -> dict[str, Any] | None:
+        try:
+            result = cast(
+                dict[str, Any],
+                client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    return await asyncio.to_thread(call)
+
+
+async def list_custom(api: client.ApiClient, namespace: str, plural: str) -> list[dict[str, Any]]:
+    def call() -> list[dict[str, Any]]:
+        result = cast(
+            dict[str, Any],
+            client.CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, plural),
+        )
+        return list(result.get("items", []))
+
+    return await asyncio.to_thread(call)
+
+
+async def patch_custom(api: client.ApiClient, namespace: str, plural: str, name: str, body: dict[str, Any]) -> None:
+    def call() -> None:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, body)
+
+    await asyncio.to_thread(call)
+
+
+async def patch_custom_status(
+    api: client.ApiClient, namespace: str, plural: str, name: str, body: dict[str, Any]
+) -> None:
+    def call() -> None:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, body
+        )
+
+    await asyncio.to_thread(call)
+
+
+async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply under our field manager (idempotent: re-applying the same manifest changes nothing)."""
+
+    def call() -> dict[str, Any]:
+        dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
+        resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+        result = resource.server_side_apply(
+            body=manifest,
+            name=manifest["metadata"]["name"],
+            namespace=manifest["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        applied: dict[str, Any] = result.to_dict()
+        return applied
+
+    return await asyncio.to_thread(call)

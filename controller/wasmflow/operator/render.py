@@ -1,0 +1,253 @@
+"""Render a Dataflow's children as plain manifests: pure functions, golden-file tested.
+
+ConfigMap (the worker config: graph + modules pinned by digest), Deployment (the workers, restricted security
+context, read-only root, probes, a config-hash annotation so any change rolls them) and Service (metrics). All are
+owned by the Dataflow, so deleting it deletes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from wasmflow.api.dataflow import Dataflow
+from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.api.workerconfig import (
+    CACHE_DIR,
+    CONFIG_DIR,
+    CONFIG_KEY,
+    SECRETS_DIR,
+    EndpointFiles,
+    PinnedModule,
+    WorkerConfig,
+)
+from wasmflow.operator.config import OperatorConfig
+
+HTTP_PORT = 8080
+CONFIG_HASH = "wasmflow.io/config-hash"
+MANAGED_BY = "wasmflow"
+
+
+@dataclass(frozen=True)
+class Children:
+    config_map: dict[str, Any]
+    deployment: dict[str, Any]
+    service: dict[str, Any]
+    config_hash: str
+
+
+def child_name(dataflow: str) -> str:
+    return f"{dataflow}-worker"[:63].rstrip("-")
+
+
+def labels(dataflow: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "wasmflow-worker",
+        "app.kubernetes.io/instance": dataflow,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "wasmflow.io/dataflow": dataflow,
+    }
+
+
+def owner_reference(dataflow: Dataflow) -> dict[str, Any]:
+    return {
+        "apiVersion": dataflow.api_version,
+        "kind": "Dataflow",
+        "name": dataflow.metadata.name,
+        "uid": dataflow.metadata.uid or "",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def worker_config(dataflow: Dataflow, modules: dict[str, WasmModule], digests: dict[str, str]) -> WorkerConfig:
+    """The worker's config: every module the graph uses pinned to the digest its WasmModule resolved."""
+    pinned = {}
+    for name in sorted({n.module for n in dataflow.spec.nodes if n.module}):
+        module = modules[name]
+        oci = module.spec.source.oci
+        secret = oci.secret_ref.name if oci and oci.secret_ref else None
+        pinned[name] = PinnedModule(
+            reference=oci.reference if oci else f"configmap:{module.spec.source.config_map_ref}",
+            digest=digests[name],
+            insecure=bool(oci and oci.insecure),
+            pull_secret_file=f"{SECRETS_DIR}/registry/{secret}/.dockerconfigjson" if secret else None,
+            operator=module.spec.operator,
+            capabilities=list(module.spec.capabilities),
+            limits=module.spec.limits,
+            strict=module.spec.strict,
+        )
+    files = {}
+    for name, endpoint in sorted(dataflow.spec.endpoints.items()):
+        mqtt = endpoint.mqtt
+        base = f"{SECRETS_DIR}/endpoints/{name}"
+        files[name] = EndpointFiles(
+            username_file=f"{base}/credentials/username" if mqtt.credentials_secret_ref else None,
+            password_file=f"{base}/credentials/password" if mqtt.credentials_secret_ref else None,
+            ca_file=f"{base}/ca/{mqtt.tls.ca_secret_ref.key}" if mqtt.tls and mqtt.tls.ca_secret_ref else None,
+            cert_file=f"{base}/client/tls.crt" if mqtt.tls and mqtt.tls.client_cert_secret_ref else None,
+            key_file=f"{base}/client/tls.key" if mqtt.tls and mqtt.tls.client_cert_secret_ref else None,
+        )
+    return WorkerConfig(
+        namespace=dataflow.metadata.namespace or "default",
+        dataflow=dataflow.metadata.name,
+        spec=dataflow.spec,
+        modules=pinned,
+        endpoint_files=files,
+        http_port=HTTP_PORT,
+        cache_dir=CACHE_DIR,
+    )
+
+
+def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": child_name(dataflow.metadata.name)}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root file system is read-only
+        {"name": "cache", "mountPath": CACHE_DIR},
+    ]
+    secrets: set[str] = set()
+    for module in modules.values():
+        oci = module.spec.source.oci
+        if oci and oci.secret_ref and oci.secret_ref.name not in secrets:
+            secrets.add(oci.secret_ref.name)
+            volume = f"registry-{len(secrets)}"
+            volumes.append(
+                {
+                    "name": volume,
+                    "secret": {
+                        "secretName": oci.secret_ref.name,
+                        "items": [{"key": ".dockerconfigjson", "path": ".dockerconfigjson"}],
+                    },
+                }
+            )
+            mounts.append(
+                {"name": volume, "mountPath": f"{SECRETS_DIR}/registry/{oci.secret_ref.name}", "readOnly": True}
+            )
+    for index, (name, endpoint) in enumerate(sorted(dataflow.spec.endpoints.items())):
+        mqtt = endpoint.mqtt
+        base = f"{SECRETS_DIR}/endpoints/{name}"
+        refs = [
+            ("credentials", mqtt.credentials_secret_ref.name if mqtt.credentials_secret_ref else None),
+            ("ca", mqtt.tls.ca_secret_ref.name if mqtt.tls and mqtt.tls.ca_secret_ref else None),
+            ("client", mqtt.tls.client_cert_secret_ref.name if mqtt.tls and mqtt.tls.client_cert_secret_ref else None),
+        ]
+        for kind, secret in refs:
+            if secret:
+                volume = f"ep{index}-{kind}"
+                volumes.append({"name": volume, "secret": {"secretName": secret}})
+                mounts.append({"name": volume, "mountPath": f"{base}/{kind}", "readOnly": True})
+    return volumes, mounts
+
+
+def render(
+    dataflow: Dataflow, modules: dict[str, WasmModule], digests: dict[str, str], config: OperatorConfig
+) -> Children:
+    """The ConfigMap, Deployment and Service of ``dataflow`` (modules and digests by WasmModule name)."""
+    name = child_name(dataflow.metadata.name)
+    namespace = dataflow.metadata.namespace or "default"
+    meta_labels = labels(dataflow.metadata.name)
+    owners = [owner_reference(dataflow)]
+    body = worker_config(dataflow, modules, digests).model_dump_json(by_alias=True, exclude_none=True, indent=2)
+    config_hash = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    volumes, mounts = _volumes(dataflow, modules)
+    worker = dataflow.spec.worker
+    resources = worker.resources.model_dump(by_alias=True, exclude_none=True)
+    resources = {k: v for k, v in resources.items() if v} or {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,  # the worker never talks to the Kubernetes API
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "worker",
+                "image": config.worker_image,
+                "imagePullPolicy": config.worker_image_pull_policy,
+                "args": ["worker", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
+                "ports": [{"name": "http", "containerPort": HTTP_PORT}],
+                "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                "resources": resources,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": 30,
+    }
+    if config.worker_image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": s} for s in config.worker_image_pull_secrets]
+    if worker.node_selector:
+        pod_spec["nodeSelector"] = dict(worker.node_selector)
+    if worker.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in worker.tolerations]
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "ownerReferences": owners},
+        "data": {CONFIG_KEY: body},
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": meta_labels,
+            "annotations": {CONFIG_HASH: config_hash},
+            "ownerReferences": owners,
+        },
+        "spec": {
+            "replicas": dataflow.spec.replicas,
+            "selector": {"matchLabels": {"wasmflow.io/dataflow": dataflow.metadata.name}},
+            "template": {
+                "metadata": {
+                    "labels": meta_labels,
+                    "annotations": {
+                        CONFIG_HASH: config_hash,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(HTTP_PORT),
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "ownerReferences": owners},
+        "spec": {
+            "selector": {"wasmflow.io/dataflow": dataflow.metadata.name},
+            "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http"}],
+        },
+    }
+    return Children(config_map=config_map, deployment=deployment, service=service, config_hash=config_hash)
+
+
+def render_json(children: Children) -> str:
+    """A stable text form for golden files."""
+    return json.dumps(
+        {"configMap": children.config_map, "deployment": children.deployment, "service": children.service},
+        indent=2,
+        sort_keys=True,
+    )

@@ -1,0 +1,178 @@
+"""The worker process: read the rendered config, load the pinned modules, connect MQTT, run the graph, serve HTTP.
+
+Readiness means every module is loaded and every source and sink is connected; liveness only that the loop
+answers. SIGTERM stops the sources, lets what is in flight reach its sinks (acknowledging it), then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from wasmflow.api.dataflow import ErrorAction, NodeType
+from wasmflow.api.graph import validate_graph
+from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
+from wasmflow.contract.check import check_component
+from wasmflow.engine.host import EngineHost, OperatorSpec
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.pipeline import Pipeline
+from wasmflow.engine.ports import Sink, Source
+from wasmflow.errors import ConfigError, ContractError
+from wasmflow.worker.http import Readiness, build_app, serve
+from wasmflow.worker.modules import fetch_module
+
+log = logging.getLogger("wasmflow.worker")
+
+
+def load_config(path: Path) -> WorkerConfig:
+    try:
+        return WorkerConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the worker config: {exc.strerror}", where=str(path)) from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid worker config: {exc}", where=str(path)) from exc
+
+
+def _settings(config: WorkerConfig, endpoint: str, role: str) -> MqttSettings:
+    mqtt = config.spec.endpoints[endpoint].mqtt
+    files = config.endpoint_files.get(endpoint)
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    prefix = mqtt.client_id_prefix or "wasmflow"
+    return MqttSettings.from_url(
+        mqtt.url,
+        qos=mqtt.qos,
+        shared_group=mqtt.shared_subscription_group,
+        client_id=f"{prefix}-{config.namespace}-{config.dataflow}-{role}-{host}"[:128],
+        ca_file=Path(files.ca_file) if files and files.ca_file else None,
+        cert_file=Path(files.cert_file) if files and files.cert_file else None,
+        key_file=Path(files.key_file) if files and files.key_file else None,
+        username_file=Path(files.username_file) if files and files.username_file else None,
+        password_file=Path(files.password_file) if files and files.password_file else None,
+    )
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.metrics = EngineMetrics.create(self.registry)
+        self.loaded = False
+        self.sources: dict[str, MqttSource] = {}
+        self.sinks: dict[str, MqttSink] = {}
+        self.pipeline: Pipeline | None = None
+
+    def readiness(self) -> Readiness:
+        reasons = [] if self.loaded else ["modules not loaded yet"]
+        for name, source in self.sources.items():
+            if not source.connected:
+                reasons.append(f"source {name} not connected" + (f": {source.last_error}" if source.last_error else ""))
+        for name, sink in self.sinks.items():
+            if not sink.connected:
+                reasons.append(f"sink {name} not connected" + (f": {sink.last_error}" if sink.last_error else ""))
+        return Readiness(ready=not reasons, reasons=tuple(reasons))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        graph = validate_graph(config.spec)
+        runner = await serve(build_app(self.registry, self.readiness), "0.0.0.0", config.http_port)  # noqa: S104
+        cache = Path(config.cache_dir)
+        try:
+            with EngineHost(cache_dir=cache / "compiled", metrics=self.metrics) as host:
+                operators = {}
+                for node in config.spec.nodes:
+                    if not node.type.is_operator:
+                        continue
+                    assert node.module is not None
+                    pinned = config.modules[node.module]
+                    data = await fetch_module(node.module, pinned, cache / "blobs")
+                    spec = OperatorSpec(
+                        node=node.name,
+                        kind=pinned.operator,
+                        component=data,
+                        digest=pinned.digest,
+                        memory_bytes=pinned.limits.memory_bytes,
+                        timeout_seconds=pinned.limits.timeout_seconds,
+                        fuel=pinned.limits.fuel,
+                        grants=frozenset(str(c) for c in pinned.capabilities),
+                        configuration=tuple(node.configuration.items()),
+                    )
+                    engine, component = host.compile(spec)
+                    report = check_component(
+                        data,
+                        grants=spec.grants,
+                        strict=pinned.strict,
+                        expected_kind=pinned.operator,
+                        engine=engine,
+                        component=component,
+                    )
+                    if not report.valid:
+                        problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
+                        raise ContractError(f"module {node.module!r} does not satisfy the contract: {problems}")
+                    operators[node.name] = host.load(spec)
+                self.loaded = True
+                for node in config.spec.nodes:
+                    if node.type is NodeType.SOURCE:
+                        assert node.endpoint and node.topic
+                        self.sources[node.name] = MqttSource(_settings(config, node.endpoint, node.name), node.topic)
+                    elif node.type is NodeType.SINK:
+                        assert node.endpoint and node.topic
+                        self.sinks[node.name] = MqttSink(_settings(config, node.endpoint, node.name), node.topic)
+                dead_letters: dict[tuple[str, str], Sink] = {}
+                for policy in [config.spec.error_policy, *(n.error_policy for n in config.spec.nodes)]:
+                    if policy and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
+                        key = (policy.endpoint, policy.topic)
+                        if key not in dead_letters:
+                            sink = MqttSink(
+                                _settings(config, policy.endpoint, f"dlq-{len(dead_letters)}"), policy.topic
+                            )
+                            self.sinks[f"dead-letter:{policy.topic}"] = sink
+                            dead_letters[key] = sink
+                for sink in self.sinks.values():
+                    sink.start()
+                sources: dict[str, Source] = dict(self.sources)
+                sinks: dict[str, Sink] = {name: self.sinks[name] for name in graph.sinks}
+                self.pipeline = Pipeline(
+                    config.spec,
+                    graph,
+                    operators=operators,
+                    sources=sources,
+                    sinks=sinks,
+                    dead_letters=dead_letters,
+                    metrics=self.metrics,
+                )
+                running = asyncio.create_task(self.pipeline.run())
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not running.done():
+                    log.info("stopping: draining in-flight messages")
+                    await self.pipeline.drain()
+                await running
+                for operator in operators.values():
+                    operator.close()
+        finally:
+            for source in self.sources.values():
+                source.close()
+            for sink in self.sinks.values():
+                await sink.close()
+            await runner.cleanup()
+
+
+def main(config_path: Path) -> None:
+    config = load_config(config_path)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Worker(config).run(stop)
+
+    asyncio.run(run())
+    log.info("worker stopped")

@@ -1,0 +1,175 @@
+"""The Dataflow controller against a real API server: children, owner references, config hash, status."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
+
+from tests.integration.conftest import wait_until
+from wasmflow.operator.config import OperatorConfig
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "manifests"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _objects(kube_client: ApiClient) -> CustomObjectsApi:
+    return CustomObjectsApi(kube_client)
+
+
+def create_ready_modules(kube_client: ApiClient, namespace: str, *, ready: bool = True) -> None:
+    """WasmModules as the module controller leaves them once pulled and verified (status written directly here)."""
+    objects = _objects(kube_client)
+    for doc in yaml.safe_load_all((EXAMPLES / "wasmmodules.yaml").read_text()):
+        objects.create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", doc)
+        status = {
+            "observedGeneration": 1,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True" if ready else "False",
+                    "reason": "Succeeded" if ready else "NotFound",
+                    "message": "ok" if ready else "tag not found",
+                    "lastTransitionTime": "2026-11-25T00:00:00Z",
+                }
+            ],
+            "artifact": {
+                "digest": DIGEST,
+                "size": 1,
+                "mediaType": "application/wasm",
+                "fetchedAt": "2026-11-25T00:00:00Z",
+            },
+        }
+        objects.patch_namespaced_custom_object_status(
+            "wasmflow.io", "v1alpha1", namespace, "wasmmodules", doc["metadata"]["name"], {"status": status}
+        )
+
+
+def dataflow_doc() -> dict[str, Any]:
+    (doc,) = list(yaml.safe_load_all((EXAMPLES / "dataflow.yaml").read_text()))
+    return dict(doc)
+
+
+def get_dataflow(kube_client: ApiClient, namespace: str, name: str = "plant-temperatures") -> dict[str, Any]:
+    result: dict[str, Any] = _objects(kube_client).get_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", name
+    )
+    return result
+
+
+def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in (body.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def test_a_dataflow_gets_its_configmap_deployment_and_service(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+) -> None:
+    create_ready_modules(kube_client, namespace)
+    created = _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    apps, core = AppsV1Api(kube_client), CoreV1Api(kube_client)
+    name = "plant-temperatures-worker"
+    deployment = wait_until(
+        lambda: next(iter(apps.list_namespaced_deployment(namespace).items), None), what="the worker Deployment"
+    )
+    config_map = core.read_namespaced_config_map(name, namespace)
+    service = core.read_namespaced_service(name, namespace)
+    for child in (deployment, config_map, service):
+        (owner,) = child.metadata.owner_references
+        assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+            "Dataflow",
+            "plant-temperatures",
+            created["metadata"]["uid"],
+            True,
+        )
+    config = json.loads(config_map.data["config.json"])
+    assert config["modules"]["to-celsius"]["digest"] == DIGEST
+    assert config["modules"]["to-celsius"]["reference"].endswith("/wasmflow-examples/to-celsius:0.1.0")
+    container = deployment.spec.template.spec.containers[0]
+    assert container.image == controller.worker_image
+    assert container.args == ["worker", "--config", "/etc/wasmflow/config.json"]
+    assert container.security_context.read_only_root_filesystem is True
+    assert deployment.spec.template.spec.security_context.run_as_non_root is True
+    status = wait_until(
+        lambda: (
+            (get_dataflow(kube_client, namespace).get("status") or {}).get("configHash")
+            and get_dataflow(kube_client, namespace)["status"]
+        ),
+        what="Dataflow status",
+    )
+    assert status["configHash"] == deployment.spec.template.metadata.annotations["wasmflow.io/config-hash"]
+    assert {m["name"] for m in status["modules"]} == {"enrich", "to-celsius", "in-range", "overheat", "window-average"}
+    assert status["workers"] == {"desired": 1, "ready": 0}
+    ready = condition(get_dataflow(kube_client, namespace), "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "WorkersNotReady")  # no kubelet runs pods here
+
+
+def test_editing_the_dataflow_changes_the_config_hash_and_the_deployment(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+) -> None:
+    create_ready_modules(kube_client, namespace)
+    _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    apps = AppsV1Api(kube_client)
+
+    def pod_hash() -> str | None:
+        items = apps.list_namespaced_deployment(namespace).items
+        return items[0].spec.template.metadata.annotations["wasmflow.io/config-hash"] if items else None
+
+    first = wait_until(pod_hash, what="the first config hash")
+    patch = {"spec": {"nodes": copy.deepcopy(dataflow_doc()["spec"]["nodes"])}}
+    patch["spec"]["nodes"][4]["configuration"] = {"threshold": "95"}
+    _objects(kube_client).patch_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", "plant-temperatures", patch
+    )
+    second = wait_until(lambda: (h := pod_hash()) != first and h, what="a new config hash")
+    assert second != first
+    assert get_dataflow(kube_client, namespace)["status"]["configHash"] == second or wait_until(
+        lambda: get_dataflow(kube_client, namespace)["status"]["configHash"] == second, what="status configHash"
+    )
+
+
+def test_a_cycle_is_stalled_with_the_node_named(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+) -> None:
+    create_ready_modules(kube_client, namespace)
+    doc = dataflow_doc()
+    doc["spec"]["edges"].append({"from": "in-range", "to": "enrich"})
+    _objects(kube_client).create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "dataflows", doc)
+    stalled = wait_until(lambda: condition(get_dataflow(kube_client, namespace), "Stalled"), what="Stalled")
+    assert stalled["reason"] == "InvalidGraph"
+    assert "is on a cycle" in stalled["message"]
+    assert "enrich" in stalled["message"]
+    ready = condition(get_dataflow(kube_client, namespace), "Ready")
+    assert ready is not None and ready["status"] == "False"
+    assert not AppsV1Api(kube_client).list_namespaced_deployment(namespace).items
+
+
+def test_a_module_that_is_not_ready_holds_the_dataflow_back_until_it_is(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+) -> None:
+    create_ready_modules(kube_client, namespace, ready=False)
+    _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    ready = wait_until(lambda: condition(get_dataflow(kube_client, namespace), "Ready"), what="a Ready condition")
+    assert ready["reason"] == "ModuleNotReady"
+    assert "is not Ready: NotFound: tag not found" in ready["message"]
+    # The module becomes Ready: the Dataflow follows without any edit of its own.
+    objects = _objects(kube_client)
+    for name in ("enrich", "to-celsius", "in-range", "overheat", "window-average"):
+        module = objects.get_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", name)
+        module["status"]["conditions"][0].update({"status": "True", "reason": "Succeeded", "message": "ok"})
+        objects.patch_namespaced_custom_object_status(
+            "wasmflow.io", "v1alpha1", namespace, "wasmmodules", name, {"status": module["status"]}
+        )
+    wait_until(
+        lambda: AppsV1Api(kube_client).list_namespaced_deployment(namespace).items, what="the Deployment", timeout=90
+    )
