@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import hashlib
+import importlib
 from pathlib import Path
 
 from wasmflow.api.workerconfig import PinnedModule
