@@ -47,21 +47,30 @@ ensure_debs() {
     { as_root apt-get update -qq && as_root apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
+# is_alive PID: true while PID runs. A zombie counts as gone: our services outlive the script that started them,
+# so their parent is an init that may reap them a second or more after they exit (kill -0 still succeeds then).
+is_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ -n $stat && ${stat%% *} != Z && ${stat%% *} != X ]]
+}
+
 # stop_pidfile FILE: TERM the process in FILE, KILL it after 10 s, remove FILE. Safe when already stopped.
 stop_pidfile() {
   local file=$1 pid
   [[ -f $file ]] || return 0
   pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
+  if is_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 10))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    while is_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
+    if is_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$file"
 }
 
 # running_pidfile FILE: true when FILE names a live process.
 running_pidfile() {
-  [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null
+  [[ -f $1 ]] && is_alive "$(cat "$1")"
 }
