@@ -17,15 +17,56 @@ while (($#)); do
     *) die "unknown argument '$1'" ;;
   esac
 done
-mkdir -p "$DIR"
-DIR=$(cd "$DIR" && pwd)
+[[ $cmd == start || $cmd == restart ]] && mkdir -p "$DIR"
+[[ -d $DIR ]] && DIR=$(cd "$DIR" && pwd)
 
-healthy() {
+read_ports() {
   [[ -f $DIR/ports ]] || return 1
-  local port
-  port=$(head -1 "$DIR/ports")
-  # A real MQTT round trip: -E exits once the subscription is acknowledged.
-  mosquitto_sub -h 127.0.0.1 -p "$port" -t "wasmflow/readiness" -E -V mqttv5 -W 2 >/dev/null 2>&1
+  {
+    read -r plain
+    read -r auth
+    read -r tls
+  } <"$DIR/ports"
+}
+
+# A real MQTT v5 session on every listener: -E exits once the subscription is acknowledged.
+healthy() {
+  local plain auth tls
+  read_ports || return 1
+  local sub=(mosquitto_sub -h 127.0.0.1 -t wasmflow/readiness -E -V mqttv5 -W 2)
+  "${sub[@]}" -p "$plain" >/dev/null 2>&1 &&
+    "${sub[@]}" -p "$auth" -u wasmflow -P "$(cat "$DIR/password")" >/dev/null 2>&1 &&
+    "${sub[@]}" -p "$tls" --cafile "$DIR/ca.crt" >/dev/null 2>&1
+}
+
+# ours: the PID file names the mosquitto started with this directory's config (never signal anything else).
+ours() {
+  running_pidfile "$DIR/mosquitto.pid" &&
+    tr '\0' ' ' <"/proc/$(cat "$DIR/mosquitto.pid")/cmdline" 2>/dev/null | grep -qF -- "$DIR/mosquitto.conf"
+}
+
+# port_taken PORT: something listens there. SO_REUSEADDR as mosquitto binds: our own closed connections in
+# TIME_WAIT must not count.
+port_taken() {
+  ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# Three distinct free ports, kept across restarts (clients reconnect to the same address); chosen again only when
+# one of them was taken while the broker was down (a state directory reused from an earlier run).
+choose_ports() {
+  local plain auth tls
+  if read_ports && ! port_taken "$plain" && ! port_taken "$auth" && ! port_taken "$tls"; then return 0; fi
+  [[ -f $DIR/ports ]] && log "a recorded port is taken: choosing new ports"
+  local ports=()
+  while ((${#ports[@]} < 3)); do
+    local p
+    p=$(free_port)
+    [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+  done
+  printf '%s\n' "${ports[@]}" >"$DIR/ports"
 }
 
 write_config() {
@@ -44,15 +85,9 @@ write_config() {
     mosquitto_passwd -c -b "$DIR/passwd" wasmflow "$(cat "$DIR/password")" 2>/dev/null
     chmod 644 "$DIR/passwd"
   fi
-  if [[ ! -f $DIR/ports ]]; then
-    printf '%s\n%s\n%s\n' "$(free_port)" "$(free_port)" "$(free_port)" >"$DIR/ports"
-  fi
+  choose_ports
   local plain auth tls
-  {
-    read -r plain
-    read -r auth
-    read -r tls
-  } <"$DIR/ports"
+  read_ports
   mkdir -p "$DIR/data"
   cat >"$DIR/mosquitto.conf" <<CONF
 per_listener_settings true
@@ -84,8 +119,8 @@ CONF
 
 start() {
   ensure_debs mosquitto mosquitto-clients openssl
-  if running_pidfile "$DIR/mosquitto.pid" && healthy; then return 0; fi
-  stop_pidfile "$DIR/mosquitto.pid"
+  if ours && healthy; then return 0; fi
+  stop
   write_config
   mosquitto -c "$DIR/mosquitto.conf" >>"$DIR/stdout.log" 2>&1 &
   echo $! >"$DIR/mosquitto.pid"
@@ -96,19 +131,17 @@ start() {
   log "mosquitto ready on 127.0.0.1:$(head -1 "$DIR/ports")"
 }
 
-stop() { stop_pidfile "$DIR/mosquitto.pid"; }
+stop() {
+  if ours; then stop_pidfile "$DIR/mosquitto.pid"; else rm -f "$DIR/mosquitto.pid"; fi
+}
 
 case $cmd in
   start) start ;;
   stop) stop ;;
   restart) stop && start ;;
-  status) if healthy; then echo running; else echo stopped; exit 1; fi ;;
+  status) if ours && healthy; then echo running; else echo stopped; exit 1; fi ;;
   env)
-    {
-      read -r plain
-      read -r auth
-      read -r tls
-    } <"$DIR/ports"
+    read_ports || die "no broker state in $DIR: run '$0 start --dir $DIR' first"
     echo "WASMFLOW_MQTT=127.0.0.1:$plain"
     echo "WASMFLOW_MQTT_AUTH=127.0.0.1:$auth"
     echo "WASMFLOW_MQTT_USER=wasmflow"
