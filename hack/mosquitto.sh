@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# A real MQTT v5 broker for the tests (Debian's mosquitto 2), on loopback, with three listeners:
-#   plain  anonymous                      (WASMFLOW_MQTT)
-#   auth   username/password only         (WASMFLOW_MQTT_AUTH, user "wasmflow", random password)
-#   tls    TLS with a CA written here     (WASMFLOW_MQTT_TLS, WASMFLOW_MQTT_CA), anonymous
+# A real MQTT v5 broker for the tests (Debian's mosquitto 2), on loopback, with four listeners:
+#   plain  anonymous                          WASMFLOW_MQTT
+#   auth   username/password only             WASMFLOW_MQTT_AUTH, WASMFLOW_MQTT_USER/PASSWORD (random password)
+#   tls    TLS, CA written here, anonymous    WASMFLOW_MQTT_TLS, WASMFLOW_MQTT_CA
+#   mtls   TLS + client certificate required  WASMFLOW_MQTT_MTLS, WASMFLOW_MQTT_CLIENT_CERT/KEY (same CA)
 # Persistence is on, so persistent sessions survive `restart`. Shared subscriptions ($share/...) are on by default.
+# Ports are random but kept across restarts, so clients reconnect to the same address.
 # usage: hack/mosquitto.sh start|stop|restart|status|env [--dir DIR]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -20,23 +22,27 @@ done
 [[ $cmd == start || $cmd == restart ]] && mkdir -p "$DIR"
 [[ -d $DIR ]] && DIR=$(cd "$DIR" && pwd)
 
+# read_ports: set plain, auth, tls, mtls from the ports file (false if it is missing or incomplete).
 read_ports() {
   [[ -f $DIR/ports ]] || return 1
   {
     read -r plain
     read -r auth
     read -r tls
-  } <"$DIR/ports"
+    read -r mtls
+  } <"$DIR/ports" || true
+  [[ -n ${plain:-} && -n ${auth:-} && -n ${tls:-} && -n ${mtls:-} ]]
 }
 
 # A real MQTT v5 session on every listener: -E exits once the subscription is acknowledged.
 healthy() {
-  local plain auth tls
+  local plain auth tls mtls
   read_ports || return 1
   local sub=(mosquitto_sub -h 127.0.0.1 -t wasmflow/readiness -E -V mqttv5 -W 2)
   "${sub[@]}" -p "$plain" >/dev/null 2>&1 &&
     "${sub[@]}" -p "$auth" -u wasmflow -P "$(cat "$DIR/password")" >/dev/null 2>&1 &&
-    "${sub[@]}" -p "$tls" --cafile "$DIR/ca.crt" >/dev/null 2>&1
+    "${sub[@]}" -p "$tls" --cafile "$DIR/ca.crt" >/dev/null 2>&1 &&
+    "${sub[@]}" -p "$mtls" --cafile "$DIR/ca.crt" --cert "$DIR/client.crt" --key "$DIR/client.key" >/dev/null 2>&1
 }
 
 # ours: the PID file names the mosquitto started with this directory's config (never signal anything else).
@@ -54,31 +60,43 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
-# Three distinct free ports, kept across restarts (clients reconnect to the same address); chosen again only when
-# one of them was taken while the broker was down (a state directory reused from an earlier run).
+# Four distinct free ports, kept across restarts; chosen again only when one was taken while the broker was down
+# (a state directory reused from an earlier run).
 choose_ports() {
-  local plain auth tls
-  if read_ports && ! port_taken "$plain" && ! port_taken "$auth" && ! port_taken "$tls"; then return 0; fi
-  [[ -f $DIR/ports ]] && log "a recorded port is taken: choosing new ports"
+  local plain auth tls mtls p
+  if read_ports && ! port_taken "$plain" && ! port_taken "$auth" && ! port_taken "$tls" && ! port_taken "$mtls"; then
+    return 0
+  fi
+  [[ -f $DIR/ports ]] && log "a recorded port is taken (or the state is from an older script): choosing new ports"
   local ports=()
-  while ((${#ports[@]} < 3)); do
-    local p
+  while ((${#ports[@]} < 4)); do
     p=$(free_port)
     [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
   done
   printf '%s\n' "${ports[@]}" >"$DIR/ports"
 }
 
+# sign NAME SUBJECT [EXTFILE]: a key and a certificate signed by the test CA.
+sign() {
+  local name=$1 subject=$2 ext=${3:-}
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$DIR/$name.key" -out "$DIR/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$DIR/$name.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" -CAcreateserial -days 3650 \
+    ${ext:+-extfile "$ext"} -out "$DIR/$name.crt" 2>/dev/null
+  rm -f "$DIR/$name.csr"
+  chmod 644 "$DIR/$name.key" # test material, read by the tests as whoever runs them
+}
+
 write_config() {
   if [[ ! -f $DIR/ca.crt ]]; then
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=wasmflow-test-mqtt-ca" \
       -keyout "$DIR/ca.key" -out "$DIR/ca.crt" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$DIR/server.key" -out "$DIR/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$DIR/san.ext"
-    openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" -CAcreateserial -days 3650 \
-      -extfile "$DIR/san.ext" -out "$DIR/server.crt" 2>/dev/null
-    chmod 644 "$DIR/server.key"
+    rm -f "$DIR/server.crt" "$DIR/client.crt"
   fi
+  if [[ ! -f $DIR/server.crt ]]; then
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$DIR/san.ext"
+    sign server "/CN=localhost" "$DIR/san.ext"
+  fi
+  [[ -f $DIR/client.crt ]] || sign client "/CN=wasmflow-client"
   if [[ ! -f $DIR/password ]]; then
     python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$DIR/password"
     chmod 600 "$DIR/password"
@@ -86,7 +104,7 @@ write_config() {
     chmod 644 "$DIR/passwd"
   fi
   choose_ports
-  local plain auth tls
+  local plain auth tls mtls
   read_ports
   mkdir -p "$DIR/data"
   cat >"$DIR/mosquitto.conf" <<CONF
@@ -114,6 +132,14 @@ allow_anonymous true
 cafile $DIR/ca.crt
 certfile $DIR/server.crt
 keyfile $DIR/server.key
+
+listener $mtls 127.0.0.1
+allow_anonymous false
+cafile $DIR/ca.crt
+certfile $DIR/server.crt
+keyfile $DIR/server.key
+require_certificate true
+use_identity_as_username true
 CONF
 }
 
@@ -148,6 +174,9 @@ case $cmd in
     echo "WASMFLOW_MQTT_PASSWORD=$(cat "$DIR/password")"
     echo "WASMFLOW_MQTT_TLS=127.0.0.1:$tls"
     echo "WASMFLOW_MQTT_CA=$DIR/ca.crt"
+    echo "WASMFLOW_MQTT_MTLS=127.0.0.1:$mtls"
+    echo "WASMFLOW_MQTT_CLIENT_CERT=$DIR/client.crt"
+    echo "WASMFLOW_MQTT_CLIENT_KEY=$DIR/client.key"
     ;;
   *) die "usage: $0 start|stop|restart|status|env [--dir DIR]" ;;
 esac
