@@ -10,6 +10,26 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+# The broker has its own module (tests/mqtt_env.py); re-exported here for the fixtures that import it from here.
+from tests.mqtt_env import BrokerEnv, restart_broker, start_broker, stop_broker
+
+__all__ = [
+    "HACK",
+    "AuthRegistry",
+    "BrokerEnv",
+    "KubeEnv",
+    "Registry",
+    "RegistryEnv",
+    "restart_broker",
+    "run_script",
+    "start_broker",
+    "start_kube",
+    "start_registries",
+    "stop_broker",
+    "stop_kube",
+    "stop_registries",
+]
+
 HACK = Path(__file__).resolve().parent.parent / "hack"
 
 
@@ -95,50 +115,3 @@ def start_registries(state_dir: Path) -> RegistryEnv:
 
 def stop_registries(env: RegistryEnv) -> None:
     run_script("registry.sh", "stop", "--dir", str(env.state_dir))
-
-
-@dataclass(frozen=True)
-class BrokerEnv:
-    """mosquitto with an anonymous, a password and a TLS listener."""
-
-    state_dir: Path
-    host: str
-    port: int
-    auth_port: int
-    username: str
-    password: str
-    tls_port: int
-    ca_file: Path
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    host, port = value.rsplit(":", 1)
-    return host, int(port)
-
-
-def start_broker(state_dir: Path) -> BrokerEnv:
-    run_script("mosquitto.sh", "start", "--dir", str(state_dir))
-    env = run_script("mosquitto.sh", "env", "--dir", str(state_dir))
-    host, port = _host_port(env["WASMFLOW_MQTT"])
-    return BrokerEnv(
-        state_dir=state_dir,
-        host=host,
-        port=port,
-        auth_port=_host_port(env["WASMFLOW_MQTT_AUTH"])[1],
-        username=env["WASMFLOW_MQTT_USER"],
-        password=env["WASMFLOW_MQTT_PASSWORD"],
-        tls_port=_host_port(env["WASMFLOW_MQTT_TLS"])[1],
-        ca_file=Path(env["WASMFLOW_MQTT_CA"]),
-    )
-
-
-def restart_broker(env: BrokerEnv) -> None:
-    run_script("mosquitto.sh", "restart", "--dir", str(env.state_dir))
-
-
-def stop_broker(env: BrokerEnv) -> None:
-    run_script("mosquitto.sh", "stop", "--dir", str(env.state_dir))
