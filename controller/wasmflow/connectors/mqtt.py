@@ -1,312 +1,535 @@
-"""MQTT v5 source and sink (paho-mqtt), bridged to the asyncio pipeline.
+"""MQTT v5 source and sink (paho-mqtt 2), bridged to the asyncio pipeline.
 
-At-least-once for QoS 1: the source subscribes with manual acknowledgement and PUBACKs a message only when the
-pipeline calls its ``ack`` (after every derived message reached its sinks); the sink's ``send`` returns after the
-broker's PUBACK. A crash in between means redelivery (duplicates are possible, losses are not), given a persistent
-session: a stable client id, ``clean_start`` false and a session expiry, so the broker keeps what was not acked.
+Why paho and not aiomqtt: paho is already a dependency, and its ``manual_ack`` mode is what at-least-once needs
+(aiomqtt wraps paho and, in the versions we could use, acknowledges on receipt). paho runs its network loop in a
+thread of its own; everything crossing to the pipeline goes through ``loop.call_soon_threadsafe``, so the asyncio
+side never shares state with that thread except a few atomically replaced attributes and one lock.
 
-Backpressure: paho's network thread hands messages over through a bounded slot count; when the pipeline is behind,
-that thread waits, stops reading the socket, and the broker holds the rest (receive maximum bounds what is in
-flight). Reconnects use paho's exponential backoff. Credentials are read from mounted files and never logged.
+At-least-once for QoS 1:
+- the source PUBACKs a message only when the pipeline calls its ``ack`` (after everything derived from it reached
+  a sink or was dropped on purpose), in arrival order (``ack_order``), and never on a newer connection than the one
+  that delivered it;
+- the sink's ``send`` returns only after the broker's PUBACK (a refusal raises ConnectorError);
+- with a stable client id the source's session is persistent (clean start off, session expiry on), so what was
+  not acknowledged when the worker or the broker went away is delivered again. Duplicates are possible, loss is not.
+
+Backpressure: Receive Maximum tells the broker how many unacknowledged QoS 1 messages it may send, so a slow
+pipeline leaves the rest with the broker. The hand-over to the pipeline is bounded too: when it is full, paho's
+thread waits (for QoS 0 that stops reading the socket, and TCP pushes back). The QoS 0 sink bounds what is queued
+but not yet written.
+
+Reconnects use paho's exponential backoff (doubling from ``reconnect_min_seconds`` to ``reconnect_max_seconds``).
+``connected`` and ``last_error`` are for ``/readyz``; ``wait_connected`` fails at once when the broker refuses for
+a reason retrying will not fix (bad credentials, untrusted certificate, refused subscription). Credentials are read
+from the mounted files before every connection attempt and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import socket
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
+from wasmflow.connectors.ack_order import AckOrder, Ticket
+from wasmflow.connectors.mqtt_messages import message_from_publish, publish_properties
+from wasmflow.connectors.mqtt_settings import MqttSettings, read_credentials, tls_context
+from wasmflow.connectors.mqtt_topics import check_topic_name, subscription
 from wasmflow.engine.message import Message
 from wasmflow.engine.ports import Inbound
 from wasmflow.errors import ConfigError, ConnectorError
 
+__all__ = ["MqttSettings", "MqttSink", "MqttSource"]
+
 log = logging.getLogger(__name__)
 
-RECEIVE_MAXIMUM = 64
-SESSION_EXPIRY_SECONDS = 3600
+#: CONNACK reason codes that another attempt with the same settings will get again.
+PERMANENT_REFUSALS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
+_CREDENTIAL_REFUSALS = frozenset({0x86, 0x87})
+#: QoS 0 messages a sink may have queued in paho but not yet written to the socket.
+QOS0_UNWRITTEN = 1024
 
 
-@dataclass(frozen=True)
-class MqttSettings:
-    """How to reach one broker. Secret material is referenced by file path (mounted Secrets), never inlined."""
-
-    host: str
-    port: int
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    username_file: Path | None = None
-    password_file: Path | None = None
-    qos: int = 1
-    shared_group: str | None = None
-    client_id: str = ""
-    persistent: bool = True
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> MqttSettings:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-            raise ConfigError(f"expected mqtt://host:port or mqtts://host:port, got {url!r}", where="mqtt.url")
-        tls = parsed.scheme == "mqtts"
-        return cls(host=parsed.hostname, port=parsed.port or (8883 if tls else 1883), tls=tls, **kwargs)
+def describe_connect_error(exc: OSError) -> tuple[str, bool]:
+    """What a failed connection attempt means to an operator, and whether retrying can help."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate is not trusted ({exc.verify_message})", False
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return "TLS: the broker closed the connection during the handshake", True
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or exc})", False
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running?)", True
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host ({exc.strerror})", True
+    if isinstance(exc, TimeoutError):
+        return "connection timed out", True
+    return exc.strerror or str(exc) or type(exc).__name__, True
 
 
-def to_message(msg: mqtt.MQTTMessage) -> Message:
-    """An MQTT message as an engine Message (source time from a ``timestamp-ms`` user property if present)."""
-    props = msg.properties
-    pairs = [(str(k), str(v)) for k, v in (getattr(props, "UserProperty", None) or [])]
-    timestamp = int(time.time() * 1000)
-    for key, value in pairs:
-        if key == "timestamp-ms" and value.isdigit():
-            timestamp = int(value)
-    user = tuple(p for p in pairs if p[0] != "timestamp-ms")
-    return Message(
-        payload=bytes(msg.payload),
-        topic=msg.topic,
-        content_type=getattr(props, "ContentType", None),
-        properties=user,
-        timestamp_ms=timestamp,
-    )
+def describe_refusal(reason: ReasonCode, *, has_credentials: bool) -> tuple[str, bool]:
+    """A refused CONNACK as a sentence, and whether retrying can help."""
+    text = f"the broker refused the connection: {reason}"
+    if reason.value in _CREDENTIAL_REFUSALS:
+        text += (
+            " (check the username and password)"
+            if has_credentials
+            else " (the broker wants credentials: set credentialsSecretRef)"
+        )
+    return text, reason.value not in PERMANENT_REFUSALS
 
 
-def publish_properties(message: Message) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    if message.content_type:
-        props.ContentType = message.content_type
-    pairs = [p for p in message.properties if p[0] != "timestamp-ms"]
-    pairs.append(("timestamp-ms", str(message.timestamp_ms)))
-    props.UserProperty = pairs
-    return props
+class _Paho(mqtt.Client):
+    """paho's client, reporting why a connection attempt failed (its own loop retries without saying)."""
+
+    def __init__(self, client_id: str, *, manual_ack: bool, on_connect_error: Callable[[OSError], None]) -> None:
+        super().__init__(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+        self._wasmflow_connect_error = on_connect_error
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self._wasmflow_connect_error(exc)
+            raise
 
 
-class _Client:
-    """A paho client running its network loop in its own thread, with connection state for /readyz."""
+class _PahoLogHandler(logging.Handler):
+    def __init__(self, connection: _Connection) -> None:
+        super().__init__(logging.WARNING)
+        self._connection = connection
 
-    def __init__(self, settings: MqttSettings, *, manual_ack: bool, role: str) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
+        self._connection.paho_said(record.getMessage())
+
+
+def _paho_logger(connection: _Connection) -> logging.Logger:
+    """A private logger for one paho client: its warnings and errors reach that connection (below WARNING paho's
+    per-packet messages are not even formatted, so the hot path pays nothing)."""
+    logger = logging.Logger(f"{__name__}.paho", logging.WARNING)  # not registered: no parent, no propagation
+    logger.addHandler(_PahoLogHandler(connection))
+    return logger
+
+
+class _Connection:
+    """One paho client and its network thread, bridged to the asyncio loop that called ``start``.
+
+    ``epoch`` changes whenever a connection is made or lost (network thread, under ``_lock``): packet ids from
+    one epoch mean nothing in another.
+    """
+
+    def __init__(self, settings: MqttSettings, *, role: str, manual_ack: bool, persistent: bool) -> None:
         self.settings = settings
         self.role = role
-        self.connected = threading.Event()
+        self.persistent = persistent and settings.session_persistent
+        self.connected = False
+        self.epoch = 0
         self.last_error = ""
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=manual_ack,
-        )
-        if settings.username_file is not None:
-            password = settings.password_file.read_text().strip() if settings.password_file else None
-            self.client.username_pw_set(settings.username_file.read_text().strip(), password)
+        #: The broker's last definitive "no" (cleared by a successful connection).
+        self.refused = ""
+        #: Called on the network thread after each successful connection, with the session-present flag.
+        self.on_connected: Callable[[mqtt.Client, bool], None] | None = None
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
+        self._started = False
+        self._closing = False
+        self.client = _Paho(settings.client_id, manual_ack=manual_ack, on_connect_error=self._connect_failed)
+        credentials = read_credentials(settings)  # a missing file is a ConfigError now, not a retry loop later
+        if credentials:
+            self.client.username_pw_set(*credentials)
         if settings.tls:
-            context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-            if settings.cert_file and settings.key_file:
-                context.load_cert_chain(str(settings.cert_file), str(settings.key_file))
-            self.client.tls_set_context(context)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+            self.client.tls_set_context(tls_context(settings))
+        self.client.reconnect_delay_set(settings.reconnect_min_seconds, settings.reconnect_max_seconds)
+        # A bug in a callback must cost one message, not the network thread (paho re-raises by default, which
+        # ends its loop and with it every reconnect): paho logs it instead, to the logger below.
+        self.client.suppress_exceptions = True
+        self.client.enable_logger(_paho_logger(self))
+        self.client.on_pre_connect = self._on_pre_connect
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            self.last_error = f"{self.role}: broker refused the connection: {reason}"
-            log.error("%s", self.last_error)
-            return
-        self.last_error = ""
-        self.connected.set()
-        log.info("%s connected to %s:%d", self.role, self.settings.host, self.settings.port)
+    # --- network thread -------------------------------------------------------------------------------------
 
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self.connected.clear()
+    def report(self, text: str, *, retryable: bool) -> None:
+        """Record (and log once) why this connection is not usable; ``retryable=False`` makes waiters give up."""
+        if text != self.last_error:
+            log.warning("%s: %s%s", self.role, text, " (retrying with backoff)" if retryable else "")
+        self.last_error = text
+        if not retryable:
+            self.refused = text
+
+    def _connect_failed(self, exc: OSError) -> None:
+        text, retryable = describe_connect_error(exc)
+        self.report(f"cannot connect to {self.settings.address}: {text}", retryable=retryable)
+        self.notify()
+
+    def paho_said(self, text: str) -> None:
+        """A warning or error from paho. Some read errors are only reported this way: a broker that requires a
+        client certificate accepts the TLS 1.3 handshake and then sends an alert, which paho meets as a failed
+        read (``[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED]``) and logs; nothing else tells us."""
+        if text.startswith("Client is not connected"):
+            return  # paho's loop between a lost connection and the next attempt: not news
+        if "[SSL:" in text and "ALERT" in text.upper():
+            alert = text.split("[SSL:", 1)[1].split("]", 1)[0].strip().lower().replace("_", " ")
+            self.report(
+                f"TLS: the broker rejected this client ({alert}): check the client certificate", retryable=False
+            )
+            self.notify()
+            return
+        log.warning("%s: %s", self.role, text)
+
+    def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
+        # Mounted Secrets change in place when rotated: read them again for every attempt.
+        try:
+            credentials = read_credentials(self.settings)
+        except ConfigError as exc:
+            self.report(str(exc), retryable=True)  # keeps the previous credentials
+            return
+        if credentials:
+            client.username_pw_set(*credentials)
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, _props: Any
+    ) -> None:
+        with self._lock:
+            self.epoch += 1
+            self.connected = not reason.is_failure
         if reason.is_failure:
-            self.last_error = f"{self.role}: disconnected: {reason}"
-            log.warning("%s (reconnecting with backoff)", self.last_error)
+            text, retryable = describe_refusal(reason, has_credentials=self.settings.username_file is not None)
+            self.report(text, retryable=retryable)
+        else:
+            self.last_error = self.refused = ""
+            log.info(
+                "%s: connected to %s%s",
+                self.role,
+                self.settings.address,
+                " (session resumed)" if flags.session_present else "",
+            )
+            if self.on_connected is not None:
+                self.on_connected(client, flags.session_present)
+        self.notify()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: mqtt.DisconnectFlags, reason: ReasonCode, _props: Any
+    ) -> None:
+        with self._lock:
+            self.epoch += 1
+            was_connected = self.connected
+            self.connected = False
+        if was_connected and not self._closing:
+            self.report(f"disconnected from {self.settings.address}: {reason}", retryable=True)
+        self.notify()
+
+    # --- either thread --------------------------------------------------------------------------------------
+
+    def call_soon(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run ``callback(*args)`` on the asyncio loop; False when there is no loop to run it any more."""
+        loop = self._loop
+        if loop is None:
+            return False
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the loop is closed: nobody is waiting for anything
+            return False
+        return True
+
+    def notify(self) -> None:
+        self.call_soon(self._changed.set)
+
+    def puback(self, epoch: int, mids: list[int]) -> None:
+        """PUBACK ``mids``, unless the connection that delivered them is gone (the broker redelivers those)."""
+        with self._lock:
+            if epoch != self.epoch or not self.connected:
+                return
+            for mid in mids:
+                self.client.ack(mid, 1)
+
+    # --- asyncio side ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Connect in the background (idempotent). Must run on the loop that will consume this connection."""
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.ReceiveMaximum = RECEIVE_MAXIMUM
-        if self.settings.persistent and self.settings.client_id:
-            props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
-        clean = not (self.settings.persistent and self.settings.client_id)
+        props.ReceiveMaximum = self.settings.receive_maximum
+        props.SessionExpiryInterval = self.settings.session_expiry_seconds if self.persistent else 0
         try:
             self.client.connect_async(
-                self.settings.host, self.settings.port, keepalive=30, clean_start=clean, properties=props
+                self.settings.host,
+                self.settings.port,
+                keepalive=self.settings.keepalive_seconds,
+                clean_start=not self.persistent,
+                properties=props,
             )
-        except (OSError, ValueError) as exc:
-            raise ConnectorError(
-                f"{self.role}: cannot connect to {self.settings.host}:{self.settings.port}: {exc}"
-            ) from exc
+        except ValueError as exc:
+            raise ConnectorError(f"{self.role}: cannot connect to {self.settings.address}: {exc}") from exc
         self.client.loop_start()
+        self._started = True
 
-    async def wait_connected(self, timeout: float) -> None:
-        if not await asyncio.to_thread(self.connected.wait, timeout):
-            detail = self.last_error or "no answer"
-            raise ConnectorError(f"{self.role}: not connected to {self.settings.host}:{self.settings.port} ({detail})")
+    async def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Return once ``ready()``; ConnectorError at once on a definitive refusal, or after ``timeout``."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ready():
+            if self.refused:
+                raise ConnectorError(f"{self.role}: {self.refused}")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                detail = self.last_error or "no answer from the broker"
+                raise ConnectorError(f"{self.role}: not {what} within {timeout:g}s ({detail})")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
 
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    def close(self) -> None:
+        """Disconnect (a persistent session stays with the broker) and stop the network thread."""
+        self._closing = True
+        if self._started:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._started = False
+        with self._lock:
+            self.connected = False
+            self.epoch += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    message: Message
+    mid: int
+    qos: int
+    epoch: int
 
 
 class MqttSource:
-    """Subscribes to one topic filter (shared when a group is set) and yields messages with a manual ack."""
+    """Subscribes to one topic filter (``$share/<group>/...`` when a group is set); yields messages with an ack.
 
-    def __init__(self, settings: MqttSettings, topic: str, *, capacity: int = RECEIVE_MAXIMUM) -> None:
+    ``connected`` means connected *and* subscribed on the current connection: messages published from then on
+    reach this source.
+    """
+
+    def __init__(self, settings: MqttSettings, topic: str, *, capacity: int | None = None) -> None:
         self.settings = settings
-        self.topic = f"$share/{settings.shared_group}/{topic}" if settings.shared_group else topic
-        self._client = _Client(settings, manual_ack=True, role=f"source {topic}")
-        self._client.client.on_connect = self._on_connect
-        self._client.client.on_message = self._on_message
-        self._client.client.on_subscribe = self._on_subscribe
-        self.subscribed = threading.Event()
-        self._slots = threading.BoundedSemaphore(capacity)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._queue: asyncio.Queue[mqtt.MQTTMessage | None] = asyncio.Queue()
-        self._stopped = threading.Event()
+        self.topic = topic
+        self.subscription = subscription(topic, settings.shared_group)
+        self._conn = _Connection(settings, role=f"source {topic}", manual_ack=True, persistent=settings.persistent)
+        self._conn.on_connected = self._subscribe
+        self._conn.client.on_subscribe = self._on_subscribe
+        self._conn.client.on_message = self._on_message
+        self._subscribed_epoch = -1
+        self._slots = threading.Semaphore(capacity or settings.receive_maximum)
+        self._queue: asyncio.Queue[_Delivery | None] = asyncio.Queue()
+        self._acks = AckOrder()
+        self._stopping = threading.Event()
 
     @property
     def connected(self) -> bool:
-        return self._client.connected.is_set()
+        return self._conn.connected and self._subscribed_epoch == self._conn.epoch
 
     @property
     def last_error(self) -> str:
-        return self._client.last_error
+        return self._conn.last_error
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        self._client._on_connect(client, userdata, flags, reason, props)
-        if not reason.is_failure:
-            client.subscribe(self.topic, qos=self.settings.qos)  # again after every reconnect
+    @property
+    def unacknowledged(self) -> int:
+        """QoS 1 messages handed to the pipeline and not yet acknowledged to the broker."""
+        return self._acks.waiting
 
-    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _props: Any) -> None:
-        if any(r.is_failure for r in reasons):
-            self._client.last_error = f"source {self.topic}: subscription refused: {reasons}"
-            log.error("%s", self._client.last_error)
+    # --- network thread -------------------------------------------------------------------------------------
+
+    def _subscribe(self, client: mqtt.Client, _session_present: bool) -> None:
+        # Again after every connection: harmless when the session kept it, needed when it did not.
+        client.subscribe(self.subscription, qos=self.settings.qos)
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            self._conn.report(
+                f"the broker refused the subscription to {self.subscription!r}: {refused[0]}", retryable=False
+            )
         else:
-            self.subscribed.set()
+            granted = min((r.value for r in reasons), default=0)
+            if granted < self.settings.qos:
+                log.warning("%s: the broker granted QoS %d only", self._conn.role, granted)
+            self._subscribed_epoch = self._conn.epoch
+            log.info("%s: subscribed to %r", self._conn.role, self.subscription)
+        self._conn.notify()
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        while not self._slots.acquire(timeout=0.5):  # backpressure: hold paho's thread while the pipeline is full
-            if self._stopped.is_set():
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker keeps it for the session
+        received_ms = time.time_ns() // 1_000_000
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            log.error("%s: dropping a message whose topic is not UTF-8 (a broker bug)", self._conn.role)
+            return
+        delivery = _Delivery(
+            message_from_publish(topic, msg.payload, msg.properties, received_ms),
+            msg.mid,
+            msg.qos,
+            self._conn.epoch,
+        )
+        # Bounded hand-over: while the pipeline is behind, this thread waits here.
+        while not self._slots.acquire(timeout=0.25):
+            if self._stopping.is_set():
                 return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, msg)
-
-    async def messages(self) -> AsyncIterator[Inbound]:
-        self._loop = asyncio.get_running_loop()
-        self._client.start()
-        while True:
-            msg = await self._queue.get()
-            if msg is None:
-                return
+        if not self._conn.call_soon(self._queue.put_nowait, delivery):
             self._slots.release()
-            yield Inbound(to_message(msg), self._acker(msg))
 
-    def _acker(self, msg: mqtt.MQTTMessage) -> Any:
-        client = self._client.client
-        mid, qos = msg.mid, msg.qos
+    # --- asyncio side ---------------------------------------------------------------------------------------
 
-        async def ack() -> None:
-            if qos > 0:
-                client.ack(mid, qos)
-
-        return ack
+    def start(self) -> None:
+        """Connect and subscribe in the background (idempotent; ``messages()`` does it too)."""
+        self._conn.start()
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
-        """Wait until connected and subscribed (messages published after this reach the source)."""
-        await self._client.wait_connected(timeout)
-        if not await asyncio.to_thread(self.subscribed.wait, timeout):
-            raise ConnectorError(
-                f"source {self.topic}: subscription not acknowledged ({self.last_error or 'no answer'})"
-            )
+        """Wait until connected and subscribed; ConnectorError says why not (at once if retrying cannot help)."""
+        await self._conn.wait_until(lambda: self.connected, timeout, "connected and subscribed")
+
+    async def messages(self) -> AsyncIterator[Inbound]:
+        self.start()
+        while True:
+            delivery = await self._queue.get()
+            if delivery is None or self._stopping.is_set():
+                return
+            self._slots.release()
+            if delivery.qos == 0:
+                yield Inbound(delivery.message)
+            else:
+                ticket = self._acks.track(delivery.epoch, delivery.mid)
+                yield Inbound(delivery.message, functools.partial(self._ack, ticket))
+
+    async def _ack(self, ticket: Ticket) -> None:
+        due = self._acks.finish(ticket)
+        if due:
+            self._conn.puback(ticket.epoch, due)
 
     async def stop(self) -> None:
-        self._stopped.set()
-        self._client.client.unsubscribe(self.topic)
-        await self._queue.put(None)
+        """Stop yielding; what is delivered and not yet handed over stays unacknowledged with the broker."""
+        self._stopping.set()
+        self._queue.put_nowait(None)
 
     def close(self) -> None:
-        self._client.stop()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+        """Disconnect. Call after the pipeline has acknowledged what it finished (acks need the connection)."""
+        self._stopping.set()
+        self._conn.close()
 
 
 class MqttSink:
-    """Publishes to one topic; with QoS 1 ``send`` returns only after the broker's PUBACK."""
+    """Publishes to one topic. QoS 1: ``send`` returns after the broker's PUBACK. QoS 0: once paho has it queued.
+
+    The sink's session is never persistent: it subscribes to nothing, and paho itself resends an unacknowledged
+    QoS 1 PUBLISH after a reconnect.
+    """
 
     def __init__(self, settings: MqttSettings, topic: str, *, timeout: float = 30.0) -> None:
         self.settings = settings
-        self.topic = topic
+        self.topic = check_topic_name(topic)
         self.timeout = timeout
-        self._client = _Client(settings, manual_ack=False, role=f"sink {topic}")
-        self._client.client.on_publish = self._on_publish
-        self._lock = threading.Lock()
+        self._conn = _Connection(settings, role=f"sink {topic}", manual_ack=False, persistent=False)
+        self._conn.client.on_publish = self._on_publish
         self._pending: dict[int, asyncio.Future[None]] = {}
-        self._early: set[int] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._started = False
+        self._unwritten = 0
+        self._unwritten_epoch = -1
+        self._room = asyncio.Event()
 
     @property
     def connected(self) -> bool:
-        return self._client.connected.is_set()
+        return self._conn.connected
 
     @property
     def last_error(self) -> str:
-        return self._client.last_error
+        return self._conn.last_error
 
     def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._client.start()
+        """Connect in the background (idempotent; ``send`` does it too)."""
+        self._conn.start()
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _reason: Any, _props: Any) -> None:
-        with self._lock:
-            future = self._pending.pop(mid, None)
-            if future is None:
-                self._early.add(mid)  # PUBACK before send() registered the mid
-                return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_resolve, future)
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        await self._conn.wait_until(lambda: self.connected, timeout, "connected")
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
+        self._conn.call_soon(self._published, mid, reason)
+
+    def _published(self, mid: int, reason: ReasonCode) -> None:
+        future = self._pending.pop(mid, None)
+        if future is None:
+            if self.settings.qos == 0:
+                self._unwritten = max(0, self._unwritten - 1)
+                self._room.set()
+            return
+        if future.done():
+            return
+        if reason.is_failure:
+            future.set_exception(ConnectorError(f"sink {self.topic}: the broker refused the message: {reason}"))
+        else:
+            future.set_result(None)
 
     async def send(self, message: Message) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.start()
         if not self.connected:
-            await self._client.wait_connected(self.timeout)
-        info = self._client.client.publish(
-            self.topic, message.payload, qos=self.settings.qos, properties=publish_properties(message)
-        )
-        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            raise ConnectorError(f"sink {self.topic}: publish failed: {mqtt.error_string(info.rc)}")
+            await self.wait_connected(self.timeout)
         if self.settings.qos == 0:
+            await self._send_qos0(message)
             return
-        future: asyncio.Future[None] = self._loop.create_future()
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                return
-            self._pending[info.mid] = future
+        info = self._publish(message)
+        # Registered before the next await: the PUBACK callback runs on this loop, so it cannot come first.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[info.mid] = future
         try:
             await asyncio.wait_for(future, self.timeout)
         except TimeoutError as exc:
-            raise ConnectorError(f"sink {self.topic}: no PUBACK within {self.timeout:.0f}s") from exc
+            raise ConnectorError(f"sink {self.topic}: no PUBACK from the broker within {self.timeout:g}s") from exc
+        finally:
+            self._pending.pop(info.mid, None)
 
-    async def wait_connected(self, timeout: float = 30.0) -> None:
-        self.start()
-        await self._client.wait_connected(timeout)
+    async def _send_qos0(self, message: Message) -> None:
+        if self._unwritten_epoch != self._conn.epoch:  # a reconnect dropped what was queued
+            self._unwritten, self._unwritten_epoch = 0, self._conn.epoch
+        while self._unwritten >= QOS0_UNWRITTEN:
+            self._room.clear()
+            await asyncio.wait_for(self._room.wait(), self.timeout)
+        while True:
+            info = self._publish(message)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._unwritten += 1
+                return
+            # The connection was lost just now and paho dropped the message: send it again once reconnected.
+            await asyncio.sleep(0)
+            await self.wait_connected(self.timeout)
+
+    def _publish(self, message: Message) -> mqtt.MQTTMessageInfo:
+        try:
+            info = self._conn.client.publish(
+                self.topic, message.payload, qos=self.settings.qos, properties=publish_properties(message)
+            )
+        except ValueError as exc:  # paho's own checks (payload over 256 MiB)
+            raise ConnectorError(f"sink {self.topic}: cannot publish: {exc}") from exc
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise ConnectorError(f"sink {self.topic}: publish failed: {mqtt.error_string(info.rc)}")
+        return info
 
     async def close(self) -> None:
-        self._client.stop()
+        await asyncio.to_thread(self._conn.close)
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectorError(f"sink {self.topic}: closed before the broker's PUBACK"))
+        self._pending.clear()
