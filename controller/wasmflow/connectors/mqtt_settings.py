@@ -154,16 +154,25 @@ def _no_passphrase() -> bytes:
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext:
     """A verifying client context: the configured CA (else the system's), the client certificate if any."""
-    what = "CA"
+    ca = settings.ca_file
     try:
-        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
-        if settings.cert_file and settings.key_file:
-            what = "client certificate or key"
+        context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    except OSError as exc:
+        raise _tls_file_error("CA", [ca] if ca else [], exc) from exc
+    if settings.cert_file and settings.key_file:
+        files = [settings.cert_file, settings.key_file]
+        try:
             # An encrypted key fails here instead of OpenSSL prompting on a terminal a pod does not have.
-            context.load_cert_chain(str(settings.cert_file), str(settings.key_file), password=_no_passphrase)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"cannot read the MQTT {what} file: {exc.strerror}", where=str(exc.filename)) from exc
-    except (ssl.SSLError, OSError) as exc:
-        # The message names the file and OpenSSL's reason, never key material.
-        raise ConfigError(f"the MQTT {what} file is not usable: {exc}", where="mqtt.tls") from exc
+            context.load_cert_chain(str(files[0]), str(files[1]), password=_no_passphrase)
+        except OSError as exc:
+            raise _tls_file_error("client certificate or key", files, exc) from exc
     return context
+
+
+def _tls_file_error(what: str, files: list[Path], exc: OSError) -> ConfigError:
+    """Name the file and the reason (OpenSSL's reasons never quote key material)."""
+    missing = next((f for f in files if not f.is_file()), None)
+    if missing is not None or not isinstance(exc, ssl.SSLError):
+        where = str(missing or (files[0] if files else "mqtt.tls"))
+        return ConfigError(f"cannot read the MQTT {what} file: {exc.strerror or exc}", where=where)
+    return ConfigError(f"the MQTT {what} file is not usable: {exc.reason or exc}", where=" ".join(map(str, files)))
