@@ -1,0 +1,197 @@
+"""The MQTT source: what it yields, shared subscriptions, and at-least-once acknowledgement (QoS 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.integration.mqtt.helpers import inbox_of, opened_source, raw_client, settings, unique_id
+from tests.mqtt_env import BrokerEnv
+from wasmflow.connectors.mqtt import MqttSource
+from wasmflow.engine.message import Message
+from wasmflow.engine.ports import Inbound
+
+
+def _props(content_type: str | None = None, *pairs: tuple[str, str]) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    if content_type:
+        props.ContentType = content_type
+    if pairs:
+        props.UserProperty = list(pairs)
+    return props
+
+
+def test_the_source_yields_payload_topic_content_type_properties_and_source_time(
+    mqtt_broker: BrokerEnv, topic: str
+) -> None:
+    async def scenario() -> Message:
+        async with opened_source(settings(mqtt_broker.url), f"{topic}/+") as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                props = _props("application/json", ("unit", "F"), ("timestamp-ms", "1700000000123"), ("unit", "K"))
+                publisher.publish(f"{topic}/line-1", b'{"t": 71.6}', properties=props)
+            inbound = await inbox.get()
+            await inbound.ack()
+            return inbound.message
+
+    assert asyncio.run(scenario()) == Message(
+        payload=b'{"t": 71.6}',
+        topic=f"{topic}/line-1",
+        content_type="application/json",
+        properties=(("unit", "F"), ("unit", "K")),
+        timestamp_ms=1700000000123,
+    )
+
+
+def test_without_a_timestamp_property_the_source_time_is_the_receive_time(mqtt_broker: BrokerEnv, topic: str) -> None:
+    async def scenario() -> Message:
+        async with opened_source(settings(mqtt_broker.url), topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                publisher.publish(topic, b"x")
+            return (await inbox.get()).message
+
+    before = int(time.time() * 1000)
+    message = asyncio.run(scenario())
+    assert before <= message.timestamp_ms <= int(time.time() * 1000)
+    assert message.content_type is None
+    assert message.properties == ()
+
+
+def test_a_qos0_source_receives_messages(mqtt_broker: BrokerEnv, topic: str) -> None:
+    async def scenario() -> list[bytes]:
+        async with opened_source(settings(mqtt_broker.url, qos=0), topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                for i in range(3):
+                    publisher.publish(topic, b"%d" % i, qos=0)
+            return [(await inbox.get()).message.payload for _ in range(3)]
+
+    assert asyncio.run(scenario()) == [b"0", b"1", b"2"]
+
+
+def test_a_shared_subscription_gives_each_message_to_exactly_one_member_and_both_get_some(
+    mqtt_broker: BrokerEnv, topic: str
+) -> None:
+    count = 60
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        group = settings(mqtt_broker.url, shared_group=unique_id("group"))
+        async with opened_source(group, topic) as first, opened_source(group, topic) as second:
+            assert first.subscription == f"$share/{group.shared_group}/{topic}"
+            arrived: asyncio.Queue[tuple[int, Inbound]] = asyncio.Queue()
+
+            async def collect(member: int, source: MqttSource) -> None:
+                async for inbound in source.messages():
+                    arrived.put_nowait((member, inbound))
+
+            tasks = [asyncio.create_task(collect(m, s)) for m, s in enumerate((first, second))]
+            with raw_client(mqtt_broker) as publisher:
+                for i in range(count):
+                    publisher.publish(topic, b"%d" % i)
+            got: tuple[list[bytes], list[bytes]] = ([], [])
+            for _ in range(count):
+                member, inbound = await asyncio.wait_for(arrived.get(), 5)
+                got[member].append(inbound.message.payload)
+                await inbound.ack()
+            with contextlib.suppress(TimeoutError):
+                extra = await asyncio.wait_for(arrived.get(), 0.2)
+                raise AssertionError(f"delivered twice: {extra[1].message.payload!r}")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return got
+
+    one, two = asyncio.run(scenario())
+    assert sorted(one + two) == sorted(b"%d" % i for i in range(count))  # each exactly once
+    assert one and two, (len(one), len(two))
+
+
+def test_an_unacknowledged_message_is_delivered_again_to_the_next_session(mqtt_broker: BrokerEnv, topic: str) -> None:
+    persistent = settings(mqtt_broker.url, client_id=unique_id("source"))
+
+    async def scenario() -> tuple[Message, Message]:
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                publisher.publish(topic, b"must not be lost")
+            first = (await inbox.get()).message  # not acknowledged: the worker "crashed"
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            inbound = await inbox.get()
+            await inbound.ack()
+            return first, inbound.message
+
+    first, again = asyncio.run(scenario())
+    assert first.payload == again.payload == b"must not be lost"
+
+
+def test_an_acknowledged_message_is_not_delivered_again(mqtt_broker: BrokerEnv, topic: str) -> None:
+    persistent = settings(mqtt_broker.url, client_id=unique_id("source"))
+
+    async def scenario() -> bytes:
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                publisher.publish(topic, b"done")
+            await (await inbox.get()).ack()
+        with raw_client(mqtt_broker) as publisher:
+            publisher.publish(topic, b"next")  # queued for the persistent session while it is away
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            return (await inbox.get()).message.payload
+
+    assert asyncio.run(scenario()) == b"next"
+
+
+def test_acknowledgements_go_out_in_arrival_order(mqtt_broker: BrokerEnv, topic: str) -> None:
+    """Finishing 2 and 3 before 1 acknowledges nothing yet: all three come back to the next session."""
+    persistent = settings(mqtt_broker.url, client_id=unique_id("source"))
+
+    async def scenario() -> list[bytes]:
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                for payload in (b"1", b"2", b"3"):
+                    publisher.publish(topic, payload)
+            _first, second, third = [await inbox.get() for _ in range(3)]
+            await third.ack()
+            await second.ack()
+            assert source.unacknowledged == 3
+        async with opened_source(persistent, topic) as source, inbox_of(source) as inbox:
+            again = [await inbox.get() for _ in range(3)]
+            for inbound in reversed(again):
+                await inbound.ack()
+            assert source.unacknowledged == 0
+            return [inbound.message.payload for inbound in again]
+
+    assert asyncio.run(scenario()) == [b"1", b"2", b"3"]
+
+
+def test_receive_maximum_bounds_what_the_pipeline_holds_unacknowledged(mqtt_broker: BrokerEnv, topic: str) -> None:
+    """A slow pipeline leaves the rest with the broker; acknowledging lets the next ones come."""
+
+    async def scenario() -> tuple[list[bytes], bool, list[bytes]]:
+        bounded = settings(mqtt_broker.url, client_id=unique_id("source"), receive_maximum=4)
+        async with opened_source(bounded, topic) as source, inbox_of(source) as inbox:
+            with raw_client(mqtt_broker) as publisher:
+                for i in range(8):
+                    publisher.publish(topic, b"%d" % i)
+            held = [await inbox.get() for _ in range(4)]
+            stalled = await inbox.nothing_within(0.5)
+            for inbound in held:
+                await inbound.ack()
+            rest = [await inbox.get() for _ in range(4)]
+            for inbound in rest:
+                await inbound.ack()
+            return [i.message.payload for i in held], stalled, [i.message.payload for i in rest]
+
+    held, stalled, rest = asyncio.run(scenario())
+    assert held == [b"0", b"1", b"2", b"3"]
+    assert stalled
+    assert rest == [b"4", b"5", b"6", b"7"]
+
+
+def test_a_source_is_connected_only_while_subscribed(mqtt_broker: BrokerEnv, topic: str) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        async with opened_source(settings(mqtt_broker.url), topic) as source:
+            during = source.connected
+        return during, source.connected
+
+    assert asyncio.run(scenario()) == (True, False)
