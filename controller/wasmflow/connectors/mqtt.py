@@ -107,6 +107,18 @@ class _Paho(mqtt.Client):
             raise
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho 2.2 leaves the socket open when the TLS handshake fails (it only has a local name for it then), so
+    every refused attempt would leak a descriptor until the garbage collector finds it: close it right here."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except OSError:
+            self.close()
+            raise
+
+
 class _PahoLogHandler(logging.Handler):
     def __init__(self, connection: _Connection) -> None:
         super().__init__(logging.WARNING)
@@ -152,7 +164,9 @@ class _Connection:
         if credentials:
             self.client.username_pw_set(*credentials)
         if settings.tls:
-            self.client.tls_set_context(tls_context(settings))
+            context = tls_context(settings)
+            context.sslsocket_class = _ClosingSSLSocket
+            self.client.tls_set_context(context)
         self.client.reconnect_delay_set(settings.reconnect_min_seconds, settings.reconnect_max_seconds)
         # A bug in a callback must cost one message, not the network thread (paho re-raises by default, which
         # ends its loop and with it every reconnect): paho logs it instead, to the logger below.
