@@ -1,135 +1,175 @@
 #!/usr/bin/env bash
 # Builds the test-environment binaries from their Go modules, pinned, into the per-user cache:
-#   kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), helm (helm.sh/helm/v3).
-# Only the first run on a machine pays for the build; later runs find $WASMFLOW_CACHE/bin/<name>-<version>.
+#   kube-apiserver and kubectl  k8s.io/kubernetes (staging modules replaced by their published v0.Y.Z)
+#   etcd                        go.etcd.io/etcd/server/v3 (its main package is the module root)
+#   helm                        helm.sh/helm/v4/cmd/helm
+# Only the first run on a machine pays for the build (Go module and build caches live under $WASMFLOW_CACHE/go);
+# later runs find $WASMFLOW_CACHE/bin/<name>-<version> and return at once without starting Go.
+# Needs Go >= the pinned modules' go directive (1.26): /usr/local/go/bin/go, else `go` on PATH, or $GO.
 #
-# usage: hack/build-kube.sh [all|kube-apiserver|kubectl|etcd|helm]
-#        hack/build-kube.sh --print-path NAME      (builds NAME if missing, then prints its path)
+# usage: hack/build-kube.sh [all|kube-apiserver|kubectl|etcd|helm]   (default: all)
+#        hack/build-kube.sh --print-path NAME   builds NAME if missing, then prints its path (the only stdout)
+#        hack/build-kube.sh --version NAME      prints the pinned version of NAME
+# Override a pin with KUBE_VERSION, ETCD_VERSION or HELM_VERSION (each version gets its own cached binary).
 set -euo pipefail
+shopt -s inherit_errexit
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-HELM_VERSION="${HELM_VERSION:-v3.19.0}"
+HELM_VERSION="${HELM_VERSION:-v4.3.1}"
 BIN_DIR="$WASMFLOW_CACHE/bin"
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-export GOMODCACHE="$WASMFLOW_CACHE/go/mod" GOCACHE="$WASMFLOW_CACHE/go/build" GOFLAGS="-mod=mod -buildvcs=false"
-export GOTOOLCHAIN=local CGO_ENABLED=0
+GO_DIR="$WASMFLOW_CACHE/go"
+NAMES=(etcd kube-apiserver kubectl helm)
 
 version_of() {
   case $1 in
     kube-apiserver | kubectl) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
-    *) die "unknown binary '$1' (expected kube-apiserver, kubectl, etcd or helm)" ;;
+    *) die "unknown binary '$1' (expected one of: ${NAMES[*]})" ;;
   esac
 }
 
 path_of() { echo "$BIN_DIR/$1-$(version_of "$1")"; }
 
-# A throwaway module that requires k8s.io/kubernetes and replaces each staging module (v0.0.0 in its go.mod) by the
-# published v0.Y.Z, which is how the Kubernetes Go modules can be built outside their repository.
-kube_module() {
-  local dir=$WASMFLOW_CACHE/go/src/kubernetes-$KUBE_VERSION minor=${KUBE_VERSION#v1.}
-  local staging_version="v0.${minor}"
+# Go is only looked for (and configured) when something must be built, so the cached path stays instant.
+setup_go() {
+  GO="${GO:-}"
+  if [[ -z $GO ]]; then
+    if [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; else GO=$(command -v go) || die "Go is not installed"; fi
+  fi
+  export GOMODCACHE="$GO_DIR/mod" GOCACHE="$GO_DIR/build" GOFLAGS="-mod=mod -buildvcs=false"
+  export GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off
+  mkdir -p "$BIN_DIR" "$GO_DIR/src" "$GO_DIR/log"
+}
+
+# go_log NAME ARGS...: run Go with its chatter in NAME's build log; on failure show the end of it and stop.
+go_log() {
+  local name=$1
+  shift
+  if ! "$GO" "$@" >>"$LOG" 2>&1; then
+    tail -25 "$LOG" >&2
+    die "go $1 failed for $name (full log: $LOG)"
+  fi
+}
+
+# module_dir NAME MODULE@VERSION PACKAGE...: a throwaway module requiring MODULE@VERSION whose tools.go imports the
+# packages to build, tidied once (marked .ready). Prints its directory.
+module_dir() {
+  local name=$1 req=$2
+  shift 2
+  local dir=$GO_DIR/src/$name
   if [[ ! -f $dir/.ready ]]; then
     rm -rf "$dir" && mkdir -p "$dir"
     (
       cd "$dir"
-      "$GO" mod init wasmflow.test/kubebuild >/dev/null 2>&1
-      "$GO" mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
-      "$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
-      local gomod
-      gomod=$("$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-      grep -E '^\s+k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$gomod" | awk '{print $1}' | sort -u | while read -r mod; do
-        "$GO" mod edit -replace="$mod=$mod@$staging_version"
-      done
-      cat >tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
-      "$GO" mod tidy >/dev/null
+      go_log "$name" mod init "wasmflow.test/build/$name"
+      go_log "$name" mod edit -require="$req"
+      if [[ $req == k8s.io/kubernetes@* ]]; then replace_kube_staging "$name"; fi
+      {
+        printf '//go:build tools\n\npackage tools\n\nimport (\n'
+        printf '\t_ "%s"\n' "$@"
+        printf ')\n'
+      } >tools.go
+      go_log "$name" mod tidy
     )
     touch "$dir/.ready"
   fi
   echo "$dir"
 }
 
+# k8s.io/kubernetes requires its staging modules (k8s.io/api, apimachinery, apiserver, client-go, ...) at v0.0.0 and
+# replaces them by ./staging paths that a module download does not have; each is published as v0.<minor>.<patch>.
+replace_kube_staging() {
+  local gomod mod staging=v0.${KUBE_VERSION#v1.}
+  gomod=$("$GO" mod download -json "k8s.io/kubernetes@$KUBE_VERSION" 2>>"$LOG" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])') || die "cannot download k8s.io/kubernetes@$KUBE_VERSION (log: $LOG)"
+  local mods=()
+  while read -r mod; do mods+=("-replace=$mod=$mod@$staging"); done < <(
+    awk '$1 ~ /^k8s\.io\/[a-z0-9-]+$/ && $2 == "v0.0.0" { print $1 }' "$gomod" | sort -u
+  )
+  ((${#mods[@]} > 0)) || die "no staging modules found in k8s.io/kubernetes@$KUBE_VERSION go.mod"
+  go_log "$1" mod edit "${mods[@]}"
+}
+
+# The version stamps `make` would set, so /version and `kubectl version` report the release, and the binary version
+# (which drives emulation and compatibility versions) is the real one.
 ldflags_kube() {
-  local v=$KUBE_VERSION minor=${KUBE_VERSION#v1.}
+  local minor=${KUBE_VERSION#v1.} flags="-s -w" p
   minor=${minor%%.*}
-  local pkgs="k8s.io/component-base/version k8s.io/client-go/pkg/version"
-  local flags="-s -w"
-  for p in $pkgs; do
-    flags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $p.gitVersion=$KUBE_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     flags+=" -X $p.buildDate=1970-01-01T00:00:00Z"
   done
   echo "$flags"
 }
 
+# Helm stamps its own version; the Kubernetes version it speaks it reads from its build info (client-go).
+ldflags_helm() {
+  echo "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+}
+
 build_one() {
-  local name=$1 out
+  local name=$1 out version
+  version=$(version_of "$name")
   out=$(path_of "$name")
   [[ -x $out ]] && return 0
-  mkdir -p "$BIN_DIR"
-  local start=$SECONDS
-  log "building $name $(version_of "$name") (first run on this machine; cached afterwards)"
+  setup_go
+  LOG="$GO_DIR/log/$name-$version.log"
+  # One builder per cache at a time; whoever waited finds the binary already there.
+  take_lock "$GO_DIR/build.lock" 3600 || die "another build holds $GO_DIR/build.lock"
+  if [[ -x $out ]]; then release_lock; return 0; fi
+  : >"$LOG"
+  local start=$SECONDS dir ldflags pkg
+  log "building $name $version from Go modules (first run with this version; cached afterwards)"
   case $name in
     kube-apiserver | kubectl)
-      local dir
-      dir=$(kube_module)
-      (cd "$dir" && "$GO" build -p 2 -trimpath -ldflags "$(ldflags_kube)" -o "$out.tmp" "k8s.io/kubernetes/cmd/$name")
+      dir=$(module_dir "kubernetes-$KUBE_VERSION" "k8s.io/kubernetes@$KUBE_VERSION" \
+        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+      ldflags=$(ldflags_kube)
+      pkg=k8s.io/kubernetes/cmd/$name
       ;;
     etcd)
-      local dir=$WASMFLOW_CACHE/go/src/etcd-$ETCD_VERSION
-      mkdir -p "$dir"
-      (
-        cd "$dir"
-        [[ -f go.mod ]] || "$GO" mod init wasmflow.test/etcdbuild >/dev/null 2>&1
-        "$GO" mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-        printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
-        "$GO" mod tidy >/dev/null
-        "$GO" build -p 2 -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3
-      )
+      dir=$(module_dir "etcd-$ETCD_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3)
+      ldflags="-s -w"
+      pkg=go.etcd.io/etcd/server/v3
       ;;
     helm)
-      local dir=$WASMFLOW_CACHE/go/src/helm-$HELM_VERSION
-      mkdir -p "$dir"
-      (
-        cd "$dir"
-        [[ -f go.mod ]] || "$GO" mod init wasmflow.test/helmbuild >/dev/null 2>&1
-        "$GO" mod edit -require="helm.sh/helm/v3@$HELM_VERSION"
-        printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n' >tools.go
-        "$GO" mod tidy >/dev/null
-        "$GO" build -p 2 -trimpath \
-          -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-          -o "$out.tmp" helm.sh/helm/v3/cmd/helm
-      )
+      dir=$(module_dir "helm-$HELM_VERSION" "helm.sh/helm/v4@$HELM_VERSION" helm.sh/helm/v4/cmd/helm)
+      ldflags=$(ldflags_helm)
+      pkg=helm.sh/helm/v4/cmd/helm
       ;;
   esac
-  mv "$out.tmp" "$out"
-  log "built $name in $((SECONDS - start))s: $out"
+  (cd "$dir" && go_log "$name" build -p 2 -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+  local check=(--version)
+  case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; esac
+  "$out.tmp.$$" "${check[@]}" >>"$LOG" 2>&1 || die "the freshly built $name does not run (log: $LOG)"
+  mv -f "$out.tmp.$$" "$out"
+  release_lock
+  log "built $name $version in $((SECONDS - start)) s: $out"
 }
 
 main() {
-  if [[ ${1:-} == --print-path ]]; then
-    [[ -n ${2:-} ]] || die "--print-path needs a binary name"
-    build_one "$2" >&2
-    path_of "$2"
-    return
-  fi
-  local target=${1:-all}
-  if [[ $target == all ]]; then
-    for name in etcd kube-apiserver kubectl helm; do build_one "$name"; done
-  else
-    build_one "$target"
-  fi
+  case ${1:-all} in
+    --print-path)
+      [[ -n ${2:-} ]] || die "--print-path needs a binary name (${NAMES[*]})"
+      build_one "$2"
+      path_of "$2"
+      ;;
+    --version)
+      [[ -n ${2:-} ]] || die "--version needs a binary name (${NAMES[*]})"
+      version_of "$2"
+      ;;
+    all)
+      local name
+      for name in "${NAMES[@]}"; do build_one "$name"; done
+      ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+    *) build_one "$1" ;;
+  esac
 }
 
-main "$@"
+# On one line, so that bash has read all of it before a long build runs: editing this file mid-build is then safe.
+main "$@"; exit

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Shared helpers for the hack/ scripts. Source it: `source "$(dirname "$0")/lib.sh"`.
 # Expensive artefacts live in a per-user cache keyed by version; services keep their state under a run directory.
+#   WASMFLOW_CACHE  per-user cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/wasmflow): binaries, Go caches, toolchains
+#   WASMFLOW_STATE  services' state (default $WASMFLOW_CACHE/run); each script takes --dir to use another
+# Helpers: log, die, free_port, wait_for, as_root, ensure_debs, is_alive, pidfile_runs, start_daemon, stop_pidfile,
+# running_pidfile, take_lock, release_lock.
 
 WASMFLOW_CACHE="${WASMFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wasmflow}"
 WASMFLOW_STATE="${WASMFLOW_STATE:-$WASMFLOW_CACHE/run}"
@@ -16,11 +20,16 @@ free_port() {
 }
 
 # wait_for TIMEOUT_SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s until it succeeds or time runs out.
+# Set WAIT_FOR_PID to give up at once when that process (the service being waited for) has exited.
 wait_for() {
   local timeout=$1 what=$2
   shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
+    if [[ -n ${WAIT_FOR_PID:-} ]] && ! is_alive "$WAIT_FOR_PID"; then
+      log "${what}: the process ${WAIT_FOR_PID} exited"
+      return 1
+    fi
     if ((SECONDS >= deadline)); then
       log "timed out after ${timeout}s waiting for ${what}"
       return 1
@@ -56,14 +65,15 @@ is_alive() {
   [[ -n $stat && ${stat%% *} != Z && ${stat%% *} != X ]]
 }
 
-# stop_pidfile FILE: TERM the process in FILE, KILL it after 10 s, remove FILE. Safe when already stopped.
+# stop_pidfile FILE [TIMEOUT]: TERM the process in FILE, KILL it after TIMEOUT (10) s, remove FILE. Safe when
+# already stopped.
 stop_pidfile() {
   local file=$1 pid
   [[ -f $file ]] || return 0
   pid=$(cat "$file")
   if is_alive "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 10))
+    local deadline=$((SECONDS + ${2:-10}))
     while is_alive "$pid" && ((SECONDS < deadline)); do sleep 0.05; done
     if is_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
@@ -73,4 +83,37 @@ stop_pidfile() {
 # running_pidfile FILE: true when FILE names a live process.
 running_pidfile() {
   [[ -f $1 ]] && is_alive "$(cat "$1")"
+}
+
+# pidfile_runs FILE TEXT: FILE names a live process whose command line contains TEXT (e.g. its state directory), so a
+# stale PID file whose number was reused by an unrelated process is never mistaken for our service.
+pidfile_runs() {
+  running_pidfile "$1" && tr '\0' ' ' <"/proc/$(cat "$1")/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+# start_daemon PIDFILE LOGFILE COMMAND...: run COMMAND in the background, detached from our stdin and stdout (a caller
+# capturing our output is not kept waiting), output appended to LOGFILE, without our lock descriptor; write its PID.
+start_daemon() {
+  local pidfile=$1 logfile=$2
+  shift 2
+  if [[ -n ${WASMFLOW_LOCK_FD:-} ]]; then
+    "$@" </dev/null >>"$logfile" 2>&1 {WASMFLOW_LOCK_FD}>&- &
+  else
+    "$@" </dev/null >>"$logfile" 2>&1 &
+  fi
+  echo $! >"$pidfile"
+}
+
+# take_lock FILE [TIMEOUT]: hold an exclusive flock on FILE until release_lock or exit (one lock per script), so
+# concurrent runs (two test sessions, make -j) take turns. Waits up to TIMEOUT (120) s.
+take_lock() {
+  mkdir -p "$(dirname "$1")"
+  exec {WASMFLOW_LOCK_FD}>>"$1"
+  flock -w "${2:-120}" "$WASMFLOW_LOCK_FD"
+}
+
+release_lock() {
+  [[ -n ${WASMFLOW_LOCK_FD:-} ]] || return 0
+  exec {WASMFLOW_LOCK_FD}>&-
+  WASMFLOW_LOCK_FD=
 }
