@@ -45,6 +45,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from wasmflow.connectors.ack_order import AckOrder, Ticket
+from wasmflow.connectors.handoff import Handoff
 from wasmflow.connectors.mqtt_messages import message_from_publish, publish_properties
 from wasmflow.connectors.mqtt_settings import MqttSettings, read_credentials, tls_context
 from wasmflow.connectors.mqtt_topics import check_topic_name, subscription
@@ -347,8 +348,8 @@ class MqttSource:
         self._conn.client.on_subscribe = self._on_subscribe
         self._conn.client.on_message = self._on_message
         self._subscribed_epoch = -1
-        self._slots = threading.Semaphore(capacity or settings.receive_maximum)
-        self._queue: asyncio.Queue[_Delivery | None] = asyncio.Queue()
+        # As large as the broker's QoS 1 window, so for QoS 1 the broker (Receive Maximum) is what holds back.
+        self._handoff: Handoff[_Delivery] = Handoff(capacity or settings.receive_maximum)
         self._acks = AckOrder()
         self._stopping = threading.Event()
 
@@ -402,30 +403,27 @@ class MqttSource:
             msg.qos,
             self._conn.epoch,
         )
-        # Bounded hand-over: while the pipeline is behind, this thread waits here.
-        while not self._slots.acquire(timeout=0.25):
-            if self._stopping.is_set():
-                return
-        if not self._conn.call_soon(self._queue.put_nowait, delivery):
-            self._slots.release()
+        # Bounded: while the pipeline is behind, this thread waits here (and does not read the socket).
+        self._handoff.put(delivery)
 
     # --- asyncio side ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect and subscribe in the background (idempotent; ``messages()`` does it too)."""
+        self._handoff.bind(asyncio.get_running_loop())
         self._conn.start()
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until connected and subscribed; ConnectorError says why not (at once if retrying cannot help)."""
+        self.start()
         await self._conn.wait_until(lambda: self.connected, timeout, "connected and subscribed")
 
     async def messages(self) -> AsyncIterator[Inbound]:
         self.start()
         while True:
-            delivery = await self._queue.get()
-            if delivery is None or self._stopping.is_set():
+            delivery = await self._handoff.get()
+            if delivery is None:
                 return
-            self._slots.release()
             if delivery.qos == 0:
                 yield Inbound(delivery.message)
             else:
@@ -440,11 +438,12 @@ class MqttSource:
     async def stop(self) -> None:
         """Stop yielding; what is delivered and not yet handed over stays unacknowledged with the broker."""
         self._stopping.set()
-        self._queue.put_nowait(None)
+        self._handoff.close()
 
     def close(self) -> None:
         """Disconnect. Call after the pipeline has acknowledged what it finished (acks need the connection)."""
         self._stopping.set()
+        self._handoff.close()  # first: paho's thread may be waiting in it, and close() joins that thread
         self._conn.close()
 
 
@@ -462,8 +461,12 @@ class MqttSink:
         self._conn = _Connection(settings, role=f"sink {topic}", manual_ack=False, persistent=False)
         self._conn.client.on_publish = self._on_publish
         self._pending: dict[int, asyncio.Future[None]] = {}
-        self._unwritten = 0
-        self._unwritten_epoch = -1
+        # QoS 0: messages handed to paho and not yet written to the socket (paho's queue is unbounded).
+        self._window = threading.Lock()
+        self._queued = 0
+        self._written = 0
+        self._window_epoch = -1
+        self._room_wanted = False
         self._room = asyncio.Event()
 
     @property
@@ -482,16 +485,20 @@ class MqttSink:
         await self._conn.wait_until(lambda: self.connected, timeout, "connected")
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any) -> None:
+        if self.settings.qos == 0:  # written to the socket: count it, wake the sender only if it waits for room
+            with self._window:
+                self._written += 1
+                wake = self._room_wanted and self._queued - self._written < QOS0_UNWRITTEN
+                if wake:
+                    self._room_wanted = False
+            if wake:
+                self._conn.call_soon(self._room.set)
+            return
         self._conn.call_soon(self._published, mid, reason)
 
     def _published(self, mid: int, reason: ReasonCode) -> None:
         future = self._pending.pop(mid, None)
-        if future is None:
-            if self.settings.qos == 0:
-                self._unwritten = max(0, self._unwritten - 1)
-                self._room.set()
-            return
-        if future.done():
+        if future is None or future.done():
             return
         if reason.is_failure:
             future.set_exception(ConnectorError(f"sink {self.topic}: the broker refused the message: {reason}"))
@@ -516,15 +523,23 @@ class MqttSink:
             self._pending.pop(info.mid, None)
 
     async def _send_qos0(self, message: Message) -> None:
-        if self._unwritten_epoch != self._conn.epoch:  # a reconnect dropped what was queued
-            self._unwritten, self._unwritten_epoch = 0, self._conn.epoch
-        while self._unwritten >= QOS0_UNWRITTEN:
-            self._room.clear()
-            await asyncio.wait_for(self._room.wait(), self.timeout)
+        while True:
+            with self._window:
+                if self._window_epoch != self._conn.epoch:  # a reconnect dropped what paho had queued
+                    self._window_epoch, self._queued = self._conn.epoch, self._written
+                if self._queued - self._written < QOS0_UNWRITTEN:
+                    break
+                self._room_wanted = True
+                self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), self.timeout)
+            except TimeoutError as exc:
+                raise ConnectorError(f"sink {self.topic}: nothing written to the broker for {self.timeout:g}s") from exc
         while True:
             info = self._publish(message)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._unwritten += 1
+                with self._window:
+                    self._queued += 1
                 return
             # The connection was lost just now and paho dropped the message: send it again once reconnected.
             await asyncio.sleep(0)

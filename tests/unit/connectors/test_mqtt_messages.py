@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from wasmflow.connectors.mqtt_messages import (
     TIMESTAMP_PROPERTY,
+    encode_publish_properties,
     message_from_publish,
     publish_properties,
     source_time,
@@ -86,3 +88,23 @@ def test_a_message_survives_the_round_trip_through_publish_properties() -> None:
 
 def test_no_content_type_is_sent_when_the_message_has_none() -> None:
     assert not hasattr(_wire(publish_properties(Message(b"", "t"))), "ContentType")
+
+
+def test_our_property_encoding_is_byte_for_byte_what_paho_would_send() -> None:
+    message = Message(b"x", "t", "application/json", (("unit", "C"), ("é", "ü")), 1700000000000)
+    props = _props()
+    props.ContentType = "application/json"
+    props.UserProperty = [("unit", "C"), ("é", "ü"), (TIMESTAMP_PROPERTY, "1700000000000")]
+    assert encode_publish_properties(message) == props.pack()
+
+
+def test_a_property_block_longer_than_127_bytes_decodes() -> None:
+    message = Message(b"x", "t", "text/plain", tuple((f"key-{i}", "v" * 100) for i in range(200)), 5)
+    assert len(encode_publish_properties(message)) > 16384  # a three-byte length prefix
+    back = message_from_publish("t", b"x", _wire(publish_properties(message)), received_ms=0)
+    assert back == message
+
+
+def test_a_property_string_over_65535_bytes_is_refused() -> None:
+    with pytest.raises(ValueError, match="65535 bytes"):
+        encode_publish_properties(Message(b"", "t", properties=(("big", "v" * 70000),)))
