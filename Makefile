@@ -27,8 +27,8 @@ help: ## Show this help
 ##@ Development
 
 .PHONY: demo
-demo: deps ## Run the demo: build example operators, push them, run a Dataflow, show what flows
-	$(BIN)/python -m wasmflow.demo 2>/dev/null || hack/demo.sh
+demo: venv toolchains ## Build the example operators and run the plant-telemetry Dataflow locally (wasmflow run)
+	hack/demo.sh
 
 .PHONY: test
 test: deps ## THE test command: unit + integration tests against real services (started and stopped by the suite)
