@@ -46,10 +46,7 @@ healthy() {
 }
 
 # ours: the PID file names the mosquitto started with this directory's config (never signal anything else).
-ours() {
-  running_pidfile "$DIR/mosquitto.pid" &&
-    tr '\0' ' ' <"/proc/$(cat "$DIR/mosquitto.pid")/cmdline" 2>/dev/null | grep -qF -- "$DIR/mosquitto.conf"
-}
+ours() { pidfile_runs "$DIR/mosquitto.pid" "$DIR/mosquitto.conf"; }
 
 # port_taken PORT: something listens there. SO_REUSEADDR as mosquitto binds: our own closed connections in
 # TIME_WAIT must not count.
@@ -151,9 +148,8 @@ start() {
   if ours && healthy; then return 0; fi
   stop
   write_config
-  mosquitto -c "$DIR/mosquitto.conf" >>"$DIR/stdout.log" 2>&1 &
-  echo $! >"$DIR/mosquitto.pid"
-  wait_for 30 "mosquitto" healthy || {
+  start_daemon "$DIR/mosquitto.pid" "$DIR/stdout.log" mosquitto -c "$DIR/mosquitto.conf"
+  WAIT_FOR_PID=$(cat "$DIR/mosquitto.pid") wait_for 30 "mosquitto" healthy || {
     tail -20 "$DIR/mosquitto.log" "$DIR/stdout.log" >&2 || true
     die "mosquitto did not start (logs in $DIR)"
   }
@@ -163,6 +159,11 @@ start() {
 stop() {
   if ours; then stop_pidfile "$DIR/mosquitto.pid"; else rm -f "$DIR/mosquitto.pid"; fi
 }
+
+# Two runs for one directory (two test sessions, a stop during a start) take turns.
+case $cmd in
+  start | stop | restart) take_lock "$DIR/.lock" 120 || die "timed out waiting for $DIR/.lock" ;;
+esac
 
 case $cmd in
   start) start ;;
