@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
@@ -26,6 +26,15 @@ def settings(url: str, **fields: Any) -> MqttSettings:
     return MqttSettings.from_url(url, **fields)
 
 
+def v5_properties(packet_type: int) -> Any:
+    """paho's Properties class is untyped: the one place that says so."""
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def properties_of(message: mqtt.MQTTMessage) -> Any:
+    return message.properties
+
+
 def unique_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
@@ -37,7 +46,7 @@ class RawClient:
         self.received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_message = lambda _c, _u, msg: self.received.put(msg)
-        props = Properties(PacketTypes.CONNECT)
+        props = v5_properties(PacketTypes.CONNECT)
         if persistent:
             props.SessionExpiryInterval = 600
         self.client.connect(broker.host, broker.port, clean_start=not persistent, properties=props)
@@ -128,3 +137,22 @@ async def inbox_of(source: MqttSource) -> AsyncIterator[Inbox]:
         yield inbox
     finally:
         await inbox.close()
+
+
+async def split_between(inboxes: Sequence[Inbox], count: int, timeout: float = 5.0) -> list[list[Inbound]]:
+    """The next ``count`` messages from several inboxes together, grouped by inbox, taken as they arrive."""
+    got: list[list[Inbound]] = [[] for _ in inboxes]
+    getters = {asyncio.ensure_future(inbox.items.get()): index for index, inbox in enumerate(inboxes)}
+    try:
+        while sum(map(len, got)) < count:
+            done, _pending = await asyncio.wait(getters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                raise TimeoutError(f"{sum(map(len, got))} of {count} messages after {timeout:g}s")
+            for getter in done:
+                index = getters.pop(getter)
+                got[index].append(getter.result())
+                getters[asyncio.ensure_future(inboxes[index].items.get())] = index
+    finally:
+        for getter in getters:
+            getter.cancel()
+    return got

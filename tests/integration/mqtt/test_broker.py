@@ -4,14 +4,13 @@ connector's fault tests rely on). Raw paho only: this checks the environment, no
 from __future__ import annotations
 
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from tests.integration.mqtt.helpers import raw_client, unique_id
+from tests.integration.mqtt.helpers import properties_of, raw_client, unique_id, v5_properties
 from tests.mqtt_env import BrokerEnv, restart_broker
 
 
 def test_a_qos1_message_with_v5_properties_round_trips_through_the_broker(mqtt_broker: BrokerEnv, topic: str) -> None:
-    props = Properties(PacketTypes.PUBLISH)
+    props = v5_properties(PacketTypes.PUBLISH)
     props.ContentType = "application/json"
     props.UserProperty = [("k", "v")]
     with raw_client(mqtt_broker) as subscriber, raw_client(mqtt_broker) as publisher:
@@ -19,8 +18,8 @@ def test_a_qos1_message_with_v5_properties_round_trips_through_the_broker(mqtt_b
         publisher.publish(topic, b'{"t": 1}', qos=1, properties=props)
         received = subscriber.next()
     assert (received.topic, received.payload, received.qos) == (topic, b'{"t": 1}', 1)
-    assert received.properties.ContentType == "application/json"
-    assert received.properties.UserProperty == [("k", "v")]
+    assert properties_of(received).ContentType == "application/json"
+    assert properties_of(received).UserProperty == [("k", "v")]
 
 
 def test_a_persistent_session_keeps_its_queued_messages_across_a_broker_restart(

@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 
-from tests.integration.mqtt.helpers import inbox_of, opened_sink, opened_source, raw_client, settings
+from tests.integration.mqtt.helpers import inbox_of, opened_sink, opened_source, properties_of, raw_client, settings
 from tests.mqtt_env import BrokerEnv
 from wasmflow.engine.message import Message
 
@@ -23,8 +23,8 @@ def test_the_sink_publishes_qos1_with_content_type_properties_and_source_time(
         asyncio.run(scenario())
         received = subscriber.next()
     assert (received.topic, received.payload, received.qos) == (topic, b"21.5", 1)
-    assert received.properties.ContentType == "text/plain"
-    assert received.properties.UserProperty == [("unit", "C"), ("timestamp-ms", "1700000000999")]
+    assert properties_of(received).ContentType == "text/plain"
+    assert properties_of(received).UserProperty == [("unit", "C"), ("timestamp-ms", "1700000000999")]
 
 
 def test_a_qos0_sink_delivers(mqtt_broker: BrokerEnv, topic: str) -> None:
