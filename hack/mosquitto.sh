@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real MQTT v5 broker for the tests (Debian's mosquitto 2), on loopback, with four listeners:
 #   plain  anonymous                          WASMFLOW_MQTT
-#   auth   username/password only             WASMFLOW_MQTT_AUTH, WASMFLOW_MQTT_USER/PASSWORD (random password)
+#   auth   username/password only             WASMFLOW_MQTT_AUTH, WASMFLOW_MQTT_USER/PASSWORD (random password);
+#          that user may use every topic but forbidden/# (an ACL, so refusals are testable)
 #   tls    TLS, CA written here, anonymous    WASMFLOW_MQTT_TLS, WASMFLOW_MQTT_CA
 #   mtls   TLS + client certificate required  WASMFLOW_MQTT_MTLS, WASMFLOW_MQTT_CLIENT_CERT/KEY (same CA)
 # Persistence is on, so persistent sessions survive `restart`. Shared subscriptions ($share/...) are on by default.
@@ -103,6 +104,8 @@ write_config() {
     mosquitto_passwd -c -b "$DIR/passwd" wasmflow "$(cat "$DIR/password")" 2>/dev/null
     chmod 644 "$DIR/passwd"
   fi
+  # On the auth listener "wasmflow" may use every topic except forbidden/#, so refusals are testable too.
+  printf 'user wasmflow\ntopic deny forbidden/#\ntopic readwrite #\n' >"$DIR/acl"
   choose_ports
   local plain auth tls mtls
   read_ports
@@ -126,6 +129,7 @@ allow_anonymous true
 listener $auth 127.0.0.1
 allow_anonymous false
 password_file $DIR/passwd
+acl_file $DIR/acl
 
 listener $tls 127.0.0.1
 allow_anonymous true

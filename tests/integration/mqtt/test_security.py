@@ -101,3 +101,15 @@ def test_no_client_certificate_where_one_is_required_is_refused_saying_so(mqtt_b
     error, _sink = _refusal(settings(mqtt_broker.mtls_url, ca_file=mqtt_broker.ca_file))
     assert "TLS: the broker rejected this client" in str(error)
     assert "check the client certificate" in str(error)
+
+
+def test_a_message_the_broker_refuses_is_a_connector_error_saying_so(mqtt_broker: BrokerEnv, tmp_path: Path) -> None:
+    """The auth listener's ACL denies forbidden/#: the PUBACK carries "Not authorized", and send raises."""
+    auth = settings(mqtt_broker.auth_url, **_credentials(tmp_path, mqtt_broker.username, mqtt_broker.password))
+
+    async def scenario() -> None:
+        async with opened_sink(auth, "forbidden/x") as sink:
+            await sink.send(Message(b"no", "forbidden/x"))
+
+    with pytest.raises(ConnectorError, match=r"sink forbidden/x: the broker refused the message: Not authorized"):
+        asyncio.run(scenario())
