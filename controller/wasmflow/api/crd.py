@@ -1,27 +1,33 @@
 """Generate the CustomResourceDefinitions from the pydantic models: the models are the single source of truth.
 
-pydantic's JSON schema is close to, but not, a Kubernetes structural schema, so it is rewritten: ``$ref`` inlined,
-``Optional[X]`` turned into a non-required X (``anyOf: [X, null]`` is not structural), ``additionalProperties:
-false`` and ``title`` dropped, ``const`` written as a one-value enum. CEL rules come from the models'
-``x-kubernetes-validations`` (mirrored there by validators), so both sides stay in step.
+pydantic's JSON schema is close to, but not, a Kubernetes structural schema (STYLE.md 2.6), so it is rewritten:
+``$ref`` inlined, ``Optional[X]`` turned into a non-required X (``anyOf: [X, null]`` is not structural),
+``additionalProperties: false`` and ``title`` dropped, ``const`` written as a one-value enum. CEL rules come from the
+models' ``x-kubernetes-validations`` (mirrored there by validators), so both sides stay in step.
 
-    python -m wasmflow.api.crd --out crds/      (what `make manifests` runs)
+    python -m wasmflow.api.crd --out crds/        what `make manifests` runs
+    python -m wasmflow.api.crd --check crds/      exit 1 when the files drifted from the models
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from wasmflow.api.dataflow import DataflowSpec, DataflowStatus
+from wasmflow.api.dataflow import Dataflow, DataflowSpec, DataflowStatus
 from wasmflow.api.meta import API_GROUP
-from wasmflow.api.wasmmodule import WasmModuleSpec, WasmModuleStatus
+from wasmflow.api.wasmmodule import WasmModule, WasmModuleSpec, WasmModuleStatus
 
+VERSION = "v1alpha1"
+CATEGORY = "wasmflow"
 READY = '.status.conditions[?(@.type=="Ready")]'
+HEADER = "# Generated from controller/wasmflow/api by `make manifests`: do not edit by hand.\n"
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -35,11 +41,10 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         return _structural({**target, **extra}, defs)
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o != {"type": "null"}]
-        if len(options) == 1:
-            rest = {
-                k: v for k, v in node.items() if k not in ("anyOf", "default") or (k == "default" and v is not None)
-            }
-            return _structural({**options[0], **rest}, defs)
+        if len(options) != 1:
+            raise ValueError(f"a union is not structural; use one type: {node}")
+        rest = {k: v for k, v in node.items() if k != "anyOf" and not (k == "default" and v is None)}
+        return _structural({**options[0], **rest}, defs)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in ("title", "$defs") or (key == "additionalProperties" and value is False):
@@ -56,22 +61,44 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
-def schema_of(model: Any) -> dict[str, Any]:
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of ``model`` (as accepted in a CRD)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
     schema: dict[str, Any] = _structural(raw, defs)
     return schema
 
 
-def _conditions_list_map(status: dict[str, Any]) -> dict[str, Any]:
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
-    conditions["maxItems"] = 16
-    return status
+def _root_rules(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """CEL rules of the resource itself (they may read ``self.metadata.name``, nothing else of metadata)."""
+    extra = model.model_config.get("json_schema_extra")
+    rules = extra.get("x-kubernetes-validations") if isinstance(extra, dict) else None
+    return [dict(rule) for rule in rules if isinstance(rule, dict)] if isinstance(rules, list) else []
 
 
-def _crd(kind: str, plural: str, short: str, spec_model: Any, status_model: Any, columns: list[dict[str, Any]]) -> Any:
+def _crd(
+    model: type[BaseModel],
+    plural: str,
+    short: str,
+    spec_model: type[BaseModel],
+    status_model: type[BaseModel],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    kind = model.__name__
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": " ".join((model.__doc__ or "").split()),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": schema_of(spec_model),
+            "status": schema_of(status_model),
+        },
+    }
+    if rules := _root_rules(model):
+        root["x-kubernetes-validations"] = rules
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -85,43 +112,30 @@ def _crd(kind: str, plural: str, short: str, spec_model: Any, status_model: Any,
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": [short],
-                "categories": ["wasmflow"],
+                "categories": [CATEGORY],
             },
             "versions": [
                 {
-                    "name": "v1alpha1",
+                    "name": VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": (spec_model.__doc__ or "").strip().replace("Desired state of a", "A"),
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": schema_of(spec_model),
-                                "status": _conditions_list_map(schema_of(status_model)),
-                            },
-                        }
-                    },
+                    "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
     }
 
 
-def crds() -> dict[str, Any]:
+def crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD object, for both resources."""
     ready = {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"}
     status = {"name": "Status", "type": "string", "jsonPath": f"{READY}.message", "priority": 1}
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
     return {
         f"{API_GROUP}_wasmmodules.yaml": _crd(
-            "WasmModule",
+            WasmModule,
             "wasmmodules",
             "wm",
             WasmModuleSpec,
@@ -132,10 +146,11 @@ def crds() -> dict[str, Any]:
                 {"name": "Digest", "type": "string", "jsonPath": ".status.artifact.digest"},
                 age,
                 status,
+                {"name": "Reference", "type": "string", "jsonPath": ".spec.source.oci.reference", "priority": 1},
             ],
         ),
         f"{API_GROUP}_dataflows.yaml": _crd(
-            "Dataflow",
+            Dataflow,
             "dataflows",
             "df",
             DataflowSpec,
@@ -151,12 +166,12 @@ def crds() -> dict[str, Any]:
     }
 
 
-def render_yaml(crd: Any) -> str:
-    header = "# Generated from controller/wasmflow/api by `make manifests`: do not edit by hand.\n"
-    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+def render_yaml(crd: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(crd, sort_keys=False, width=120)
 
 
 def write(out: Path) -> list[Path]:
+    """Write one file per CRD into ``out`` (created if needed); return the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, crd in crds().items():
@@ -166,12 +181,31 @@ def write(out: Path) -> list[Path]:
     return written
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Write the wasmflow CRDs generated from the models.")
-    parser.add_argument("--out", type=Path, required=True)
-    for path in write(parser.parse_args().out):
-        print(path)
+def drifted(folder: Path) -> list[Path]:
+    """The CRD files in ``folder`` that are missing or differ from what the models generate."""
+    stale = []
+    for name, crd in crds().items():
+        path = folder / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != render_yaml(crd):
+            stale.append(path)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write (or check) the wasmflow CRDs generated from the models.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--out", type=Path, help="write the CRDs into this folder")
+    group.add_argument("--check", type=Path, nargs="+", help="exit 1 if the CRDs in these folders drifted")
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        for path in write(args.out):
+            print(path)
+        return 0
+    stale = [path for folder in args.check for path in drifted(folder)]
+    for path in stale:
+        print(f"{path}: drifted from the models; run `make manifests`", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,12 @@
 """The one graph check, shared by the engine (``wasmflow run``, the worker) and the controller (status).
 
-It reports every problem at once, each naming the node (``spec.nodes[i] (name)``) or the edge (``spec.edges[j]``)
-so the user can fix the manifest in one pass. Several edges into one operator are allowed: that is a fan-in, and the
-operator sees the merged stream.
+It reports every problem at once, each naming the node (``spec.nodes[i] (name)``) or the edge
+(``spec.edges[j] (from -> to)``) so the user can fix the manifest in one pass. Several edges into one node are
+allowed: that is a fan-in, and the node sees the merged stream. A branch wires both arms, unless ``dropArm`` says
+which arm's messages are dropped on purpose.
+
+Most reference problems are already refused when the model is parsed (the mirrors of the CRD's CEL rules); this check
+repeats them so a spec built any other way (``model_construct``, a worker's config) gets the same answers.
 """
 
 from __future__ import annotations
@@ -87,8 +91,15 @@ def validate_graph(spec: DataflowSpec) -> Graph:
         successors[edge.from_].append(Successor(edge.to, edge.arm))
         predecessors[edge.to].append(edge.from_)
 
+    names = [n.name for n in spec.nodes]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(GraphProblem(at_node(name), "shares its name with another node"))
     for node in spec.nodes:
         name, kind = node.name, node.type
+        if kind.is_operator and node.module is None:
+            problems.append(GraphProblem(at_node(name), f"is a {kind.value} node but names no module"))
+        if not kind.is_operator and node.endpoint not in spec.endpoints:
+            problems.append(GraphProblem(at_node(name), f"names endpoint {node.endpoint!r}, not in spec.endpoints"))
         if kind is not NodeType.SOURCE and not predecessors[name]:
             problems.append(GraphProblem(at_node(name), "has no incoming edge"))
         if kind is not NodeType.SINK and not successors[name]:
@@ -96,8 +107,13 @@ def validate_graph(spec: DataflowSpec) -> Graph:
         if kind is NodeType.BRANCH:
             arms = {s.arm for s in successors[name]}
             for arm in (True, False):
-                if arm not in arms:
-                    problems.append(GraphProblem(at_node(name), f"branch has no edge for arm: {str(arm).lower()}"))
+                text = str(arm).lower()
+                if arm in arms and node.drop_arm is arm:
+                    problems.append(GraphProblem(at_node(name), f"drops arm {text} (dropArm) but has an edge for it"))
+                elif arm not in arms and node.drop_arm is not arm:
+                    problems.append(
+                        GraphProblem(at_node(name), f"branch has no edge for arm: {text} (or set dropArm: {text})")
+                    )
 
     if not any(n.type is NodeType.SOURCE for n in spec.nodes):
         problems.append(GraphProblem("spec.nodes", "the graph has no source"))
@@ -111,7 +127,7 @@ def validate_graph(spec: DataflowSpec) -> Graph:
     else:
         reachable = _reachable([n.name for n in spec.nodes if n.type is NodeType.SOURCE], successors)
         for node in spec.nodes:
-            if node.name not in reachable and node.type is not NodeType.SOURCE:
+            if node.name not in reachable and predecessors[node.name]:  # (no input at all is reported above)
                 problems.append(GraphProblem(at_node(node.name), "is not reachable from any source"))
 
     if problems:

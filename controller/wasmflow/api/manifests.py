@@ -6,7 +6,9 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
+from wasmflow.api.common import FieldError, format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.errors import ConfigError
@@ -15,11 +17,22 @@ Manifest = WasmModule | Dataflow
 KINDS: dict[str, type[WasmModule] | type[Dataflow]] = {"WasmModule": WasmModule, "Dataflow": Dataflow}
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+def describe_error(error: ErrorDetails) -> tuple[str, str]:
+    """(field path, message) of one pydantic error, with a validator's FieldError placed at its own field."""
+    path = list(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    problem = (error.get("ctx") or {}).get("error")
+    if isinstance(problem, FieldError):
+        path += problem.path
+        message = problem.message
+    return format_path(path), message
+
+
+def validation_error(exc: ValidationError, where: str) -> ConfigError:
+    """A ConfigError for the first problem of ``exc``, at ``<where> <field path>``, counting the others."""
+    field, message = describe_error(exc.errors()[0])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return ConfigError(f"{message}{more}", where=f"{where} {field}".strip())
 
 
 def parse_manifest(document: object, where: str) -> Manifest:
@@ -32,19 +45,24 @@ def parse_manifest(document: object, where: str) -> Manifest:
     try:
         return KINDS[kind].model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = _location(tuple(first["loc"]))
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{message}{more}", where=f"{where} {field}".strip()) from exc
+        raise validation_error(exc, where) from exc
+
+
+def parse_manifests(text: str, name: str = "<string>") -> list[Manifest]:
+    """Every WasmModule and Dataflow in YAML text (``---``-separated); ``name`` stands for the file in errors."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", where=name) from exc
+    return [parse_manifest(doc, f"{name}#{i + 1}") for i, doc in enumerate(documents) if doc is not None]
 
 
 def load_manifests(path: Path) -> list[Manifest]:
-    """Every WasmModule and Dataflow in a YAML file (``---``-separated documents)."""
+    """Every WasmModule and Dataflow in a YAML file; errors name the file, the document (``#1`` first) and field."""
     try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=str(path)) from exc
-    return [parse_manifest(doc, f"{path}#{i + 1}") for i, doc in enumerate(documents) if doc is not None]
+    except UnicodeDecodeError as exc:
+        raise ConfigError("not UTF-8 text", where=str(path)) from exc
+    return parse_manifests(text, str(path))

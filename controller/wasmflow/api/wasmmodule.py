@@ -7,12 +7,17 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from wasmflow.api.common import (
+    DNS_LABEL,
     DURATION_PATTERN,
     QUANTITY_PATTERN,
     Condition,
+    FieldError,
     LocalObjectReference,
     Model,
     Name,
+    condition_list,
+    filled_in,
+    is_dns_label,
     parse_duration,
     parse_quantity,
     with_rules,
@@ -21,26 +26,30 @@ from wasmflow.api.kinds import Capability, OperatorKind
 from wasmflow.api.meta import ObjectMeta
 
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
+#: A wasm32 linear memory cannot grow beyond 4 GiB, so a larger cap means nothing.
+MAX_MEMORY_BYTES = 4 * 2**30
 
 
 class OciSource(Model):
     """A component in an OCI registry."""
 
-    #: ``host[:port]/repository[:tag][@digest]``, e.g. ``registry.example:5000/ops/to-celsius:1.0.0``.
     reference: str = Field(min_length=3, max_length=512, pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?/[^\s]+$")
-    #: Pin: the artifact must have this digest, or the module is Stalled (DigestMismatch).
+    """``host[:port]/repository[:tag][@digest]``, e.g. ``registry.example:5000/ops/to-celsius:1.0.0``."""
     digest: str | None = Field(default=None, pattern=DIGEST_PATTERN)
-    #: A ``kubernetes.io/dockerconfigjson`` Secret with the registry credentials.
+    """Pin: the artifact must have this digest, or the module is Stalled (DigestMismatch)."""
     secret_ref: LocalObjectReference | None = None
-    #: Allow plain HTTP to this registry (never the default).
+    """A ``kubernetes.io/dockerconfigjson`` Secret with the registry credentials."""
     insecure: bool = False
+    """Allow plain HTTP to this registry (never the default)."""
 
 
 class ConfigMapSource(Model):
     """A component stored in a ConfigMap's ``binaryData`` (air-gapped sites)."""
 
     name: Name
-    key: str = Field(default="module.wasm", min_length=1, max_length=253)
+    """Name of the ConfigMap (same namespace)."""
+    key: str = Field(default="module.wasm", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """Key of ``binaryData`` holding the component."""
 
 
 class ModuleSource(Model):
@@ -54,7 +63,9 @@ class ModuleSource(Model):
     )
 
     oci: OciSource | None = None
+    """A component in an OCI registry."""
     config_map_ref: ConfigMapSource | None = None
+    """A component stored in a ConfigMap (air-gapped sites)."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModuleSource:
@@ -66,12 +77,36 @@ class ModuleSource(Model):
 class Limits(Model):
     """What one instance of the operator may use."""
 
-    #: Linear memory cap (Kubernetes quantity).
+    model_config = with_rules(
+        {
+            "rule": "quantity(self.memory).isGreaterThan(quantity('0')) "
+            "&& quantity(self.memory).compareTo(quantity('4Gi')) <= 0",
+            "message": "memory must be more than 0 and at most 4Gi (a wasm32 memory cannot grow further)",
+            "fieldPath": ".memory",
+        },
+        {
+            "rule": "duration(self.timeoutPerMessage) > duration('0s')",
+            "message": "timeoutPerMessage must be more than 0",
+            "fieldPath": ".timeoutPerMessage",
+        },
+    )
+
     memory: str = Field(default="64Mi", pattern=QUANTITY_PATTERN, max_length=32)
-    #: Time limit for one message (Go duration); a message over it fails with a timeout.
+    """Linear memory cap of one instance (Kubernetes quantity, at most 4Gi)."""
     timeout_per_message: str = Field(default="100ms", pattern=DURATION_PATTERN, max_length=32)
-    #: Optional fuel (instruction budget) per message, on top of the time limit.
-    fuel: int | None = Field(default=None, ge=1)
+    """Time limit for one message (Go duration); a message over it fails with a timeout."""
+    fuel: int | None = Field(default=None, ge=1, json_schema_extra={"format": "int64"})
+    """Optional fuel (instruction budget) per message, on top of the time limit."""
+
+    @model_validator(mode="after")
+    def _positive(self) -> Limits:
+        if not 0 < parse_quantity(self.memory) <= MAX_MEMORY_BYTES:
+            raise FieldError(
+                ("memory",), "memory must be more than 0 and at most 4Gi (a wasm32 memory cannot grow further)"
+            )
+        if parse_duration(self.timeout_per_message) <= 0:
+            raise FieldError(("timeoutPerMessage",), "timeoutPerMessage must be more than 0")
+        return self
 
     @property
     def memory_bytes(self) -> int:
@@ -86,41 +121,78 @@ class WasmModuleSpec(Model):
     """Desired state of a WasmModule."""
 
     source: ModuleSource
-    #: The operator interface the component must export.
+    """Where the component comes from."""
     operator: OperatorKind
-    #: Grants beyond the defaults (logging, clocks, random, stdout/stderr to the log).
-    capabilities: list[Capability] = Field(default_factory=list, max_length=8)
-    limits: Limits = Field(default_factory=Limits)
-    #: How often a tag is re-resolved to a digest.
+    """The operator interface the component must export: map, filter, branch or accumulate."""
+    capabilities: list[Capability] = Field(
+        default_factory=list, max_length=8, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Grants beyond the defaults (logging, clocks, random, stdout/stderr to the log)."""
+    limits: Limits = Field(default_factory=Limits, json_schema_extra=filled_in(Limits))
+    """What one instance of the operator may use."""
     interval: str = Field(default="10m", pattern=DURATION_PATTERN, max_length=32)
-    #: Refuse components whose imports exceed their grants.
+    """How often a tag is re-resolved to a digest (Go duration)."""
     strict: bool = False
+    """Refuse components whose imports exceed their grants (otherwise they are denied at run time)."""
+
+    @model_validator(mode="after")
+    def _capabilities_once(self) -> WasmModuleSpec:
+        """Mirror of ``x-kubernetes-list-type: set``: the API server refuses a repeated grant."""
+        repeated = sorted({c.value for c in self.capabilities if self.capabilities.count(c) > 1})
+        if repeated:
+            raise FieldError(("capabilities",), f"capabilities are listed more than once: {', '.join(repeated)}")
+        return self
 
 
 class Artifact(Model):
     """The verified artifact the module resolved to."""
 
     digest: str
-    size: int
+    """sha256 digest of the component bytes."""
+    size: int = Field(json_schema_extra={"format": "int64"})
+    """Size in bytes."""
     media_type: str
-    fetched_at: str
+    """Media type of the layer holding the component."""
+    fetched_at: str = Field(json_schema_extra={"format": "date-time"})
+    """When the artifact was fetched and verified."""
 
 
 class WasmModuleStatus(Model):
     """Observed state of a WasmModule (kstatus/Flux conventions)."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(default=None, json_schema_extra={"format": "int64"})
+    """The ``metadata.generation`` this status describes."""
+    conditions: list[Condition] = condition_list()
+    """Ready, Reconciling and Stalled."""
     artifact: Artifact | None = None
+    """The verified artifact the module resolved to."""
     world: str | None = None
+    """The contract world the component implements, e.g. ``wasmflow:operator/map-operator@0.1.0``."""
     imports: list[str] = Field(default_factory=list)
+    """Interfaces the component imports (what it may ask the host for)."""
+    last_handled_reconcile_at: str | None = None
+    """The last ``reconcile.fluxcd.io/requestedAt`` annotation value handled (Flux's manual re-sync)."""
+
+
+_NAME_RULE = {
+    "rule": "self.metadata.name.size() <= 63 && self.metadata.name.matches('" + DNS_LABEL + "')",
+    "message": "a WasmModule name must be a DNS label (at most 63 of a-z, 0-9 and '-'): Dataflow nodes refer to it",
+}
 
 
 class WasmModule(Model):
-    """A WasmModule manifest."""
+    """A WebAssembly component usable as an operator in Dataflows."""
+
+    model_config = with_rules(_NAME_RULE)
 
     api_version: Literal["wasmflow.io/v1alpha1"] = "wasmflow.io/v1alpha1"
     kind: Literal["WasmModule"] = "WasmModule"
     metadata: ObjectMeta
     spec: WasmModuleSpec
     status: WasmModuleStatus | None = None
+
+    @model_validator(mode="after")
+    def _name(self) -> WasmModule:
+        if len(self.metadata.name) > 63 or not is_dns_label(self.metadata.name):
+            raise FieldError(("metadata", "name"), _NAME_RULE["message"])
+        return self

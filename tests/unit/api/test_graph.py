@@ -1,4 +1,8 @@
-"""The graph check names the node or the edge of every problem."""
+"""The graph check names the node or the edge of every problem.
+
+Specs are assembled with ``model_construct`` (nodes and edges still validated one by one) so that the graph check
+itself is exercised: parsing a whole DataflowSpec already refuses the reference problems (see test_models.py).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,30 @@ from typing import Any
 
 import pytest
 
-from wasmflow.api.dataflow import DataflowSpec
-from wasmflow.api.graph import GraphError, validate_graph
-
-MQTT = {"mqtt": {"url": "mqtt://broker:1883"}}
-
-
-def spec(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DataflowSpec:
-    return DataflowSpec.model_validate({"endpoints": {"b": MQTT}, "nodes": nodes, "edges": edges})
-
+from wasmflow.api.dataflow import DataflowSpec, Edge, Endpoint, Node, NodeType
+from wasmflow.api.graph import GraphError, Successor, validate_graph
 
 SRC = {"name": "in", "type": "source", "endpoint": "b", "topic": "t"}
 OUT = {"name": "out", "type": "sink", "endpoint": "b", "topic": "o"}
 
 
-def op(name: str, kind: str = "map") -> dict[str, Any]:
-    node: dict[str, Any] = {"name": name, "type": kind, "module": name}
+def spec(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DataflowSpec:
+    return DataflowSpec.model_construct(
+        endpoints={"b": Endpoint.model_validate({"mqtt": {"url": "mqtt://broker:1883"}})},
+        nodes=[Node.model_validate(n) for n in nodes],
+        edges=[Edge.model_validate(e) for e in edges],
+    )
+
+
+def op(name: str, kind: str = "map", **extra: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {"name": name, "type": kind, "module": name, **extra}
     if kind == "accumulate":
         node["window"] = {"count": 2}
     return node
+
+
+def e(source: str, target: str, arm: bool | None = None) -> dict[str, Any]:
+    return {"from": source, "to": target} if arm is None else {"from": source, "to": target, "arm": arm}
 
 
 def problems(s: DataflowSpec) -> list[tuple[str, str]]:
@@ -34,92 +43,132 @@ def problems(s: DataflowSpec) -> list[tuple[str, str]]:
 
 
 def test_a_valid_graph_comes_back_in_topological_order() -> None:
-    graph = validate_graph(spec([OUT, op("a"), SRC], [{"from": "in", "to": "a"}, {"from": "a", "to": "out"}]))
+    graph = validate_graph(spec([OUT, op("a"), SRC], [e("in", "a"), e("a", "out")]))
     assert graph.order == ("in", "a", "out")
     assert graph.sources == ("in",)
+    assert graph.sinks == ("out",)
+    assert graph.predecessors["a"] == ("in",)
+
+
+def test_branch_successors_carry_their_arm() -> None:
+    graph = validate_graph(
+        spec(
+            [SRC, op("br", "branch"), OUT, {**OUT, "name": "alerts"}],
+            [e("in", "br"), e("br", "alerts", True), e("br", "out", False)],
+        )
+    )
+    assert set(graph.successors["br"]) == {Successor("alerts", True), Successor("out", False)}
+    assert graph.types["br"] is NodeType.BRANCH
 
 
 def test_a_cycle_is_named_with_its_path() -> None:
     found = problems(
-        spec(
-            [SRC, op("a"), op("b"), OUT],
-            [{"from": "in", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}, {"from": "b", "to": "out"}],
-        )
+        spec([SRC, op("a"), op("b"), OUT], [e("in", "a"), e("a", "b"), e("b", "a"), e("b", "out")]),
     )
-    assert any("is on a cycle: a -> b -> a" in m for _, m in found)
+    assert ("spec.nodes[1] (a)", "is on a cycle: a -> b -> a") in found
 
 
-def test_an_unreachable_node_is_named() -> None:
+def test_a_node_unreachable_from_every_source_is_named() -> None:
     found = problems(
         spec(
             [SRC, op("a"), op("b"), op("c"), OUT],
-            [{"from": "in", "to": "a"}, {"from": "a", "to": "out"}, {"from": "b", "to": "c"}, {"from": "c", "to": "b"}],
+            [e("in", "a"), e("a", "out"), e("b", "c"), e("c", "out")],
         )
     )
-    assert any(w.startswith("spec.nodes[") and "cycle" in m for w, m in found)
-
-
-def test_a_node_without_input_is_named() -> None:
-    found = problems(
-        spec(
-            [SRC, op("a"), op("b"), OUT],
-            [{"from": "in", "to": "a"}, {"from": "a", "to": "out"}, {"from": "b", "to": "out"}],
-        )
-    )
+    assert ("spec.nodes[3] (c)", "is not reachable from any source") in found
     assert ("spec.nodes[2] (b)", "has no incoming edge") in found
 
 
+def test_an_edge_to_a_missing_node_is_named() -> None:
+    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "ghost")]))
+    assert ("spec.edges[2] (a -> ghost)", "names node(s) that do not exist: ghost") in found
+
+
 def test_a_branch_with_one_arm_is_named() -> None:
-    found = problems(
-        spec([SRC, op("br", "branch"), OUT], [{"from": "in", "to": "br"}, {"from": "br", "to": "out", "arm": True}])
+    found = problems(spec([SRC, op("br", "branch"), OUT], [e("in", "br"), e("br", "out", True)]))
+    assert ("spec.nodes[1] (br)", "branch has no edge for arm: false (or set dropArm: false)") in found
+
+
+def test_a_branch_may_drop_one_arm_on_purpose() -> None:
+    graph = validate_graph(
+        spec([SRC, op("br", "branch", dropArm=False), OUT], [e("in", "br"), e("br", "out", True)]),
     )
-    assert ("spec.nodes[1] (br)", "branch has no edge for arm: false") in found
+    assert graph.successors["br"] == (Successor("out", True),)
+
+
+def test_a_dropped_arm_that_also_has_an_edge_is_named() -> None:
+    found = problems(
+        spec(
+            [SRC, op("br", "branch", dropArm=True), OUT],
+            [e("in", "br"), e("br", "out", True), e("br", "out", False)],
+        )
+    )
+    assert ("spec.nodes[1] (br)", "drops arm true (dropArm) but has an edge for it") in found
+
+
+def test_an_edge_leaving_a_branch_without_arm_is_named() -> None:
+    found = problems(
+        spec([SRC, op("br", "branch"), OUT], [e("in", "br"), e("br", "out", True), e("br", "out")]),
+    )
+    assert ("spec.edges[2] (br -> out)", "leaves a branch node: set arm: true or arm: false") in found
 
 
 def test_an_arm_on_a_non_branch_edge_is_named() -> None:
-    found = problems(spec([SRC, op("a"), OUT], [{"from": "in", "to": "a"}, {"from": "a", "to": "out", "arm": True}]))
+    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out", True)]))
     assert ("spec.edges[1] (a -> out)", "has arm: true, but a is not a branch") in found
 
 
-def test_an_edge_into_a_source_and_out_of_a_sink_are_named() -> None:
-    found = problems(
-        spec([SRC, op("a"), OUT], [{"from": "in", "to": "a"}, {"from": "a", "to": "out"}, {"from": "out", "to": "in"}])
-    )
-    where = [w for w, _ in found]
-    assert "spec.edges[2] (out -> in)" in where
-
-
-def test_a_dead_end_operator_is_named() -> None:
-    found = problems(
-        spec(
-            [SRC, op("a"), op("b"), OUT],
-            [{"from": "in", "to": "a"}, {"from": "in", "to": "b"}, {"from": "a", "to": "out"}],
-        )
-    )
-    assert ("spec.nodes[2] (b)", "has no outgoing edge: its messages would go nowhere") in found
-
-
-def test_fan_in_is_allowed() -> None:
+def test_an_operator_with_two_inputs_is_a_fan_in() -> None:
     graph = validate_graph(
         spec(
-            [SRC, op("a"), op("b"), op("merge"), OUT],
-            [
-                {"from": "in", "to": "a"},
-                {"from": "in", "to": "b"},
-                {"from": "a", "to": "merge"},
-                {"from": "b", "to": "merge"},
-                {"from": "merge", "to": "out"},
-            ],
+            [SRC, op("a"), op("b"), op("merge", "accumulate"), OUT],
+            [e("in", "a"), e("in", "b"), e("a", "merge"), e("b", "merge"), e("merge", "out")],
         )
     )
     assert set(graph.predecessors["merge"]) == {"a", "b"}
+    assert graph.order.index("merge") > max(graph.order.index("a"), graph.order.index("b"))
+
+
+def test_the_same_edge_twice_is_named() -> None:
+    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("in", "a")]))
+    assert ("spec.edges[2] (in -> a)", "duplicates an earlier edge") in found
+
+
+def test_a_source_with_an_input_is_named() -> None:
+    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "in")]))
+    assert ("spec.edges[2] (a -> in)", "points into source in: sources take no input") in found
+
+
+def test_a_sink_with_an_output_is_named() -> None:
+    found = problems(
+        spec([SRC, op("a"), OUT, {**OUT, "name": "out2"}], [e("in", "a"), e("a", "out"), e("out", "out2")]),
+    )
+    assert ("spec.edges[2] (out -> out2)", "leaves sink out: sinks have no output") in found
+
+
+def test_an_unknown_endpoint_is_named() -> None:
+    found = problems(spec([SRC, op("a"), {**OUT, "endpoint": "nowhere"}], [e("in", "a"), e("a", "out")]))
+    assert ("spec.nodes[2] (out)", "names endpoint 'nowhere', not in spec.endpoints") in found
+
+
+def test_a_dead_end_operator_is_named() -> None:
+    found = problems(spec([SRC, op("a"), op("b"), OUT], [e("in", "a"), e("in", "b"), e("a", "out")]))
+    assert ("spec.nodes[2] (b)", "has no outgoing edge: its messages would go nowhere") in found
+
+
+def test_a_graph_without_source_or_sink_is_refused() -> None:
+    found = problems(spec([op("a"), op("b")], [e("a", "b")]))
+    assert ("spec.nodes", "the graph has no source") in found
+    assert ("spec.nodes", "the graph has no sink") in found
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    found = problems(
-        spec(
-            [SRC, op("a"), op("br", "branch"), OUT],
-            [{"from": "in", "to": "a"}, {"from": "a", "to": "out", "arm": False}],
-        )
-    )
-    assert len(found) >= 3
+    found = problems(spec([SRC, op("a"), op("br", "branch"), OUT], [e("in", "a"), e("a", "out", False)]))
+    assert {w for w, _ in found} == {"spec.edges[1] (a -> out)", "spec.nodes[2] (br)"}
+    assert len(found) == 5  # arm on a's edge; br: no input, no output, no true arm, no false arm
+
+
+def test_the_error_message_lists_every_problem_with_its_place() -> None:
+    with pytest.raises(GraphError) as info:
+        validate_graph(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "ghost")]))
+    assert str(info.value) == "spec: invalid graph: spec.edges[2] (a -> ghost): names node(s) that do not exist: ghost"
