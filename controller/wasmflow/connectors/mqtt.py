@@ -1,9 +1,10 @@
 """MQTT v5 source and sink (paho-mqtt 2), bridged to the asyncio pipeline.
 
-Why paho and not aiomqtt: paho is already a dependency, and its ``manual_ack`` mode is what at-least-once needs
-(aiomqtt wraps paho and, in the versions we could use, acknowledges on receipt). paho runs its network loop in a
-thread of its own; everything crossing to the pipeline goes through ``loop.call_soon_threadsafe``, so the asyncio
-side never shares state with that thread except a few atomically replaced attributes and one lock.
+Why paho and not aiomqtt: paho is already a dependency and aiomqtt is a layer over it; what at-least-once needs is
+paho itself: ``manual_ack`` (PUBACK when we say so), its reconnect loop with backoff, and hooks around each
+connection attempt. paho runs its network loop in a thread of its own; everything crossing to the pipeline goes
+through ``loop.call_soon_threadsafe`` (or the bounded ``Handoff``), so the asyncio side shares nothing with that
+thread but a few atomically replaced attributes and two locks.
 
 At-least-once for QoS 1:
 - the source PUBACKs a message only when the pipeline calls its ``ack`` (after everything derived from it reached
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 #: CONNACK reason codes that another attempt with the same settings will get again.
 PERMANENT_REFUSALS = frozenset({0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C})
 _CREDENTIAL_REFUSALS = frozenset({0x86, 0x87})
+#: TLS alerts by which a broker refuses our client certificate (or its absence) after the handshake.
+_CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED")
 #: QoS 0 messages a sink may have queued in paho but not yet written to the socket.
 QOS0_UNWRITTEN = 1024
 
@@ -126,7 +129,7 @@ class _PahoLogHandler(logging.Handler):
         self._connection = connection
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._connection.paho_said(record.getMessage())
+        self._connection.paho_said(record.levelno, record.getMessage())
 
 
 def _paho_logger(connection: _Connection) -> logging.Logger:
@@ -192,20 +195,23 @@ class _Connection:
         self.report(f"cannot connect to {self.settings.address}: {text}", retryable=retryable)
         self.notify()
 
-    def paho_said(self, text: str) -> None:
+    def paho_said(self, level: int, text: str) -> None:
         """A warning or error from paho. Some read errors are only reported this way: a broker that requires a
         client certificate accepts the TLS 1.3 handshake and then sends an alert, which paho meets as a failed
         read (``[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED]``) and logs; nothing else tells us."""
         if text.startswith("Client is not connected"):
             return  # paho's loop between a lost connection and the next attempt: not news
-        if "[SSL:" in text and "ALERT" in text.upper():
-            alert = text.split("[SSL:", 1)[1].split("]", 1)[0].strip().lower().replace("_", " ")
-            self.report(
-                f"TLS: the broker rejected this client ({alert}): check the client certificate", retryable=False
-            )
-            self.notify()
-            return
-        log.warning("%s: %s", self.role, text)
+        if "[SSL:" in text:
+            alert = text.split("[SSL:", 1)[1].split("]", 1)[0].strip()
+            if any(word in alert for word in _CLIENT_CERTIFICATE_ALERTS):
+                self.report(
+                    f"TLS: the broker rejected this client ({alert.lower().replace('_', ' ')}): "
+                    "check the client certificate",
+                    retryable=False,
+                )
+                self.notify()
+                return
+        log.log(level, "%s: %s", self.role, text)
 
     def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
         # Mounted Secrets change in place when rotated: read them again for every attempt.
