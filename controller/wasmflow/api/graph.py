@@ -12,9 +12,11 @@ repeats them so a spec built any other way (``model_construct``, a worker's conf
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from wasmflow.api.dataflow import DataflowSpec, NodeType
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.errors import ConfigError
 
 
@@ -57,8 +59,12 @@ class Graph:
         return tuple(n for n in self.order if self.types[n] is NodeType.SINK)
 
 
-def validate_graph(spec: DataflowSpec) -> Graph:
-    """Check the graph of ``spec`` and return it in topological order, or raise GraphError with every problem."""
+def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | None = None) -> Graph:
+    """Check the graph of ``spec`` and return it in topological order, or raise GraphError with every problem.
+
+    ``modules`` (WasmModule name -> its ``spec.operator``), when the caller knows them, is checked too: each operator
+    node must name one of them, of the node's own kind.
+    """
     problems: list[GraphProblem] = []
     index = {n.name: i for i, n in enumerate(spec.nodes)}
     types = {n.name: n.type for n in spec.nodes}
@@ -130,6 +136,9 @@ def validate_graph(spec: DataflowSpec) -> Graph:
             if node.name not in reachable and predecessors[node.name]:  # (no input at all is reported above)
                 problems.append(GraphProblem(at_node(node.name), "is not reachable from any source"))
 
+    if modules is not None:
+        problems += _module_problems(spec, modules, at_node)
+
     if problems:
         raise GraphError(problems)
     assert order is not None
@@ -139,6 +148,26 @@ def validate_graph(spec: DataflowSpec) -> Graph:
         predecessors={k: tuple(v) for k, v in predecessors.items()},
         types=types,
     )
+
+
+def _module_problems(
+    spec: DataflowSpec, modules: Mapping[str, OperatorKind], at_node: Callable[[str], str]
+) -> list[GraphProblem]:
+    problems = []
+    for node in spec.nodes:
+        if not node.type.is_operator or node.module is None:
+            continue
+        kind = modules.get(node.module)
+        if kind is None:
+            problems.append(GraphProblem(at_node(node.name), f"names WasmModule {node.module}, which does not exist"))
+        elif kind.value != node.type.value:
+            problems.append(
+                GraphProblem(
+                    at_node(node.name),
+                    f"is a {node.type.value} node, but WasmModule {node.module} is a {kind.value} operator",
+                )
+            )
+    return problems
 
 
 def _topological(successors: dict[str, list[Successor]]) -> list[str] | None:

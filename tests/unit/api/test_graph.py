@@ -12,6 +12,7 @@ import pytest
 
 from wasmflow.api.dataflow import DataflowSpec, Edge, Endpoint, Node, NodeType
 from wasmflow.api.graph import GraphError, Successor, validate_graph
+from wasmflow.api.kinds import OperatorKind
 
 SRC = {"name": "in", "type": "source", "endpoint": "b", "topic": "t"}
 OUT = {"name": "out", "type": "sink", "endpoint": "b", "topic": "o"}
@@ -172,3 +173,20 @@ def test_the_error_message_lists_every_problem_with_its_place() -> None:
     with pytest.raises(GraphError) as info:
         validate_graph(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "ghost")]))
     assert str(info.value) == "spec: invalid graph: spec.edges[2] (a -> ghost): names node(s) that do not exist: ghost"
+
+
+def test_operator_nodes_must_match_the_kind_of_their_module() -> None:
+    s = spec([SRC, op("a"), op("f", "filter"), OUT], [e("in", "a"), e("a", "f"), e("f", "out")])
+    with pytest.raises(GraphError) as info:
+        validate_graph(s, {"a": OperatorKind.MAP, "f": OperatorKind.MAP})
+    assert [(p.where, p.message) for p in info.value.problems] == [
+        ("spec.nodes[2] (f)", "is a filter node, but WasmModule f is a map operator")
+    ]
+
+
+def test_a_node_naming_an_unknown_module_is_named_when_modules_are_known() -> None:
+    s = spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out")])
+    assert validate_graph(s, {"a": OperatorKind.MAP}).order == ("in", "a", "out")
+    with pytest.raises(GraphError) as info:
+        validate_graph(s, {})
+    assert info.value.problems[0].message == "names WasmModule a, which does not exist"
