@@ -1,0 +1,708 @@
+"""An async OCI distribution client for one registry: manifests and blobs, pulled verified and pushed.
+
+``RegistryClient`` speaks the distribution API (``/v2/<name>/manifests/<ref>``, ``/v2/<name>/blobs/<digest>``,
+``/v2/<name>/blobs/uploads/``) over an ``httpx.AsyncClient`` it owns:
+
+* auth: anonymous first; on 401 it follows the challenge: Basic (credentials on every later request) or Bearer
+  (a token from the realm for the scope, cached per scope until it expires). Credentials go to a token realm over
+  plain HTTP only when the registry itself is insecure.
+* TLS: system trust, or exactly the CA bundle given (``ca_file``); plain HTTP only when ``insecure`` is set.
+* retries: connection failures, timeouts, resets, 5xx and 429 are retried with exponential backoff and jitter, a
+  bounded number of times (``RetryPolicy``), honouring ``Retry-After``; then UnreachableError / ServerError.
+* verification: every manifest and blob is hashed while it streams and compared with its digest; the size limit
+  and the descriptor's size stop a download as soon as they are passed (see ``digests.read_verified``).
+
+Every failure leaves as an ``OciError`` subclass (errors.py); httpx exceptions are translated here and chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+import httpx
+
+from wasmflow import __version__
+from wasmflow.errors import ConfigError
+from wasmflow.oci import mediatypes as mt
+from wasmflow.oci.auth import Challenge, Credentials, parse_challenges
+from wasmflow.oci.digests import digest_of, read_verified, sha256_digest
+from wasmflow.oci.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    NotFoundError,
+    OciError,
+    ServerError,
+    TooLargeError,
+    UnauthorizedError,
+    UnreachableError,
+    UnsupportedArtifactError,
+)
+from wasmflow.oci.manifest import Descriptor, Manifest, parse_manifest
+from wasmflow.oci.reference import Reference
+
+__all__ = [
+    "DEFAULT_MAX_BLOB_BYTES",
+    "DEFAULT_MAX_MANIFEST_BYTES",
+    "FetchedManifest",
+    "RegistryClient",
+    "RetryPolicy",
+]
+
+log = logging.getLogger(__name__)
+
+#: distribution refuses manifests over 4 MiB; so do we.
+DEFAULT_MAX_MANIFEST_BYTES = 4 * 2**20
+#: The component limit (the contract checker's default too).
+DEFAULT_MAX_BLOB_BYTES = 64 * 2**20
+_ERROR_BODY_LIMIT = 4096
+_CHUNK = 256 * 1024
+_DEFAULT_TOKEN_LIFETIME_S = 60.0
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried: ``attempts`` tries in all."""
+
+    attempts: int = 4
+    initial_delay: float = 0.25
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (0-based): full-jitter exponential backoff."""
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        ceiling = min(self.max_delay, self.initial_delay * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest as the registry served it, verified: ``digest`` is the hash of ``raw``."""
+
+    manifest: Manifest
+    raw: bytes
+    digest: str
+    media_type: str
+
+
+@dataclass
+class _Token:
+    header: str
+    expires: float
+
+
+class _Transient(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """A failure worth another try; ``error`` is what to raise when the tries run out."""
+
+    def __init__(self, error: OciError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Auth:
+    """Per-client auth state: whether Basic is known to be wanted, and the Bearer tokens per scope."""
+
+    basic: bool = False
+    tokens: dict[str, _Token] = field(default_factory=dict)
+
+
+class RegistryClient:
+    """A client for the registry ``host[:port]``; use it as an async context manager (it owns connections).
+
+    ``transport`` replaces the network (an ``httpx.AsyncBaseTransport``); the tests use real registries instead.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        insecure: bool = False,
+        credentials: Credentials | None = None,
+        ca_file: Path | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout | float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.registry = registry
+        self.insecure = insecure
+        self.retry = retry or RetryPolicy()
+        self._credentials = credentials
+        self._auth = _Auth()
+        scheme = "http" if insecure else "https"
+        self.base_url = httpx.URL(f"{scheme}://{registry}")
+        self._http = httpx.AsyncClient(
+            verify=_tls_context(ca_file) if ca_file is not None and not insecure else True,
+            timeout=timeout,
+            follow_redirects=True,
+            transport=transport,
+            headers={"User-Agent": f"wasmflow/{__version__}", "Accept-Encoding": "identity"},
+            trust_env=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.base_url!s}, authenticated={self._credentials is not None})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------------------------------------- pull
+
+    async def resolve(self, ref: Reference) -> Descriptor:
+        """The manifest descriptor ``ref`` names now (a tag resolved to its digest), without downloading blobs.
+
+        HEAD first; if the registry gives no ``Docker-Content-Digest`` the manifest is fetched and hashed.
+        """
+        self._check(ref)
+        url = self._url(ref, "manifests", ref.identifier)
+
+        async def head() -> Descriptor | None:
+            async with self._exchange("HEAD", url, ref, _pull_scope(ref), headers={"Accept": mt.ACCEPT_MANIFESTS}) as r:
+                await self._expect(r, (200,), ref, what=f"manifest {ref.identifier}")
+                digest = r.headers.get("docker-content-digest")
+                media_type = _base_type(r.headers.get("content-type")) or mt.OCI_MANIFEST
+                size = int(r.headers.get("content-length") or 0)
+            if not digest or (ref.digest and digest != ref.digest):
+                return None
+            return Descriptor(media_type=media_type, digest=digest, size=size)
+
+        found = await self._with_retries(head, ref)
+        if found is not None:
+            return found
+        fetched = await self.fetch_manifest(ref)
+        return Descriptor(media_type=fetched.media_type, digest=fetched.digest, size=len(fetched.raw))
+
+    async def fetch_manifest(self, ref: Reference, *, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> FetchedManifest:
+        """Download, verify and parse the manifest ``ref`` names (by digest when it has one, else by tag)."""
+        self._check(ref)
+        url = self._url(ref, "manifests", ref.identifier)
+
+        async def get() -> FetchedManifest:
+            buffer = bytearray()
+            async with self._exchange("GET", url, ref, _pull_scope(ref), headers={"Accept": mt.ACCEPT_MANIFESTS}) as r:
+                await self._expect(r, (200,), ref, what=f"manifest {ref.identifier}")
+                _check_length(r, max_bytes, None, ref, "the manifest")
+                digest = await read_verified(
+                    _chunks(r),
+                    buffer.extend,
+                    digest=ref.digest,
+                    limit=max_bytes,
+                    what="the manifest",
+                    reference=str(ref),
+                )
+                served = r.headers.get("docker-content-digest")
+                content_type = r.headers.get("content-type")
+            raw = bytes(buffer)
+            if served and not ref.digest and _comparable(served) and digest_of(raw, served) != served:
+                raise DigestMismatchError(
+                    f"the registry says the manifest is {served}, its content hashes to {digest_of(raw, served)}",
+                    reference=str(ref),
+                    expected=served,
+                    actual=digest_of(raw, served),
+                )
+            manifest = parse_manifest(raw, content_type, reference=str(ref))
+            media_type = manifest.media_type or _base_type(content_type) or mt.OCI_MANIFEST
+            return FetchedManifest(manifest=manifest, raw=raw, digest=digest, media_type=media_type)
+
+        return await self._with_retries(get, ref)
+
+    async def fetch_blob(
+        self, ref: Reference, digest: str, *, size: int | None = None, max_bytes: int = DEFAULT_MAX_BLOB_BYTES
+    ) -> bytes:
+        """Download the blob ``digest`` of ``ref``'s repository, verified against ``digest`` (and ``size``).
+
+        Refused before any byte is read when the declared size or Content-Length is over ``max_bytes``; otherwise
+        stopped as soon as the stream passes it.
+        """
+        self._check(ref)
+        what = f"blob {digest}"
+        if size is not None and size > max_bytes:
+            raise TooLargeError(
+                f"{what} is {size} bytes (as its descriptor declares), over the limit of {max_bytes} bytes",
+                reference=str(ref),
+                limit=max_bytes,
+            )
+        url = self._url(ref, "blobs", digest)
+
+        async def get() -> bytes:
+            buffer = bytearray()
+            async with self._exchange("GET", url, ref, _pull_scope(ref)) as r:
+                await self._expect(r, (200,), ref, what=what)
+                _check_length(r, max_bytes, size, ref, what)
+                await read_verified(
+                    _chunks(r), buffer.extend, digest=digest, limit=max_bytes, size=size, what=what, reference=str(ref)
+                )
+            return bytes(buffer)
+
+        return await self._with_retries(get, ref)
+
+    # ----------------------------------------------------------------------------------------------- push
+
+    async def blob_exists(self, ref: Reference, digest: str) -> bool:
+        self._check(ref)
+        url = self._url(ref, "blobs", digest)
+
+        async def head() -> bool:
+            async with self._exchange("HEAD", url, ref, _push_scope(ref)) as r:
+                if r.status_code == 404:
+                    return False
+                await self._expect(r, (200,), ref, what=f"blob {digest}")
+                return True
+
+        return await self._with_retries(head, ref)
+
+    async def upload_blob(self, ref: Reference, data: bytes, *, chunk_size: int | None = None) -> str:
+        """Upload ``data`` to ``ref``'s repository unless it is there already; returns its sha256 digest.
+
+        One PUT (monolithic) when ``chunk_size`` is None or not smaller than the data, else PATCH chunks with
+        ``Content-Range`` and a closing PUT, as the distribution spec describes. A transient failure restarts the
+        upload from the beginning (a fresh upload session).
+        """
+        self._check(ref)
+        data = bytes(data)  # httpx streams anything else as a (sync) iterable
+        digest = sha256_digest(data)
+        if await self.blob_exists(ref, digest):
+            return digest
+        start_url = self._url(ref, "blobs", "uploads") + "/"
+        scope = _push_scope(ref)
+
+        async def upload() -> str:
+            async with self._exchange("POST", start_url, ref, scope, content=b"") as r:
+                await self._expect(r, (202,), ref, what="a blob upload")
+                location = self._location(r, ref)
+            if chunk_size is not None and 0 < chunk_size < len(data):
+                for offset in range(0, len(data), chunk_size):
+                    chunk = data[offset : offset + chunk_size]
+                    headers = {
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                    }
+                    async with self._exchange("PATCH", location, ref, scope, headers=headers, content=chunk) as r:
+                        await self._expect(r, (202,), ref, what=f"upload chunk at byte {offset}")
+                        location = self._location(r, ref)
+                body = b""
+            else:
+                body = data
+            final = httpx.URL(location).copy_merge_params({"digest": digest})
+            headers = {"Content-Type": "application/octet-stream"}
+            async with self._exchange("PUT", str(final), ref, scope, headers=headers, content=body) as r:
+                await self._expect(r, (201,), ref, what=f"blob {digest}")
+                served = r.headers.get("docker-content-digest")
+            if served and served != digest:
+                raise DigestMismatchError(
+                    f"the registry stored the blob as {served}, we sent {digest}",
+                    reference=str(ref),
+                    expected=digest,
+                    actual=served,
+                )
+            return digest
+
+        return await self._with_retries(upload, ref)
+
+    async def put_manifest(self, ref: Reference, raw: bytes, media_type: str = mt.OCI_MANIFEST) -> str:
+        """Store ``raw`` as the manifest for ``ref``'s tag (or digest); returns the manifest digest."""
+        self._check(ref)
+        digest = sha256_digest(raw)
+        if ref.digest and ref.digest != digest:
+            raise DigestMismatchError(
+                f"the manifest hashes to {digest}, the reference pins {ref.digest}",
+                reference=str(ref),
+                expected=ref.digest,
+                actual=digest,
+            )
+        url = self._url(ref, "manifests", ref.tag or digest)
+
+        async def put() -> str:
+            headers = {"Content-Type": media_type}
+            async with self._exchange("PUT", url, ref, _push_scope(ref), headers=headers, content=raw) as r:
+                await self._expect(r, (201,), ref, what="the manifest")
+                served = r.headers.get("docker-content-digest")
+            if served and served != digest:
+                raise DigestMismatchError(
+                    f"the registry stored the manifest as {served}, we sent {digest}",
+                    reference=str(ref),
+                    expected=digest,
+                    actual=served,
+                )
+            return digest
+
+        return await self._with_retries(put, ref)
+
+    # ----------------------------------------------------------------------------------------------- plumbing
+
+    def _check(self, ref: Reference) -> None:
+        if ref.registry != self.registry:
+            raise InvalidReferenceError(
+                f"this client talks to {self.registry}, not {ref.registry}", reference=str(ref), part="host"
+            )
+
+    def _url(self, ref: Reference, kind: str, tail: str) -> str:
+        return str(self.base_url.join(f"/v2/{ref.repository}/{kind}/{tail}"))
+
+    def _location(self, response: httpx.Response, ref: Reference) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise ServerError(
+                f"the registry answered {response.status_code} without a Location for the upload",
+                reference=str(ref),
+                status=response.status_code,
+            )
+        return str(response.url.join(location))
+
+    async def _with_retries(self, operation: Callable[[], Awaitable[_T]], ref: Reference) -> _T:
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(attempts):
+            try:
+                return await operation()
+            except _Transient as exc:
+                if attempt + 1 >= attempts:
+                    raise exc.error from exc.__cause__
+                pause = self.retry.delay(attempt, exc.retry_after)
+                log.warning(
+                    "registry %s: %s; try %d of %d in %.2fs",
+                    self.registry,
+                    exc.error.message,
+                    attempt + 2,
+                    attempts,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @contextlib.asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        ref: Reference,
+        scope: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """One request with auth handled, as a streamed response closed on exit; transient failures raise _Transient.
+
+        Network errors while the caller reads the body are translated too.
+        """
+        response = await self._send_authorized(method, url, ref, scope, headers or {}, content)
+        try:
+            if response.status_code >= 500 or response.status_code == 429:
+                detail = await _error_detail(response)
+                raise _Transient(
+                    ServerError(
+                        f"{method} {response.url.path} answered {response.status_code}{detail}",
+                        reference=str(ref),
+                        status=response.status_code,
+                    ),
+                    retry_after=_retry_after(response),
+                )
+            with _network_errors(self, ref):
+                yield response
+        finally:
+            await response.aclose()
+
+    async def _send_authorized(
+        self, method: str, url: str, ref: Reference, scope: str, headers: Mapping[str, str], content: bytes | None
+    ) -> httpx.Response:
+        response = await self._send(method, url, ref, {**headers, **self._auth_header(scope)}, content)
+        if response.status_code != 401:
+            return response
+        challenges = parse_challenges(response.headers.get("www-authenticate", ""))
+        await response.aclose()
+        authorization = await self._authenticate(challenges, scope, ref)
+        response = await self._send(method, url, ref, {**headers, "Authorization": authorization}, content)
+        if response.status_code == 401:
+            detail = await _error_detail(response)
+            await response.aclose()
+            raise UnauthorizedError(
+                f"the registry refused the credentials{detail}"
+                if self._credentials is not None
+                else f"the registry refused the anonymous token{detail}",
+                reference=str(ref),
+            )
+        return response
+
+    async def _send(
+        self, method: str, url: str, ref: Reference, headers: Mapping[str, str], content: bytes | None
+    ) -> httpx.Response:
+        request = self._http.build_request(method, url, headers=headers, content=content)
+        with _network_errors(self, ref):
+            return await self._http.send(request, stream=True)
+
+    def _auth_header(self, scope: str) -> dict[str, str]:
+        token = self._auth.tokens.get(scope)
+        if token is not None and token.expires > time.monotonic():
+            return {"Authorization": token.header}
+        if self._auth.basic and self._credentials is not None:
+            return {"Authorization": self._credentials.basic_header()}
+        return {}
+
+    async def _authenticate(self, challenges: list[Challenge], scope: str, ref: Reference) -> str:
+        """The Authorization value answering ``challenges`` for ``scope``, fetching a token if need be."""
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        basic = next((c for c in challenges if c.scheme == "basic"), None)
+        if bearer is not None:
+            token = await self._fetch_token(bearer, scope, ref)
+            self._auth.tokens[scope] = token
+            return token.header
+        if basic is not None:
+            if self._credentials is None:
+                raise UnauthorizedError(
+                    "the registry requires credentials (basic auth) and none were given", reference=str(ref)
+                )
+            self._auth.basic = True
+            return self._credentials.basic_header()
+        schemes = ", ".join(sorted({c.scheme for c in challenges})) or "none"
+        raise UnauthorizedError(
+            f"the registry answered 401 with no usable challenge (schemes: {schemes})", reference=str(ref)
+        )
+
+    async def _fetch_token(self, challenge: Challenge, scope: str, ref: Reference) -> _Token:
+        realm = challenge.realm
+        if not realm:
+            raise UnauthorizedError("the registry's bearer challenge names no realm", reference=str(ref))
+        realm_url = httpx.URL(realm)
+        credentials = self._credentials
+        if credentials is not None and realm_url.scheme != "https" and not self.insecure:
+            raise UnauthorizedError(
+                f"the token realm {realm_url.host} is plain HTTP: credentials are not sent there "
+                "(set insecure to allow it)",
+                reference=str(ref),
+            )
+        scopes = [scope] + ([challenge.params["scope"]] if challenge.params.get("scope", scope) != scope else [])
+        params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in scopes]
+        if "service" in challenge.params:
+            params.insert(0, ("service", challenge.params["service"]))
+        if credentials is not None and credentials.identity_token:
+            # OAuth2 refresh-token grant, as docker does with an identity token (ACR's `az acr login`).
+            form = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token, "client_id": "wasmflow"}
+            if "service" in challenge.params:
+                form["service"] = challenge.params["service"]
+            form["scope"] = " ".join(scopes)
+            request = self._http.build_request("POST", realm_url, data=form)
+        else:
+            auth = (
+                {"Authorization": credentials.basic_header()}
+                if credentials is not None and (credentials.username or credentials.password)
+                else {}
+            )
+            request = self._http.build_request("GET", realm_url.copy_merge_params(params), headers=auth)
+        with _network_errors(self, ref):
+            response = await self._http.send(request)
+        if response.status_code in (401, 403):
+            raise UnauthorizedError(
+                f"the token service at {realm_url.host} refused the "
+                + ("credentials" if credentials is not None else "anonymous request")
+                + f" ({response.status_code})",
+                reference=str(ref),
+            )
+        if response.status_code >= 500 or response.status_code == 429:
+            raise _Transient(
+                ServerError(
+                    f"the token service at {realm_url.host} answered {response.status_code}",
+                    reference=str(ref),
+                    status=response.status_code,
+                ),
+                retry_after=_retry_after(response),
+            )
+        if response.status_code != 200:
+            raise ServerError(
+                f"the token service at {realm_url.host} answered {response.status_code}",
+                reference=str(ref),
+                status=response.status_code,
+            )
+        try:
+            document = json.loads(response.content[:65536])
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UnauthorizedError(
+                f"the token service at {realm_url.host} answered with something that is not JSON", reference=str(ref)
+            ) from exc
+        token = document.get("token") or document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(token, str) or not token:
+            raise UnauthorizedError(f"the token service at {realm_url.host} sent no token", reference=str(ref))
+        lifetime = document.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else _DEFAULT_TOKEN_LIFETIME_S
+        # Renew a little early so a token never expires between our check and the registry's.
+        return _Token(header=f"Bearer {token}", expires=time.monotonic() + seconds * 0.9)
+
+    async def _expect(self, response: httpx.Response, ok: tuple[int, ...], ref: Reference, *, what: str) -> None:
+        """Translate any status outside ``ok`` into the error that says why."""
+        status = response.status_code
+        if status in ok:
+            return
+        codes, detail = await _error_codes(response)
+        where = str(ref)
+        if status == 404:
+            if "NAME_UNKNOWN" in codes:
+                raise NotFoundError(f"repository {ref.repository} not found on {ref.registry}{detail}", reference=where)
+            raise NotFoundError(f"{what} not found{detail}", reference=where)
+        if status == 403:
+            raise UnauthorizedError(f"access to {what} denied{detail}", reference=where)
+        if status == 401:
+            raise UnauthorizedError(f"the registry refused access to {what}{detail}", reference=where)
+        if status == 413:
+            raise TooLargeError(f"the registry refused {what} as too large{detail}", reference=where)
+        if status == 400 and codes & {"NAME_INVALID", "TAG_INVALID"}:
+            raise InvalidReferenceError(
+                f"the registry refused the reference{detail}", reference=where, part="repository"
+            )
+        if status == 400 and codes & {"DIGEST_INVALID", "SIZE_INVALID"}:
+            raise DigestMismatchError(f"the registry refused {what}{detail}", reference=where)
+        if status == 400 and codes & {"MANIFEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "MANIFEST_UNVERIFIED"}:
+            raise UnsupportedArtifactError(
+                f"the registry refused the manifest{detail}", reference=where, found=", ".join(sorted(codes))
+            )
+        raise ServerError(f"{what}: unexpected answer {status}{detail}", reference=where, status=status)
+
+
+def _tls_context(ca_file: Path) -> ssl.SSLContext:
+    """Trust exactly the CA bundle in ``ca_file`` (like ``curl --cacert``)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the CA bundle: {exc}", where=str(ca_file)) from exc
+
+
+@contextlib.contextmanager
+def _network_errors(client: RegistryClient, ref: Reference) -> Iterator[None]:
+    """Translate httpx transport failures into a retryable UnreachableError (TLS verification: not retried)."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        message = _describe_transport_error(exc, client)
+        error = UnreachableError(message, reference=str(ref))
+        if _is_tls_verification(exc) or _is_plain_http(exc):
+            raise error from exc  # retrying will not change the certificate or the protocol
+        raise _Transient(error) from exc
+
+
+def _describe_transport_error(exc: httpx.TransportError, client: RegistryClient) -> str:
+    text = str(exc) or exc.__class__.__name__
+    if _is_tls_verification(exc):
+        return f"TLS verification of {client.registry} failed: {text} (a private CA needs its bundle, ca_file)"
+    if _is_plain_http(exc):
+        return f"TLS handshake with {client.registry} failed ({text}): if it serves plain HTTP, set insecure: true"
+    kind = {
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ReadTimeout: "read timed out",
+        httpx.WriteTimeout: "write timed out",
+        httpx.PoolTimeout: "timed out waiting for a connection",
+        httpx.ConnectError: "cannot connect",
+        httpx.ReadError: "connection broken while reading",
+        httpx.WriteError: "connection broken while writing",
+        httpx.RemoteProtocolError: "the registry broke the HTTP exchange",
+    }.get(type(exc), exc.__class__.__name__)
+    return f"{client.base_url}: {kind} ({text})"
+
+
+def _is_plain_http(exc: BaseException) -> bool:
+    """TLS spoken to a plain-HTTP server: OpenSSL reads the HTTP answer as a record with a wrong version."""
+    return "WRONG_VERSION_NUMBER" in str(exc) or "wrong version number" in str(exc)
+
+
+def _is_tls_verification(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _pull_scope(ref: Reference) -> str:
+    return f"repository:{ref.repository}:pull"
+
+
+def _push_scope(ref: Reference) -> str:
+    return f"repository:{ref.repository}:pull,push"
+
+
+def _base_type(content_type: str | None) -> str | None:
+    return content_type.split(";", 1)[0].strip() if content_type else None
+
+
+def _comparable(digest: str) -> bool:
+    return digest.split(":", 1)[0] in ("sha256", "sha512")
+
+
+def _check_length(response: httpx.Response, limit: int, size: int | None, ref: Reference, what: str) -> None:
+    """Refuse before reading when Content-Length already says too much."""
+    header = response.headers.get("content-length")
+    if not header or not header.isdigit():
+        return
+    length = int(header)
+    if length > limit:
+        raise TooLargeError(
+            f"{what} is {length} bytes (Content-Length), over the limit of {limit} bytes",
+            reference=str(ref),
+            limit=limit,
+        )
+    if size is not None and length != size:
+        raise DigestMismatchError(
+            f"the registry is sending {length} bytes for {what}, its descriptor declares {size}",
+            reference=str(ref),
+            actual=f"{length} bytes",
+        )
+
+
+async def _chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    async for chunk in response.aiter_bytes(_CHUNK):
+        yield chunk
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+async def _read_some(response: httpx.Response, limit: int = _ERROR_BODY_LIMIT) -> bytes:
+    body = bytearray()
+    with contextlib.suppress(httpx.HTTPError):
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk)
+            if len(body) >= limit:
+                break
+    return bytes(body[:limit])
+
+
+async def _error_codes(response: httpx.Response) -> tuple[set[str], str]:
+    """The distribution error codes in the body, and a ``: message`` suffix for ours (empty when none)."""
+    if response.request.method == "HEAD":
+        return set(), ""
+    body = await _read_some(response)
+    try:
+        document = json.loads(body)
+        errors = document.get("errors") if isinstance(document, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        errors = None
+    if not isinstance(errors, list):
+        text = body.decode("utf-8", "replace").strip().splitlines()
+        return set(), f": {text[0][:200]}" if text else ""
+    codes = {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}
+    messages = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
+    return codes, f": {'; '.join(messages)[:300]}" if messages else ""
+
+
+async def _error_detail(response: httpx.Response) -> str:
+    return (await _error_codes(response))[1]
