@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Two real OCI registries for the tests (Debian's docker-registry, i.e. CNCF distribution), plain HTTP on loopback:
-#   plain  anonymous read/write
-#   auth   htpasswd basic auth (user "wasmflow", a random password written here)
-# usage: hack/registry.sh start|stop|status|env [--dir DIR]
+# Real OCI registries for the tests: Debian's docker-registry (CNCF distribution 2.8), on loopback, random ports:
+#   plain  anonymous read/write, plain HTTP                        WASMFLOW_REGISTRY
+#   auth   htpasswd basic auth, plain HTTP (user "wasmflow")       WASMFLOW_REGISTRY_AUTH, _USER, _PASSWORD
+# Both with storage.delete.enabled. The password is random, written to DIR/password (mode 600); the bcrypt htpasswd
+# file is made by `htpasswd -B` from apache2-utils (distribution only reads bcrypt entries; Python's bcrypt module is
+# not installed and its crypt module is deprecated, so apache2-utils is the lightest real tool).
+# Readiness is GET /v2/ answering 200 (plain) or 401 (auth). Ports are kept across restarts unless taken meanwhile.
+# usage: hack/registry.sh start|stop|restart|status|env [--dir DIR]   (DIR defaults to $WASMFLOW_STATE/registry)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -15,18 +19,32 @@ while (($#)); do
     *) die "unknown argument '$1'" ;;
   esac
 done
-mkdir -p "$DIR"
-DIR=$(cd "$DIR" && pwd)
+[[ $cmd == start || $cmd == restart ]] && mkdir -p "$DIR"
+[[ -d $DIR ]] && DIR=$(cd "$DIR" && pwd)
+USER_NAME=wasmflow
+INSTANCES=(plain auth)
 
-healthy() { # name expected-status
+expected_status() { [[ $1 == auth ]] && echo 401 || echo 200; }
+
+healthy() { # name
   [[ -f $DIR/$1.addr ]] || return 1
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://$(cat "$DIR/$1.addr")/v2/") || return 1
-  [[ $code == "$2" ]]
+  code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(cat "$DIR/$1.addr")/v2/") || return 1
+  [[ $code == "$(expected_status "$1")" ]]
 }
 
-write_config() { # name port [auth]
-  local name=$1 port=$2 auth=${3:-}
+# ours NAME: the PID file names the docker-registry serving this directory's config (never signal anything else).
+ours() { pidfile_runs "$DIR/$1.pid" "$DIR/$1.yml"; }
+
+port_taken() {
+  ! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+write_config() { # name port
+  local name=$1 port=$2
   mkdir -p "$DIR/$name-data"
   {
     echo "version: 0.1"
@@ -34,10 +52,12 @@ write_config() { # name port [auth]
     echo "storage:"
     echo "  filesystem: {rootdirectory: $DIR/$name-data}"
     echo "  delete: {enabled: true}"
+    echo "  maintenance: {uploadpurging: {enabled: false}}"
     echo "http:"
     echo "  addr: 127.0.0.1:$port"
+    echo "  secret: $(cat "$DIR/http-secret")" # upload state survives a restart (else random per start)
     echo "  headers: {X-Content-Type-Options: [nosniff]}"
-    if [[ -n $auth ]]; then
+    if [[ $name == auth ]]; then
       echo "auth:"
       echo "  htpasswd: {realm: wasmflow-test, path: $DIR/htpasswd}"
     fi
@@ -45,47 +65,81 @@ write_config() { # name port [auth]
   echo "127.0.0.1:$port" >"$DIR/$name.addr"
 }
 
-start_one() { # name expected-status [auth]
-  local name=$1 status=$2
-  if running_pidfile "$DIR/$name.pid" && healthy "$name" "$status"; then return 0; fi
-  stop_pidfile "$DIR/$name.pid"
-  write_config "$name" "$(free_port)" "${3:-}"
-  docker-registry serve "$DIR/$name.yml" >"$DIR/$name.log" 2>&1 &
-  echo $! >"$DIR/$name.pid"
-  wait_for 30 "registry $name" healthy "$name" "$status" || {
-    tail -20 "$DIR/$name.log" >&2
-    die "registry $name did not start (log: $DIR/$name.log)"
-  }
+credentials() {
+  if [[ ! -s $DIR/password ]]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$DIR/password")
+    rm -f "$DIR/htpasswd"
+  fi
+  [[ -s $DIR/http-secret ]] ||
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(16))' >"$DIR/http-secret")
+  if [[ ! -s $DIR/htpasswd ]]; then
+    # -i: the password from stdin, so it never shows in a process list.
+    htpasswd -iBc "$DIR/htpasswd" "$USER_NAME" <"$DIR/password" 2>/dev/null
+  fi
+}
+
+start_one() { # name
+  local name=$1 port attempt
+  if ours "$name" && healthy "$name"; then return 0; fi
+  stop_one "$name"
+  for attempt in 1 2 3; do
+    port=""
+    if [[ -f $DIR/$name.addr ]]; then
+      port=$(cut -d: -f2 "$DIR/$name.addr")
+      port_taken "$port" && port=""
+    fi
+    [[ -n $port ]] || port=$(free_port)
+    write_config "$name" "$port"
+    start_daemon "$DIR/$name.pid" "$DIR/$name.log" docker-registry serve "$DIR/$name.yml"
+    if WAIT_FOR_PID=$(cat "$DIR/$name.pid") wait_for 30 "registry $name" healthy "$name"; then
+      return 0
+    fi
+    # Most likely another process took the port between free_port and the bind: try another one.
+    log "registry $name did not come up on port $port (try $attempt of 3)"
+    stop_one "$name"
+    rm -f "$DIR/$name.addr"
+  done
+  tail -20 "$DIR/$name.log" >&2 || true
+  die "registry $name did not start (log: $DIR/$name.log)"
+}
+
+stop_one() {
+  if ours "$1"; then stop_pidfile "$DIR/$1.pid"; else rm -f "$DIR/$1.pid"; fi
 }
 
 start() {
-  ensure_debs docker-registry apache2-utils
-  if [[ ! -f $DIR/password ]]; then
-    python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$DIR/password"
-    chmod 600 "$DIR/password"
-  fi
-  htpasswd -Bbc "$DIR/htpasswd" wasmflow "$(cat "$DIR/password")" 2>/dev/null
-  start_one plain 200
-  start_one auth 401 auth
-  log "registries ready: plain $(cat "$DIR/plain.addr"), auth $(cat "$DIR/auth.addr")"
+  ensure_debs docker-registry apache2-utils curl
+  take_lock "$DIR/.lock"
+  credentials
+  local name
+  for name in "${INSTANCES[@]}"; do start_one "$name"; done
+  release_lock
+  log "registries ready: plain $(cat "$DIR/plain.addr"), auth $(cat "$DIR/auth.addr") (state in $DIR)"
 }
 
 stop() {
-  stop_pidfile "$DIR/plain.pid"
-  stop_pidfile "$DIR/auth.pid"
+  [[ -d $DIR ]] || return 0
+  local name
+  for name in "${INSTANCES[@]}"; do stop_one "$name"; done
 }
 
 case $cmd in
   start) start ;;
   stop) stop ;;
+  restart) stop && start ;;
   status)
-    if healthy plain 200 && healthy auth 401; then echo running; else echo stopped; exit 1; fi
+    for name in "${INSTANCES[@]}"; do
+      if ! ours "$name" || ! healthy "$name"; then echo stopped; exit 1; fi
+    done
+    echo running
     ;;
   env)
+    [[ -f $DIR/plain.addr && -f $DIR/auth.addr && -f $DIR/password ]] ||
+      die "no registry state in $DIR: run '$0 start --dir $DIR' first"
     echo "WASMFLOW_REGISTRY=$(cat "$DIR/plain.addr")"
     echo "WASMFLOW_REGISTRY_AUTH=$(cat "$DIR/auth.addr")"
-    echo "WASMFLOW_REGISTRY_USER=wasmflow"
+    echo "WASMFLOW_REGISTRY_USER=$USER_NAME"
     echo "WASMFLOW_REGISTRY_PASSWORD=$(cat "$DIR/password")"
     ;;
-  *) die "usage: $0 start|stop|status|env [--dir DIR]" ;;
+  *) die "usage: $0 start|stop|restart|status|env [--dir DIR]" ;;
 esac

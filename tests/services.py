@@ -10,8 +10,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-# The broker has its own module (tests/mqtt_env.py); re-exported here for the fixtures that import it from here.
+# The broker and the registries have their own modules (tests/mqtt_env.py, tests/registry_env.py); re-exported
+# here for the fixtures that import them from here.
 from tests.mqtt_env import BrokerEnv, restart_broker, start_broker, stop_broker
+from tests.registry_env import AuthRegistry, Registry, RegistryEnv, start_registries, stop_registries
 
 __all__ = [
     "HACK",
@@ -71,47 +73,3 @@ def start_kube(state_dir: Path) -> KubeEnv:
 
 def stop_kube(env: KubeEnv) -> None:
     run_script("kube-env.sh", "stop", "--dir", str(env.state_dir))
-
-
-@dataclass(frozen=True)
-class Registry:
-    """An anonymous plain-HTTP registry."""
-
-    host: str
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-
-@dataclass(frozen=True)
-class AuthRegistry(Registry):
-    """A registry that requires HTTP basic auth."""
-
-    username: str = ""
-    password: str = ""
-
-
-@dataclass(frozen=True)
-class RegistryEnv:
-    state_dir: Path
-    plain: Registry
-    auth: AuthRegistry
-
-
-def start_registries(state_dir: Path) -> RegistryEnv:
-    run_script("registry.sh", "start", "--dir", str(state_dir))
-    env = run_script("registry.sh", "env", "--dir", str(state_dir))
-    return RegistryEnv(
-        state_dir=state_dir,
-        plain=Registry(env["WASMFLOW_REGISTRY"]),
-        auth=AuthRegistry(
-            env["WASMFLOW_REGISTRY_AUTH"],
-            username=env["WASMFLOW_REGISTRY_USER"],
-            password=env["WASMFLOW_REGISTRY_PASSWORD"],
-        ),
-    )
-
-
-def stop_registries(env: RegistryEnv) -> None:
-    run_script("registry.sh", "stop", "--dir", str(env.state_dir))

@@ -1,0 +1,81 @@
+"""The test OCI registries (``hack/registry.sh``) as typed Python: start them, stop them, read their addresses.
+
+The script owns the truth (package install, config, credentials, ports, readiness); this module runs it and parses
+its ``env`` output, so the pytest fixtures, the benchmarks and a developer's shell all see the same registries:
+two real CNCF distribution registries on loopback, plain HTTP, one anonymous and one behind htpasswd basic auth.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["SCRIPT", "AuthRegistry", "Registry", "RegistryEnv", "registry_env", "start_registries", "stop_registries"]
+
+SCRIPT = Path(__file__).resolve().parent.parent / "hack" / "registry.sh"
+# The first start on a machine may install docker-registry and apache2-utils.
+_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Registry:
+    """An anonymous registry: ``host`` is ``127.0.0.1:PORT`` (what references start with), ``url`` its base URL."""
+
+    host: str
+    url: str
+
+
+@dataclass(frozen=True)
+class AuthRegistry:
+    """A registry that refuses anonymous requests (401) and accepts ``username``/``password`` (HTTP basic)."""
+
+    host: str
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RegistryEnv:
+    state_dir: Path
+    plain: Registry
+    auth: AuthRegistry
+
+
+def _run(*args: str) -> dict[str, str]:
+    """Run the script; its KEY=VALUE stdout lines as a dict. A failure carries the script's own diagnosis."""
+    result = subprocess.run(
+        [str(SCRIPT), *args], capture_output=True, text=True, check=False, timeout=_TIMEOUT_S, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/registry.sh {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    pairs = (line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def registry_env(state_dir: Path) -> RegistryEnv:
+    """The addresses and credentials of the registries whose state lives in ``state_dir`` (started or not)."""
+    env = _run("env", "--dir", str(state_dir))
+    plain, auth = env["WASMFLOW_REGISTRY"], env["WASMFLOW_REGISTRY_AUTH"]
+    return RegistryEnv(
+        state_dir=state_dir,
+        plain=Registry(host=plain, url=f"http://{plain}"),
+        auth=AuthRegistry(
+            host=auth,
+            url=f"http://{auth}",
+            username=env["WASMFLOW_REGISTRY_USER"],
+            password=env["WASMFLOW_REGISTRY_PASSWORD"],
+        ),
+    )
+
+
+def start_registries(state_dir: Path) -> RegistryEnv:
+    """Start (or find running) both registries for ``state_dir``; returns once each answers ``GET /v2/``."""
+    _run("start", "--dir", str(state_dir))
+    return registry_env(state_dir)
+
+
+def stop_registries(env: RegistryEnv | Path) -> None:
+    """Stop the registries of ``env`` (or of a state directory); a no-op when they are not running."""
+    _run("stop", "--dir", str(env.state_dir if isinstance(env, RegistryEnv) else env))
