@@ -8,9 +8,10 @@ owned by the Dataflow, so deleting it deletes them.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
@@ -26,6 +27,10 @@ from wasmflow.api.workerconfig import (
 from wasmflow.operator.config import OperatorConfig
 
 HTTP_PORT = 8080
+#: Where ConfigMap-held modules (``spec.source.configMapRef``) are mounted in the worker, one folder per module.
+MODULES_DIR = "/var/run/wasmflow/modules"
+#: Mounted secrets are readable by the worker's group only (files are root-owned, fsGroup gives the group).
+SECRET_MODE = 0o440
 CONFIG_HASH = "wasmflow.io/config-hash"
 MANAGED_BY = "wasmflow"
 
@@ -36,6 +41,11 @@ class Children:
     deployment: dict[str, Any]
     service: dict[str, Any]
     config_hash: str
+
+
+def used_modules(dataflow: Dataflow) -> list[str]:
+    """The WasmModules the graph runs, each once, in a stable order."""
+    return sorted({n.module for n in dataflow.spec.nodes if n.module})
 
 
 def child_name(dataflow: str) -> str:
@@ -65,15 +75,17 @@ def owner_reference(dataflow: Dataflow) -> dict[str, Any]:
 def worker_config(dataflow: Dataflow, modules: dict[str, WasmModule], digests: dict[str, str]) -> WorkerConfig:
     """The worker's config: every module the graph uses pinned to the digest its WasmModule resolved."""
     pinned = {}
-    for name in sorted({n.module for n in dataflow.spec.nodes if n.module}):
+    for name in used_modules(dataflow):
         module = modules[name]
         oci = module.spec.source.oci
+        local = module.spec.source.config_map_ref
         secret = oci.secret_ref.name if oci and oci.secret_ref else None
         pinned[name] = PinnedModule(
-            reference=oci.reference if oci else f"configmap:{module.spec.source.config_map_ref}",
+            reference=oci.reference if oci else "",
             digest=digests[name],
             insecure=bool(oci and oci.insecure),
             pull_secret_file=f"{SECRETS_DIR}/registry/{secret}/.dockerconfigjson" if secret else None,
+            path=f"{MODULES_DIR}/{name}/{local.key}" if local else None,
             operator=module.spec.operator,
             capabilities=list(module.spec.capabilities),
             limits=module.spec.limits,
@@ -112,9 +124,17 @@ def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[d
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir: the root file system is read-only
         {"name": "cache", "mountPath": CACHE_DIR},
     ]
+    for index, name in enumerate(used_modules(dataflow)):
+        local = modules[name].spec.source.config_map_ref
+        if local:  # air-gapped: the component is a binaryData key, mounted as a file (its digest is still checked)
+            volume = f"module-{index}"
+            volumes.append(
+                {"name": volume, "configMap": {"name": local.name, "items": [{"key": local.key, "path": local.key}]}}
+            )
+            mounts.append({"name": volume, "mountPath": f"{MODULES_DIR}/{name}", "readOnly": True})
     secrets: set[str] = set()
-    for module in modules.values():
-        oci = module.spec.source.oci
+    for name in used_modules(dataflow):
+        oci = modules[name].spec.source.oci
         if oci and oci.secret_ref and oci.secret_ref.name not in secrets:
             secrets.add(oci.secret_ref.name)
             volume = f"registry-{len(secrets)}"
@@ -124,6 +144,7 @@ def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[d
                     "secret": {
                         "secretName": oci.secret_ref.name,
                         "items": [{"key": ".dockerconfigjson", "path": ".dockerconfigjson"}],
+                        "defaultMode": SECRET_MODE,
                     },
                 }
             )
@@ -141,7 +162,7 @@ def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[d
         for kind, secret in refs:
             if secret:
                 volume = f"ep{index}-{kind}"
-                volumes.append({"name": volume, "secret": {"secretName": secret}})
+                volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": SECRET_MODE}})
                 mounts.append({"name": volume, "mountPath": f"{base}/{kind}", "readOnly": True})
     return volumes, mounts
 
@@ -152,8 +173,6 @@ def render(
     """The ConfigMap, Deployment and Service of ``dataflow`` (modules and digests by WasmModule name)."""
     name = child_name(dataflow.metadata.name)
     namespace = dataflow.metadata.namespace or "default"
-    meta_labels = labels(dataflow.metadata.name)
-    owners = [owner_reference(dataflow)]
     body = worker_config(dataflow, modules, digests).model_dump_json(by_alias=True, exclude_none=True, indent=2)
     config_hash = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
     volumes, mounts = _volumes(dataflow, modules)
@@ -165,6 +184,7 @@ def render(
     }
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the worker never talks to the Kubernetes API
+        "enableServiceLinks": False,  # no *_SERVICE_HOST variables: the worker's env is exactly the one below
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 65532,
@@ -203,7 +223,12 @@ def render(
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "ownerReferences": owners},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(dataflow.metadata.name),
+            "ownerReferences": [owner_reference(dataflow)],
+        },
         "data": {CONFIG_KEY: body},
     }
     deployment = {
@@ -212,16 +237,16 @@ def render(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": meta_labels,
+            "labels": labels(dataflow.metadata.name),
             "annotations": {CONFIG_HASH: config_hash},
-            "ownerReferences": owners,
+            "ownerReferences": [owner_reference(dataflow)],
         },
         "spec": {
             "replicas": dataflow.spec.replicas,
             "selector": {"matchLabels": {"wasmflow.io/dataflow": dataflow.metadata.name}},
             "template": {
                 "metadata": {
-                    "labels": meta_labels,
+                    "labels": labels(dataflow.metadata.name),
                     "annotations": {
                         CONFIG_HASH: config_hash,
                         "prometheus.io/scrape": "true",
@@ -235,7 +260,12 @@ def render(
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "ownerReferences": owners},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(dataflow.metadata.name),
+            "ownerReferences": [owner_reference(dataflow)],
+        },
         "spec": {
             "selector": {"wasmflow.io/dataflow": dataflow.metadata.name},
             "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http"}],
@@ -244,10 +274,21 @@ def render(
     return Children(config_map=config_map, deployment=deployment, service=service, config_hash=config_hash)
 
 
-def render_json(children: Children) -> str:
-    """A stable text form for golden files."""
-    return json.dumps(
-        {"configMap": children.config_map, "deployment": children.deployment, "service": children.service},
-        indent=2,
-        sort_keys=True,
-    )
+class _ReviewDumper(yaml.SafeDumper):
+    """YAML for people: no anchors, and multi-line strings (the worker config) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_ReviewDumper.add_representer(str, _text)
+
+
+def render_yaml(children: Children) -> str:
+    """The three children as one YAML stream (ConfigMap, Service, Deployment): the golden files' form."""
+    documents = (children.config_map, children.service, children.deployment)
+    return "---\n".join(yaml.dump(d, Dumper=_ReviewDumper, sort_keys=True, width=120) for d in documents)
