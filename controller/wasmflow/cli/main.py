@@ -14,6 +14,7 @@ from wasmflow.cli.crds import crds_command
 from wasmflow.cli.inspect import inspect_command
 from wasmflow.cli.new import new_command
 from wasmflow.cli.operator import operator_command
+from wasmflow.cli.push import push_command
 from wasmflow.cli.run import run_command
 from wasmflow.cli.wit import wit_command
 from wasmflow.cli.worker import worker_command
@@ -30,6 +31,7 @@ cli.add_command(crds_command)
 cli.add_command(inspect_command)
 cli.add_command(new_command)
 cli.add_command(operator_command)
+cli.add_command(push_command)
 cli.add_command(run_command)
 cli.add_command(wit_command)
 cli.add_command(worker_command)
