@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 from pathlib import Path
 
 from wasmflow.api.workerconfig import PinnedModule
 from wasmflow.errors import RegistryError
+from wasmflow.oci import pull_component
 
 
 async def fetch_module(name: str, module: PinnedModule, cache_dir: Path | None) -> bytes:
@@ -16,8 +16,7 @@ async def fetch_module(name: str, module: PinnedModule, cache_dir: Path | None) 
         data = await asyncio.to_thread(Path(module.path).read_bytes)
     else:
         reference = f"{module.reference.split('@')[0]}@{module.digest}"
-        pull = importlib.import_module("wasmflow.oci.pull").pull_component  # lands with the OCI client
-        data = await pull(
+        data = await pull_component(
             reference,
             insecure=module.insecure,
             docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
