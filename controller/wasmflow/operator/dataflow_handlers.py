@@ -1,22 +1,68 @@
-"""Kopf handlers of the Dataflow controller: thin shells over ``dataflows.reconcile``."""
+"""Kopf handlers of the Dataflow controller: thin shells over ``dataflows`` (see its docstring for the design).
+
+Kopf fills every index from its initial listing before any handler runs, so a reconcile at start-up never takes a
+module for missing because its watch has not been read yet.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
 
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
-from wasmflow.operator.dataflows import MODULE_ANNOTATION_PREFIX, reconcile, uses_module, workers_conditions
+from wasmflow.operator.dataflows import (
+    ABSENT,
+    MODULE_ANNOTATION_PREFIX,
+    ModuleState,
+    Outcome,
+    module_state,
+    reconcile,
+    refresh_workers,
+    used_modules,
+)
 from wasmflow.operator.metrics import ControllerMetrics
+
+GROUP, VERSION = "wasmflow.io", "v1alpha1"
+#: Index ids double as the keyword arguments Kopf passes them under, so they are Python identifiers.
+MODULES_INDEX = "wasmflow_module_states"
+USERS_INDEX = "wasmflow_module_users"
+
+
+@dataclass(frozen=True)
+class ModuleUser:
+    """A Dataflow that uses a module, and the stamp of that module it last saw."""
+
+    dataflow: str
+    stamp: str | None
+
+
+def index_module_states(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
+    """(namespace, module) -> ModuleState: what a reconcile reads instead of asking the API."""
+    return {(namespace, name): module_state(body)}
+
+
+def index_module_users(
+    spec: kopf.Spec, namespace: str | None, name: str | None, annotations: kopf.Annotations, **_: Any
+) -> dict[Any, Any]:
+    """(namespace, module) -> the Dataflows using it, each with the module stamp it carries."""
+    return {
+        (namespace, module): ModuleUser(str(name), annotations.get(MODULE_ANNOTATION_PREFIX + module))
+        for module in used_modules(spec)
+    }
+
+
+def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Any:
+    store = index.get(key)
+    return next(iter(store), None) if store is not None else None
 
 
 def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Attach the Dataflow handlers: reconcile on changes, follow modules and worker Deployments."""
-    resource = ("wasmflow.io", "v1alpha1", "dataflows")
+    """Attach the Dataflow handlers and indexes: reconcile on changes, follow modules and worker Deployments."""
     api_holder: dict[str, client.ApiClient] = {}
 
     def api() -> client.ApiClient:
@@ -24,64 +70,52 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
             api_holder["api"] = kube.api_client()
         return api_holder["api"]
 
+    kopf.index(GROUP, VERSION, "wasmmodules", registry=registry, id=MODULES_INDEX)(index_module_states)
+    kopf.index(GROUP, VERSION, "dataflows", registry=registry, id=USERS_INDEX)(index_module_users)
+
     async def reconcile_handler(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+        body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
     ) -> None:
+        states: kopf.Index[Any, ModuleState] = kwargs[MODULES_INDEX]
         metrics: ControllerMetrics | None = getattr(memo, "metrics", None)
         started = time.perf_counter()
-        outcome = await reconcile(api(), dict(body), config)
-        patch.status.update(outcome.status)
-        ready = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
-        previous = next((c for c in (body.get("status") or {}).get("conditions", []) if c["type"] == "Ready"), None)
-        if previous is None or (previous.get("status"), previous.get("reason")) != (ready["status"], ready["reason"]):
-            if outcome.result == "stalled":
-                kopf.warn(body, reason=ready["reason"], message=ready["message"])
-            else:
-                kopf.info(body, reason=ready["reason"], message=ready["message"])
+        outcome = await reconcile(api(), body, lambda module: _one(states, (str(namespace), module)), config)
+        if outcome is not None:
+            _report(body, outcome, logger)
         if metrics:
-            metrics.reconciles.labels("Dataflow", outcome.result).inc()
+            metrics.reconciles.labels("Dataflow", outcome.result if outcome else "gone").inc()
             metrics.reconcile_seconds.labels("Dataflow").observe(time.perf_counter() - started)
-        logger.info("reconciled: %s (%s)", outcome.result, ready["message"])
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        decorator(*resource, registry=registry, id="reconcile")(reconcile_handler)
+        decorator(GROUP, VERSION, "dataflows", registry=registry, id="reconcile")(reconcile_handler)
 
-    async def module_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        """Stamp the module's digest (or not-ready) on the Dataflows that use it: an update of each."""
-        if not namespace:
-            return
-        name = body["metadata"]["name"]
-        status = body.get("status") or {}
-        ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), {})
-        stamp = status.get("artifact", {}).get("digest", "none") if ready.get("status") == "True" else "not-ready"
-        key = MODULE_ANNOTATION_PREFIX + name
-        for dataflow in await kube.list_custom(api(), namespace, "dataflows"):
-            annotations = dataflow.get("metadata", {}).get("annotations") or {}
-            if uses_module(dataflow, name) and annotations.get(key) != stamp:
-                patch = {"metadata": {"annotations": {key: stamp}}}
-                await kube.patch_custom(api(), namespace, "dataflows", dataflow["metadata"]["name"], patch)
+    async def module_changed(
+        body: kopf.Body, namespace: str | None, name: str | None, type: str | None, **kwargs: Any
+    ) -> None:
+        """Stamp the module's new state on the Dataflows that use it (each stamp change is an update of one)."""
+        if not namespace or not name or type is None:
+            return  # the initial listing: on.resume reconciles every Dataflow at start-up anyway
+        users: kopf.Index[Any, ModuleUser] = kwargs[USERS_INDEX]
+        stamp = ABSENT if type == "DELETED" else module_state(body).stamp
+        for user in list(users.get((namespace, name), [])):
+            if user.stamp != stamp:
+                patch = {"metadata": {"annotations": {MODULE_ANNOTATION_PREFIX + name: stamp}}}
+                await kube.patch_custom(api(), namespace, "dataflows", user.dataflow, patch)
 
-    kopf.on.event("wasmflow.io", "v1alpha1", "wasmmodules", registry=registry, id="follow-modules")(module_changed)
+    kopf.on.event(GROUP, VERSION, "wasmmodules", registry=registry, id="follow-modules")(module_changed)
 
-    async def deployment_changed(body: kopf.Body, namespace: str | None, type: str | None, **_: Any) -> None:
-        """Copy worker readiness from the Deployment to the Dataflow's status (no re-render)."""
-        if not namespace or type == "DELETED":
+    async def deployment_changed(
+        body: kopf.Body, namespace: str | None, type: str | None, logger: kopf.Logger, **_: Any
+    ) -> None:
+        """Copy worker readiness from the Deployment to its Dataflow's status."""
+        owner = (body.get("metadata", {}).get("labels") or {}).get("wasmflow.io/dataflow")
+        if not namespace or not owner or type == "DELETED":
             return
-        owner = body.get("metadata", {}).get("labels", {}).get("wasmflow.io/dataflow")
-        dataflow = await kube.get_custom(api(), namespace, "dataflows", owner) if owner else None
-        if dataflow is None:
-            return
-        status = dataflow.get("status") or {}
-        if not status.get("configHash"):
-            return  # not applied yet (or waiting for modules): the reconcile owns those conditions
-        desired = int(body.get("spec", {}).get("replicas", 0))
-        ready = int((body.get("status") or {}).get("readyReplicas") or 0)
-        if status.get("workers") == {"desired": desired, "ready": ready}:
-            return
-        generation = status.get("observedGeneration")
-        updated = workers_conditions(status.get("conditions", []), desired, ready, generation)
-        body_patch = {"status": {"workers": {"desired": desired, "ready": ready}, "conditions": updated}}
-        await kube.patch_custom_status(api(), namespace, "dataflows", owner, body_patch)
+        outcome = await refresh_workers(api(), namespace, owner)
+        if outcome is not None and outcome.ready_changed:
+            dataflow = await kube.get_custom(api(), namespace, "dataflows", owner)
+            if dataflow is not None:
+                _report(kopf.Body(cast(kopf.RawBody, dataflow)), outcome, logger)
 
     kopf.on.event(
         "apps",
@@ -91,3 +125,14 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
         id="follow-workers",
         labels={"app.kubernetes.io/managed-by": "wasmflow"},
     )(deployment_changed)
+
+
+def _report(body: kopf.Body, outcome: Outcome, logger: kopf.Logger) -> None:
+    """A Kubernetes Event when Ready changes (a warning when the user must act), and a log line always."""
+    ready = outcome.ready
+    if outcome.ready_changed:
+        if outcome.result == "stalled":
+            kopf.warn(body, reason=ready["reason"], message=ready["message"])
+        else:
+            kopf.info(body, reason=ready["reason"], message=ready["message"])
+    logger.info("Dataflow %s: %s (%s)", outcome.result, ready["reason"], ready["message"])

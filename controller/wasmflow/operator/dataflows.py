@@ -1,15 +1,27 @@
 """The Dataflow controller: resolve the modules, validate the graph, apply the worker children, report status.
 
 Level-based and idempotent: every reconcile renders the full desired state and server-side applies it, so a
-restart, a retry or a duplicate event converges to the same objects. What re-triggers a reconcile:
+restart, a retry or a duplicate event converges to the same objects. The decisions are pure functions (``plan``,
+the ``status_*`` functions); the async shell around them only reads, applies and writes.
+
+What re-triggers a reconcile:
 - the Dataflow changes (Kopf create/update/resume);
-- a WasmModule it uses becomes Ready or changes digest: the WasmModule watcher stamps an annotation
-  ``modules.wasmflow.io/<module>`` on the Dataflows that use it, which is an update of the Dataflow;
-- the worker Deployment's status changes: only ``status.workers`` and the Ready condition are refreshed.
+- a WasmModule it uses appears, disappears, becomes Ready or changes digest. The controller keeps two Kopf
+  indexes: WasmModule states by (namespace, name), which the reconcile reads instead of asking the API, and the
+  Dataflows that use each module. Kopf cannot re-queue an object, so a module change stamps an annotation
+  ``modules.wasmflow.io/<module>`` (the module's digest, or ``not-ready:<Reason>``, or ``absent``) on each user:
+  that is an update of the Dataflow, handled in order with its other updates. A stamp is written only when it
+  changes, so status rewrites of a module that stays the same cost nothing.
+- the worker Deployment's status changes: only ``status.workers`` and the worker-derived Ready condition are
+  refreshed (``refresh_workers``).
+
+Two writers share the status (the reconcile and the worker follower), so both read the Dataflow and the
+Deployment fresh, compute, and patch under a resourceVersion precondition, recomputing when they lose the race.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,107 +29,318 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from wasmflow.api import status as conditions
+from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.errors import WasmflowError
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
-from wasmflow.operator.render import render
+from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
 
 MODULE_ANNOTATION_PREFIX = "modules.wasmflow.io/"
+#: The stamp of a module that does not exist (deleted, or never created).
+ABSENT = "absent"
+#: Ready reasons that the worker Deployment decides (the follower may change them; it leaves all others alone).
+WORKER_REASONS = ("Succeeded", "WorkersNotReady")
+STATUS_ATTEMPTS = 5
+
+
+class StatusConflictError(WasmflowError):
+    """The Dataflow's status kept changing under us; Kopf retries the handler."""
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What a reconcile decided, as the status fields to write."""
+class ModuleState:
+    """One WasmModule as the Dataflow controller sees it: the value kept in the Kopf index."""
 
-    status: dict[str, Any]
-    result: str  # ready | waiting | stalled
+    name: str
+    #: The parsed resource, or None when its spec does not parse (then it is never Ready).
+    module: WasmModule | None
+    #: Ready=True for its current generation, with a verified artifact digest.
+    ready: bool
+    #: Stalled=True: only a fix of the WasmModule helps.
+    stalled: bool
+    digest: str | None
+    reason: str
+    message: str
+
+    @property
+    def stamp(self) -> str:
+        """What the Dataflows using it remember of it: a change of this re-reconciles them."""
+        return self.digest if self.ready and self.digest else f"not-ready:{self.reason}"
 
 
-def _ready_condition(module: dict[str, Any]) -> dict[str, Any] | None:
-    for condition in module.get("status", {}).get("conditions", []):
-        if condition.get("type") == "Ready":
+def _condition(body: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_:
             return dict(condition)
     return None
 
 
-async def reconcile(api: client.ApiClient, body: dict[str, Any], config: OperatorConfig) -> Outcome:
-    current = dict(body.get("status") or {})
-    generation = body.get("metadata", {}).get("generation")
-    existing = current.get("conditions", [])
+def module_state(body: Mapping[str, Any]) -> ModuleState:
+    """The state of a WasmModule from its body (pure: used by the index handler)."""
+    name = str(body.get("metadata", {}).get("name", ""))
+    try:
+        module: WasmModule | None = WasmModule.model_validate({k: v for k, v in body.items() if k != "status"})
+    except ValidationError:
+        module = None
+    status = body.get("status") or {}
+    ready = _condition(body, "Ready")
+    stalled = _condition(body, "Stalled")
+    digest = (status.get("artifact") or {}).get("digest")
+    current = status.get("observedGeneration") == body.get("metadata", {}).get("generation")
+    if module is None:
+        return ModuleState(name, None, False, True, digest, "InvalidSpec", "the WasmModule's spec does not parse")
+    if ready is None:
+        return ModuleState(name, module, False, False, digest, "Pending", "not reconciled yet")
+    is_ready = ready.get("status") == "True" and bool(digest) and current
+    reason = str(ready.get("reason") or "Unknown")
+    message = str(ready.get("message") or "")
+    if ready.get("status") == "True" and not current:
+        reason, message = "Progressing", "its new generation is not reconciled yet"
+    is_stalled = stalled is not None and stalled.get("status") == "True"
+    return ModuleState(name, module, is_ready, is_stalled, digest if is_ready else None, reason, message)
+
+
+@dataclass(frozen=True)
+class Stalled:
+    """Only the user can fix this: a bad spec or graph, a missing or failed module."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """May heal by itself: a module being pulled or re-checked."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Everything resolved: apply these children."""
+
+    children: Children
+    digests: dict[str, str]
+
+
+Plan = Stalled | Waiting | Apply
+ModuleLookup = Callable[[str], ModuleState | None]
+
+
+def _graph_message(exc: GraphError) -> str:
+    return "; ".join(f"{p.where}: {p.message}" for p in exc.problems)
+
+
+def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) -> Plan:
+    """What to do with this Dataflow, given the modules ``lookup`` knows (pure)."""
     try:
         dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = f"{where}: {first['msg']}"
-        return Outcome(
-            _status(current, conditions.stalled(existing, "InvalidSpec", message, generation), generation), "stalled"
-        )
+        return Stalled("InvalidSpec", f"{format_path(list(first['loc']))}: {first['msg']}")
     try:
         validate_graph(dataflow.spec)
     except GraphError as exc:
-        message = "; ".join(f"{p.where}: {p.message}" for p in exc.problems)
-        return Outcome(
-            _status(current, conditions.stalled(existing, "InvalidGraph", message, generation), generation), "stalled"
-        )
+        return Stalled("InvalidGraph", _graph_message(exc))
     namespace = dataflow.metadata.namespace or "default"
-    modules: dict[str, WasmModule] = {}
-    digests: dict[str, str] = {}
-    waiting: list[str] = []
-    for name in sorted({n.module for n in dataflow.spec.nodes if n.module}):
-        raw = await kube.get_custom(api, namespace, "wasmmodules", name)
-        if raw is None:
-            waiting.append(f"WasmModule {name!r} does not exist in namespace {namespace}")
-            continue
-        ready = _ready_condition(raw)
-        digest = raw.get("status", {}).get("artifact", {}).get("digest")
-        if not ready or ready.get("status") != "True" or not digest:
-            detail = f": {ready['reason']}: {ready.get('message', '')}" if ready else ""
-            waiting.append(f"WasmModule {name!r} is not Ready{detail}")
-            continue
-        modules[name] = WasmModule.model_validate({k: v for k, v in raw.items() if k != "status"})
-        digests[name] = digest
+    used: dict[str, list[str]] = {}
+    for node in dataflow.spec.nodes:
+        if node.module:
+            used.setdefault(node.module, []).append(node.name)
+    states = {name: lookup(name) for name in sorted(used)}
+    missing = [
+        f"WasmModule {name} (used by node {', '.join(used[name])}) does not exist in namespace {namespace}"
+        for name, state in states.items()
+        if state is None
+    ]
+    if missing:
+        return Stalled("ModuleNotFound", "; ".join(missing) + ": create it, or fix the node's module")
+    found = {name: state for name, state in states.items() if state is not None}
+    failed = [s for s in found.values() if not s.ready and s.stalled]
+    if failed:
+        text = "; ".join(f"WasmModule {s.name} is Stalled: {s.reason}: {s.message}" for s in failed)
+        return Stalled("ModuleFailed", text + ": fix the WasmModule")
+    kinds: dict[str, OperatorKind] = {n: s.module.spec.operator for n, s in found.items() if s.module is not None}
+    try:
+        validate_graph(dataflow.spec, kinds)
+    except GraphError as exc:
+        return Stalled("ModuleKindMismatch", _graph_message(exc))
+    waiting = [s for s in found.values() if not s.ready]
     if waiting:
-        message = "; ".join(waiting)
-        updated = conditions.set_condition(
-            conditions.set_condition(existing, "Reconciling", "True", "ModuleNotReady", message, generation),
-            "Ready",
-            "False",
-            "ModuleNotReady",
-            message,
-            generation,
-        )
-        updated = conditions.remove_condition(updated, "Stalled")
-        return Outcome(_status(current, updated, generation), "waiting")
-    children = render(dataflow, modules, digests, config)
-    for manifest in (children.config_map, children.service, children.deployment):
-        await kube.apply(api, manifest)
-    current["modules"] = [{"name": n, "digest": digests[n]} for n in sorted(digests)]
-    current["configHash"] = children.config_hash
-    desired = dataflow.spec.replicas
-    current["workers"] = {"desired": desired, "ready": int((current.get("workers") or {}).get("ready", 0))}
-    updated = workers_conditions(existing, desired, current["workers"]["ready"], generation)
-    result = "ready" if updated[0]["status"] == "True" else "waiting"
-    return Outcome(_status(current, updated, generation), result)
+        text = "; ".join(f"WasmModule {s.name} is not Ready: {s.reason}: {s.message}".rstrip(": ") for s in waiting)
+        return Waiting("ModuleNotReady", text)
+    modules = {n: s.module for n, s in found.items() if s.module is not None}
+    digests = {n: s.digest for n, s in found.items() if s.digest is not None}
+    return Apply(render(dataflow, modules, digests, config), digests)
+
+
+@dataclass(frozen=True)
+class WorkerCounts:
+    desired: int
+    ready: int
+    #: The Deployment runs only pods of its current template (``kubectl rollout status`` would return).
+    rolled_out: bool
+
+
+def worker_counts(deployment: Mapping[str, Any] | None, desired: int) -> WorkerCounts:
+    """Workers wanted and ready from the Deployment; ready counts only when the rollout of the config is done."""
+    if deployment is None:
+        return WorkerCounts(desired, 0, False)
+    spec_replicas = int((deployment.get("spec") or {}).get("replicas", desired))
+    status = deployment.get("status") or {}
+    observed = int(status.get("observedGeneration") or 0) >= int(deployment.get("metadata", {}).get("generation") or 0)
+    updated = int(status.get("updatedReplicas") or 0)
+    ready = int(status.get("readyReplicas") or 0)
+    rolled_out = observed and updated >= spec_replicas and int(status.get("replicas") or 0) == updated
+    if rolled_out:
+        return WorkerCounts(spec_replicas, ready, True)
+    # Mid-rollout, ready pods may run the old config: count at most the updated ones.
+    return WorkerCounts(spec_replicas, min(ready, updated) if observed else 0, False)
 
 
 def workers_conditions(
-    existing: list[dict[str, Any]], desired: int, ready: int, generation: int | None
+    existing: list[dict[str, Any]], counts: WorkerCounts, generation: int | None
 ) -> list[dict[str, Any]]:
-    """Ready when every desired worker is ready; until then Reconciling, waiting for them."""
-    if ready >= desired:
-        return conditions.ready(existing, f"{ready}/{desired} worker(s) ready", generation)
-    message = f"waiting for workers: {ready}/{desired} ready"
+    """Ready when every desired worker runs the current config and is ready; until then Reconciling."""
+    if counts.rolled_out and counts.ready >= counts.desired:
+        return conditions.ready(existing, f"{counts.ready}/{counts.desired} worker(s) ready", generation)
+    message = f"waiting for workers: {counts.ready}/{counts.desired} ready"
     updated = conditions.set_condition(existing, "Reconciling", "True", "WorkersNotReady", message, generation)
     updated = conditions.remove_condition(updated, "Stalled")
     return conditions.set_condition(updated, "Ready", "False", "WorkersNotReady", message, generation)
 
 
-def _status(current: dict[str, Any], updated: list[dict[str, Any]], generation: int | None) -> dict[str, Any]:
+def status_for_plan(current: Mapping[str, Any], decided: Stalled | Waiting, generation: int | None) -> dict[str, Any]:
+    """Status for a Dataflow that is not applied: what ran before keeps running, and the conditions say why."""
+    existing = list(current.get("conditions") or [])
+    if isinstance(decided, Stalled):
+        updated = conditions.stalled(existing, decided.reason, decided.message, generation)
+    else:
+        updated = conditions.retrying(existing, decided.reason, decided.message, generation)
     return {**current, "observedGeneration": generation, "conditions": updated}
 
 
-def uses_module(dataflow: dict[str, Any], module: str) -> bool:
-    return any(node.get("module") == module for node in dataflow.get("spec", {}).get("nodes", []))
+def status_for_apply(
+    current: Mapping[str, Any], applied: Apply, counts: WorkerCounts, generation: int | None
+) -> dict[str, Any]:
+    """Status for an applied Dataflow: pinned modules, the config hash, and the workers of that config."""
+    return {
+        **current,
+        "observedGeneration": generation,
+        "modules": [{"name": n, "digest": applied.digests[n]} for n in sorted(applied.digests)],
+        "configHash": applied.children.config_hash,
+        "workers": {"desired": counts.desired, "ready": counts.ready},
+        "conditions": workers_conditions(list(current.get("conditions") or []), counts, generation),
+    }
+
+
+def status_for_workers(current: Mapping[str, Any], deployment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Status after a change of the worker Deployment, or None when it is not ours to change.
+
+    A Deployment of another config (an event older than the last apply) changes nothing; a Ready condition that
+    another reason owns (Stalled on a bad edit, a module not ready) keeps it, and only the counts move.
+    """
+    config_hash = current.get("configHash")
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    if not config_hash or (template.get("annotations") or {}).get(CONFIG_HASH) != config_hash:
+        return None
+    counts = worker_counts(deployment, int((current.get("workers") or {}).get("desired", 0)))
+    updated = dict(current)
+    updated["workers"] = {"desired": counts.desired, "ready": counts.ready}
+    generation = current.get("observedGeneration")
+    existing = list(current.get("conditions") or [])
+    ready = next((c for c in existing if c.get("type") == "Ready"), None)
+    if ready is not None and ready.get("reason") in WORKER_REASONS and ready.get("observedGeneration") == generation:
+        updated["conditions"] = workers_conditions(existing, counts, generation)
+    return updated if updated != dict(current) else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile decided and wrote."""
+
+    status: dict[str, Any]
+    previous: dict[str, Any]
+    result: str  # ready | waiting | stalled
+
+    @property
+    def ready(self) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == "Ready")
+
+    @property
+    def ready_changed(self) -> bool:
+        before = next((c for c in self.previous.get("conditions") or [] if c.get("type") == "Ready"), None)
+        after = self.ready
+        return before is None or (before.get("status"), before.get("reason")) != (after["status"], after["reason"])
+
+
+Compose = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+async def write_status(api: client.ApiClient, namespace: str, name: str, compose: Compose) -> Outcome | None:
+    """Read the Dataflow, compose its new status, patch it under the read's resourceVersion; retry on conflicts."""
+    for _ in range(STATUS_ATTEMPTS):
+        fresh = await kube.get_custom(api, namespace, "dataflows", name)
+        if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        previous = dict(fresh.get("status") or {})
+        new = await compose(fresh)
+        if new is None or new == previous:
+            return Outcome(previous, previous, _result(previous)) if previous.get("conditions") else None
+        version = fresh["metadata"]["resourceVersion"]
+        if await kube.patch_custom_status_at(api, namespace, "dataflows", name, new, version):
+            return Outcome(new, previous, _result(new))
+    raise StatusConflictError(f"Dataflow {namespace}/{name}: status changed {STATUS_ATTEMPTS} times while writing it")
+
+
+def _result(status: Mapping[str, Any]) -> str:
+    by_type = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if by_type.get("Stalled") == "True":
+        return "stalled"
+    return "ready" if by_type.get("Ready") == "True" else "waiting"
+
+
+async def reconcile(
+    api: client.ApiClient, body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig
+) -> Outcome | None:
+    """Plan, apply the children if the plan says so, and write the status that follows."""
+    metadata = body.get("metadata", {})
+    namespace, name = metadata.get("namespace") or "default", metadata["name"]
+    generation = metadata.get("generation")
+    decided = plan(body, lookup, config)
+    if isinstance(decided, Apply):
+        for manifest in (decided.children.config_map, decided.children.service, decided.children.deployment):
+            await kube.apply(api, manifest)
+
+    async def compose(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
+        current = dict(fresh.get("status") or {})
+        if (current.get("observedGeneration") or 0) > (generation or 0):
+            return None  # a newer generation was already judged
+        if not isinstance(decided, Apply):
+            return status_for_plan(current, decided, generation)
+        deployment = await kube.get_deployment(api, namespace, child_name(name))
+        replicas = int(decided.children.deployment["spec"]["replicas"])
+        return status_for_apply(current, decided, worker_counts(deployment, replicas), generation)
+
+    return await write_status(api, namespace, name, compose)
+
+
+async def refresh_workers(api: client.ApiClient, namespace: str, dataflow: str) -> Outcome | None:
+    """Copy the worker Deployment's readiness into the Dataflow's status (no re-render)."""
+
+    async def compose(fresh: Mapping[str, Any]) -> dict[str, Any] | None:
+        deployment = await kube.get_deployment(api, namespace, child_name(dataflow))
+        return None if deployment is None else status_for_workers(dict(fresh.get("status") or {}), deployment)
+
+    return await write_status(api, namespace, dataflow, compose)
+
+
+def used_modules(spec: Mapping[str, Any]) -> list[str]:
+    """The module names a raw Dataflow spec refers to (for the index: the body may not even parse)."""
+    names = {node.get("module") for node in spec.get("nodes") or [] if isinstance(node, Mapping)}
+    return sorted(n for n in names if isinstance(n, str) and n)

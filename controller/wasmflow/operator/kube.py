@@ -90,3 +90,42 @@ async def apply(api: client.ApiClient, manifest: dict[str, Any]) -> dict[str, An
         return applied
 
     return await asyncio.to_thread(call)
+
+
+async def patch_custom_status_at(
+    api: client.ApiClient, namespace: str, plural: str, name: str, status: dict[str, Any], resource_version: str
+) -> bool:
+    """Merge-patch ``status`` only if the object is still at ``resource_version``; False when it moved on (409).
+
+    Two writers share a Dataflow's status (its reconcile and the worker follower): each reads, computes and writes
+    under this precondition, and recomputes from a fresh read when it loses, so neither overwrites newer news.
+    """
+
+    def call() -> bool:
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        try:
+            client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    return await asyncio.to_thread(call)
+
+
+async def get_deployment(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Deployment as the API serves it (camelCase keys), or None when it does not exist."""
+
+    def call() -> dict[str, Any] | None:
+        try:
+            deployment = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], api.sanitize_for_serialization(deployment))  # type: ignore[no-untyped-call]
+
+    return await asyncio.to_thread(call)
