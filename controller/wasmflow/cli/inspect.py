@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from wasmflow.cli.sources import read_component
-from wasmflow.contract.capabilities import Capability
+from wasmflow.contract.capabilities import Capability, ImportClass
 from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport
 from wasmflow.errors import WasmflowError
@@ -52,13 +52,21 @@ def render(source: str, report: ContractReport) -> str:
         f"world      {report.world or '-'}",
         "exports    " + (", ".join(report.exports) or "-"),
     ]
+    if report.aio is not None:
+        lines.insert(
+            3,
+            "aio        Azure IoT Operations operators: "
+            + ", ".join(f"{o.operation} ({o.export}, process returns {o.returns.value})" for o in report.aio.operators),
+        )
     granted = [i for i in report.imports if i.granted]
     denied = sorted({i.capability for i in report.imports if not i.granted and i.capability})
-    unknown = [i.name for i in report.imports if not i.granted and not i.capability]
+    unknown = [i.name for i in report.imports if i.kind is ImportClass.UNKNOWN]
+    unserved = [i.name for i in report.imports if i.kind is ImportClass.DENIED_UNLESS_GRANTED and not i.capability]
     lines.append(
         f"imports    {len(report.imports)}: {len(granted)} provided"
         + (f", linked but denied unless granted: {', '.join(denied)}" if denied else "")
         + (f", unknown: {', '.join(unknown)}" if unknown else "")
+        + (f", linked but every call fails: {', '.join(unserved)}" if unserved else "")
     )
     for p in report.problems:
         lines.append(f"problem    [{p.code.value}] {p.where}: {p.message}")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wasmflow.api.kinds import Capability
+from wasmflow.contract import aio_names
 
 __all__ = ["Capability", "ImportClass", "ImportVerdict", "classify_import", "parse_capabilities", "split_name"]
 
@@ -108,6 +109,11 @@ def classify_import(name: str) -> ImportVerdict:
     base, version = split_name(name)
     if base in _CONTRACT and version is not None and version.startswith("0.1."):
         return ImportVerdict(name, ImportClass.CONTRACT)
+    aio = aio_names.aio_interface(base, version)
+    if aio is not None and aio[1] in aio_names.PROVIDED:
+        return ImportVerdict(name, ImportClass.CONTRACT)  # an AIO host interface (aio_names.py)
+    if aio is not None and aio[1] in aio_names.DENIED:
+        return ImportVerdict(name, ImportClass.DENIED_UNLESS_GRANTED)  # linked; every call fails naming it
     wasi_02 = version is not None and version.startswith("0.2.")
     if wasi_02 and base in _ALLOWED:
         return ImportVerdict(name, ImportClass.ALLOWED)

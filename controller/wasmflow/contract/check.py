@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import wasmtime
 from wasmtime import component as cm
 
+from wasmflow.contract import aio
 from wasmflow.contract.capabilities import Capability, ImportClass, classify_import, split_name
 from wasmflow.contract.describe import describe
 from wasmflow.contract.report import Code, ContractReport, ImportReport, Problem, Where
@@ -70,6 +71,17 @@ def check_component(
     exports = component.type.exports(engine)
     imports = component.type.imports(engine)
     problems: list[Problem] = []
+    if aio.exports_aio(exports) and not _exports_ours(exports):
+        report = aio.check_aio_exports(engine, exports, problems, _check_function)
+        import_reports = _check_imports(imports, grants, strict, problems)
+        return ContractReport(
+            size=size,
+            world=", ".join(report.worlds),
+            exports=tuple(exports),
+            imports=import_reports,
+            problems=tuple(problems),
+            aio=report,
+        )
     kind, world = _check_exports(engine, exports, problems)
     if expected_kind is not None and kind is not None and kind != expected_kind:
         problems.append(
@@ -89,6 +101,10 @@ def check_component(
         imports=import_reports,
         problems=tuple(problems),
     )
+
+
+def _exports_ours(exports: dict[str, ComponentExtern]) -> bool:
+    return any(split_name(name)[0].startswith(f"{NAMESPACE}:{PACKAGE}/") for name in exports)
 
 
 def _check_header(data: bytes, max_bytes: int) -> Problem | None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmflow.contract.capabilities import ImportClass
 from wasmflow.contract.signatures import OperatorKind
+
+if TYPE_CHECKING:
+    from wasmflow.contract.aio import AioReport
 
 
 class Code(enum.StrEnum):
@@ -76,6 +79,8 @@ class ContractReport:
     exports: tuple[str, ...] = ()
     imports: tuple[ImportReport, ...] = ()
     problems: tuple[Problem, ...] = ()
+    #: Set when the component implements Azure IoT Operations operator worlds (``contract/aio.py``).
+    aio: AioReport | None = None
 
     @property
     def valid(self) -> bool:
@@ -87,6 +92,12 @@ class ContractReport:
             "valid": self.valid,
             "operator": self.operator.value if self.operator else None,
             "world": self.world,
+            "aio": None
+            if self.aio is None
+            else [
+                {"operation": o.operation, "export": o.export, "world": o.world, "returns": o.returns.value}
+                for o in self.aio.operators
+            ],
             "size": self.size,
             "exports": list(self.exports),
             "imports": [
