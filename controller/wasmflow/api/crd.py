@@ -131,7 +131,8 @@ def _crd(
 def crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD object, for both resources."""
     ready = {"name": "Ready", "type": "string", "jsonPath": f"{READY}.status"}
-    status = {"name": "Status", "type": "string", "jsonPath": f"{READY}.message", "priority": 1}
+    # The Ready message in the default view, as Flux shows it: `kubectl get dataflows` says what is wrong, and where.
+    status = {"name": "Status", "type": "string", "jsonPath": f"{READY}.message"}
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
     return {
         f"{API_GROUP}_wasmmodules.yaml": _crd(
@@ -161,6 +162,7 @@ def crds() -> dict[str, dict[str, Any]]:
                 {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas"},
                 age,
                 status,
+                {"name": "Config", "type": "string", "jsonPath": ".status.configHash", "priority": 1},
             ],
         ),
     }

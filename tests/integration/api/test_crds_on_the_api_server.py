@@ -125,7 +125,8 @@ def test_dataflow_printer_columns_show_ready_and_workers_from_the_status(
         ("Workers", 0),
         ("Desired", 0),
         ("Age", 0),
-        ("Status", 1),
+        ("Status", 0),
+        ("Config", 1),
     ]
     cells = _columns(table)
     assert (cells["Ready"], cells["Workers"], cells["Desired"], cells["Status"]) == (
@@ -148,6 +149,7 @@ def test_module_printer_columns_show_the_digest(kube_client: ApiClient, namespac
         "Operator",
         "Digest",
         "Age",
+        "Status",
     ]
     assert (_columns(table)["Operator"], _columns(table)["Digest"]) == ("map", digest)
 
