@@ -50,6 +50,11 @@ _CORE = """
       {init})
     (func (export "reset") (param i32)
       (global.set $bump (i32.const 4096)))
+    (func (export "accumulate") (param $args i32) (result i32)
+      ;; (state, input) arrive by pointer (22 flat values are over the ABI's 16): answer the input, as a map would.
+      (i32.store8 (i32.const 128) (i32.const 0))
+      (memory.copy (i32.const 136) (i32.add (local.get $args) (i32.const 48)) (i32.const 48))
+      (i32.const 128))
     (func (export "process")
       (param $pc i32) (param $pp i32) (param $pl i32) (param $tp i32) (param $tl i32)
       (param $cc i32) (param $cp i32) (param $cl i32) (param $lp i32) (param $ll i32) (param $ts i64) (result i32)
@@ -107,8 +112,8 @@ def on_first_byte(char: str, snippet: str) -> str:
 
 
 def operator(kind: str = "map", body: str = "", init_error: str | None = None) -> bytes:
-    """A component exporting ``lifecycle`` and ``kind`` (map or filter), with ``body`` run first in process;
-    ``init`` returns ``err(init_error)`` when one is given."""
+    """A component exporting ``lifecycle`` and ``kind``, with ``body`` run first in process (map, filter, branch;
+    an accumulate answers its input); ``init`` returns ``err(init_error)`` when one is given."""
     if init_error is None:
         init = "(i32.store8 (i32.const 64) (i32.const 0)) (i32.const 64)"
     else:
@@ -118,17 +123,22 @@ def operator(kind: str = "map", body: str = "", init_error: str | None = None) -
       (i32.const 64)"""
     if kind == "map":
         result_type, result = "(result $message (error $operator-error))", _ECHO
-    elif kind == "filter":
+    elif kind in ("filter", "branch"):
         result_type, result = "(result bool (error $operator-error))", _FIRST_BYTE_IS_Y
+    elif kind == "accumulate":
+        result_type, result = "(result $message (error $operator-error))", _ECHO
     else:
         raise ValueError(f"no WAT operator of kind {kind!r}")
+    params, core = '(param "input" $message)', "process"
+    if kind == "accumulate":
+        params, core = '(param "state" $message) (param "input" $message)', "accumulate"
     text = f"""(component
   {_CORE.format(body=body, result=result, init=init, init_error=init_error or "")}
   {_TYPES}
   (func $init (param "config" $configuration) (result (result (error string)))
     (canon lift (core func $i "init") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))))
-  (func $process (param "input" $message) (result {result_type})
-    (canon lift (core func $i "process") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))
+  (func $process {params} (result {result_type})
+    (canon lift (core func $i "{core}") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))
       (post-return (core func $i "reset"))))
   (instance $lifecycle (export "configuration" (type $configuration)) (export "init" (func $init)))
   (instance $operator
