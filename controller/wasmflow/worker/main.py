@@ -40,6 +40,29 @@ def load_config(path: Path) -> WorkerConfig:
         raise ConfigError(f"invalid worker config: {exc}", where=str(path)) from exc
 
 
+def _under(root: Path, path: str | None) -> str | None:
+    return None if path is None else str(root / path.lstrip("/"))
+
+
+def relocate(config: WorkerConfig, root: Path) -> WorkerConfig:
+    """The config with every file and folder it names (cache, pull secrets, module files, endpoint secrets) read
+    under ``root``: a pod's config run outside the pod, its volumes laid out under ``root`` as the kubelet would
+    mount them at ``/``."""
+    modules = {
+        name: module.model_copy(
+            update={"pull_secret_file": _under(root, module.pull_secret_file), "path": _under(root, module.path)}
+        )
+        for name, module in config.modules.items()
+    }
+    files = {
+        name: endpoint.model_copy(update={k: _under(root, v) for k, v in endpoint.model_dump().items()})
+        for name, endpoint in config.endpoint_files.items()
+    }
+    cache_dir = _under(root, config.cache_dir)
+    assert cache_dir is not None
+    return config.model_copy(update={"modules": modules, "endpoint_files": files, "cache_dir": cache_dir})
+
+
 def _settings(config: WorkerConfig, endpoint: str, role: str) -> MqttSettings:
     mqtt = config.spec.endpoints[endpoint].mqtt
     files = config.endpoint_files.get(endpoint)
@@ -164,8 +187,12 @@ class Worker:
             await runner.cleanup()
 
 
-def main(config_path: Path) -> None:
+def main(config_path: Path, *, root: Path | None = None, http_port: int | None = None) -> None:
     config = load_config(config_path)
+    if root is not None:
+        config = relocate(config, root)
+    if http_port is not None:
+        config = config.model_copy(update={"http_port": http_port})
 
     async def run() -> None:
         stop = asyncio.Event()
