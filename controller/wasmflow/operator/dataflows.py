@@ -161,15 +161,16 @@ def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) 
     if missing:
         return Stalled("ModuleNotFound", "; ".join(missing) + ": create it, or fix the node's module")
     found = {name: state for name, state in states.items() if state is not None}
-    failed = [s for s in found.values() if not s.ready and s.stalled]
-    if failed:
-        text = "; ".join(f"WasmModule {s.name} is Stalled: {s.reason}: {s.message}" for s in failed)
-        return Stalled("ModuleFailed", text + ": fix the WasmModule")
-    kinds: dict[str, OperatorKind] = {n: s.module.spec.operator for n, s in found.items() if s.module is not None}
+    # A module whose spec does not parse has no kind to compare: it is reported as failed just below.
+    kinds = {n: s.module.spec.operator if s.module else _expected_kind(dataflow, n) for n, s in found.items()}
     try:
         validate_graph(dataflow.spec, kinds)
     except GraphError as exc:
         return Stalled("ModuleKindMismatch", _graph_message(exc))
+    failed = [s for s in found.values() if not s.ready and s.stalled]
+    if failed:
+        text = "; ".join(f"WasmModule {s.name} is Stalled: {s.reason}: {s.message}" for s in failed)
+        return Stalled("ModuleFailed", text + ": fix the WasmModule")
     waiting = [s for s in found.values() if not s.ready]
     if waiting:
         text = "; ".join(f"WasmModule {s.name} is not Ready: {s.reason}: {s.message}".rstrip(": ") for s in waiting)
@@ -177,6 +178,11 @@ def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) 
     modules = {n: s.module for n, s in found.items() if s.module is not None}
     digests = {n: s.digest for n, s in found.items() if s.digest is not None}
     return Apply(render(dataflow, modules, digests, config), digests)
+
+
+def _expected_kind(dataflow: Dataflow, module: str) -> OperatorKind:
+    node = next(n for n in dataflow.spec.nodes if n.module == module)
+    return OperatorKind(node.type.value)
 
 
 @dataclass(frozen=True)
