@@ -25,6 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WIT_DIR = ROOT / "controller" / "wasmflow" / "contract" / "wit"
+AIO_V1_0 = WIT_DIR / "aio" / "tinykube-graph-1.0.0"
+AIO_V1_1 = WIT_DIR / "aio" / "wasm-graph-1.1.0"
 BIN = Path(sys.executable).parent
 
 
@@ -44,6 +46,8 @@ class Source:
     lang: str  # python | js | wat (component text) | core-wat (core module + embed + new) | core-module
     path: Path
     world: str = ""
+    #: The WIT package to build against: ours, or one of the AIO packages (tests/components/aio).
+    wit: Path = WIT_DIR
 
 
 SOURCES: dict[str, Source] = {
@@ -65,11 +69,23 @@ SOURCES: dict[str, Source] = {
     "unknown_import": Source("wat", HERE / "wat" / "unknown_import.wat"),
     "core_module": Source("wat", HERE / "wat" / "core_module.wat"),
     "no_operator": Source("wat", HERE / "wat" / "no_operator.wat"),
+    # componentize-py against Azure IoT Operations' WIT, both published versions
+    "aio_f2c_map": Source("python", HERE / "aio" / "f2c_map", "map-impl", AIO_V1_0),
+    "aio_range_filter": Source("python", HERE / "aio" / "range_filter", "filter-impl", AIO_V1_1),
+    "aio_threshold_branch": Source("python", HERE / "aio" / "threshold_branch", "branch-impl", AIO_V1_1),
+    "aio_window_delay": Source("python", HERE / "aio" / "window_delay", "delay-impl", AIO_V1_0),
+    "aio_average_accumulate": Source("python", HERE / "aio" / "average_accumulate", "accumulate-impl", AIO_V1_1),
+    "aio_counting_map": Source("python", HERE / "aio" / "counting_map", "map-impl", AIO_V1_1),
 }
 
 
 def _files(path: Path) -> list[Path]:
     return sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
+
+
+def _wit_files(package: Path) -> list[Path]:
+    """The files of one WIT package directory (not the AIO packages kept below ours)."""
+    return sorted(package.glob("*.wit"))
 
 
 @functools.cache
@@ -84,7 +100,7 @@ def _toolchain_version(lang: str) -> str:
 def _key(name: str, source: Source) -> str:
     digest = hashlib.sha256()
     digest.update(f"{name}\0{source.lang}\0{source.world}\0{_toolchain_version(source.lang)}\0".encode())
-    for path in [*_files(source.path), *_files(WIT_DIR)]:
+    for path in [*_files(source.path), *_wit_files(source.wit)]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:24]
 
@@ -111,7 +127,7 @@ def _compile(source: Source, out: Path, work: Path) -> None:
             [
                 str(BIN / "componentize-py"),
                 "-d",
-                str(WIT_DIR),
+                str(source.wit),
                 "-w",
                 source.world,
                 "componentize",
@@ -165,7 +181,7 @@ def build_project(directory: Path) -> Path:
         *_files(directory / "app.py"),
         *_files(directory / "app.js"),
         *_files(directory / "operator.json"),
-        *_files(WIT_DIR),
+        *_wit_files(WIT_DIR),
     ]:
         if path.exists():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
