@@ -45,6 +45,8 @@ ABSENT = "absent"
 #: Ready reasons that the worker Deployment decides (the follower may change them; it leaves all others alone).
 WORKER_REASONS = ("Succeeded", "WorkersNotReady")
 STATUS_ATTEMPTS = 5
+#: Flux's manual re-sync request; any change of it is an update of the Dataflow, hence a reconcile.
+RECONCILE_REQUEST = "reconcile.fluxcd.io/requestedAt"
 
 
 class StatusConflictError(WasmflowError):
@@ -327,6 +329,8 @@ async def reconcile(
         current = dict(fresh.get("status") or {})
         if (current.get("observedGeneration") or 0) > (generation or 0):
             return None  # a newer generation was already judged
+        if requested := (metadata.get("annotations") or {}).get(RECONCILE_REQUEST):
+            current["lastHandledReconcileAt"] = requested  # Flux's `flux reconcile` waits for this echo
         if not isinstance(decided, Apply):
             return status_for_plan(current, decided, generation)
         deployment = await kube.get_deployment(api, namespace, child_name(name))

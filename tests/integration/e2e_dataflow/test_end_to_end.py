@@ -114,6 +114,7 @@ class Pushed:
 
     prefix: str
     component_digests: dict[str, str]
+    registry: Registry
 
 
 @pytest.fixture
@@ -133,10 +134,10 @@ def modules(
         manifest_digest = push(path, reference)
         digests[name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
         # One pinned to what `wasmflow push` printed, one following its tag: both ways a user writes it.
-        documents.append(wasm_module(name, reference, operator, manifest_digest if name == "f2c" else None))
+        documents.append(wasm_module(name, reference, operator, manifest_digest if name == "range" else None))
     kubectl.apply(*documents)
     kubectl("wait", "--for=condition=Ready", "wasmmodules/f2c", "wasmmodules/range", "--timeout=180s")
-    return Pushed(prefix, digests)
+    return Pushed(prefix, digests, registry)
 
 
 def get_dataflow(kube_client: ApiClient, namespace: str) -> dict[str, Any]:
@@ -284,6 +285,42 @@ def test_editing_the_dataflow_rolls_a_new_config_that_the_workers_follow(
     finally:
         output.close()
     assert pod.terminate() == 0
+
+
+def test_a_module_that_changes_digest_rolls_the_workers_of_the_dataflows_using_it(
+    modules: Pushed,
+    kubectl: Kubectl,
+    kube_client: ApiClient,
+    namespace: str,
+    mqtt_broker: BrokerEnv,
+    component: Callable[[str], Path],
+) -> None:
+    kubectl.apply(dataflow(mqtt_broker, modules.prefix))
+    first = applied(kube_client, namespace)["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
+    identity = component("identity_map")
+    reference = f"{modules.registry.host}/{modules.prefix}/identity:1.0.0"
+    push(identity, reference)
+
+    kubectl.apply(wasm_module("f2c", reference, "map"))  # the module now resolves to other bytes
+
+    applied(kube_client, namespace, after=first)
+    status = get_dataflow(kube_client, namespace)["status"]
+    digests = {m["name"]: m["digest"] for m in status["modules"]}
+    assert digests["f2c"] == "sha256:" + hashlib.sha256(identity.read_bytes()).hexdigest()
+    assert digests["range"] == modules.component_digests["range"]
+
+
+def test_deleting_a_module_stalls_the_dataflows_using_it(
+    modules: Pushed, kubectl: Kubectl, kube_client: ApiClient, namespace: str, mqtt_broker: BrokerEnv
+) -> None:
+    kubectl.apply(dataflow(mqtt_broker, modules.prefix))
+    applied(kube_client, namespace)
+
+    kubectl("delete", "wasmmodule", "range", "--wait=true", "--timeout=60s")
+
+    row = stalled_row(kubectl)
+    assert f"WasmModule range (used by node in-range) does not exist in namespace {namespace}" in row
+    assert worker_deployment(kube_client, namespace) is not None  # the workers of the last good config stay
 
 
 def stalled_row(kubectl: Kubectl) -> str:
