@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient, ApiextensionsV1Api
 from kubernetes.dynamic import DynamicClient
+from prometheus_client import CollectorRegistry
 
 from tests.services import KubeEnv
 from wasmflow.api.crd import crds
@@ -49,17 +51,41 @@ def wait_until(check: Callable[[], Any], *, what: str, timeout: float = 60.0) ->
 
 
 @pytest.fixture
+def controller_config(tmp_path: Path) -> OperatorConfig:
+    """The settings of the test's controller (a module may override this fixture to test other settings)."""
+    return OperatorConfig(
+        worker_image="registry.test/wasmflow:test", metrics_port=0, cache_dir=tmp_path / "controller-cache"
+    )
+
+
+@pytest.fixture
+def controller_metrics() -> CollectorRegistry:
+    """The registry the test's controller creates its metrics in (read it with ``get_sample_value``)."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
 def controller(
-    kube: KubeEnv, crds_installed: None, namespace: str, monkeypatch: pytest.MonkeyPatch
+    kube: KubeEnv,
+    crds_installed: None,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+    controller_config: OperatorConfig,
+    controller_metrics: CollectorRegistry,
 ) -> Iterator[OperatorConfig]:
     """The real controller (Kopf) in a thread, watching only the test's namespace."""
     monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-    config = OperatorConfig(worker_image="registry.test/wasmflow:test", metrics_port=0)
+    config = controller_config
     stop, ready = threading.Event(), threading.Event()
     thread = threading.Thread(
         target=runner.run,
         args=(config, runner.Scope(clusterwide=False, namespaces=(namespace,))),
-        kwargs={"stop_flag": stop, "ready_flag": ready, "liveness_endpoint": None},
+        kwargs={
+            "stop_flag": stop,
+            "ready_flag": ready,
+            "liveness_endpoint": None,
+            "metrics_registry": controller_metrics,
+        },
         daemon=True,
     )
     thread.start()

@@ -6,7 +6,10 @@ The official client is synchronous, so every call runs in a thread. API errors a
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -127,5 +130,53 @@ async def get_deployment(api: client.ApiClient, namespace: str, name: str) -> di
                 return None
             raise
         return cast(dict[str, Any], api.sanitize_for_serialization(deployment))  # type: ignore[no-untyped-call]
+
+    return await asyncio.to_thread(call)
+
+
+@dataclass(frozen=True)
+class SecretData:
+    """A Secret's type and decoded data; the values never appear in a repr (nor, by our rules, anywhere else)."""
+
+    type: str
+    data: Mapping[str, bytes] = field(repr=False)
+
+
+async def get_secret(api: client.ApiClient, namespace: str, name: str) -> SecretData | None:
+    """The Secret ``name`` (type and base64-decoded data), or None when it does not exist."""
+
+    def call() -> SecretData | None:
+        try:
+            secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+        return SecretData(type=str(secret.type or "Opaque"), data=data)
+
+    return await asyncio.to_thread(call)
+
+
+@dataclass(frozen=True)
+class ConfigMapData:
+    """A ConfigMap's ``binaryData`` (decoded) and the keys of its text ``data``."""
+
+    binary: Mapping[str, bytes]
+    text_keys: tuple[str, ...]
+
+
+async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> ConfigMapData | None:
+    """The ConfigMap ``name``, or None when it does not exist."""
+
+    def call() -> ConfigMapData | None:
+        try:
+            config_map = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        binary = {key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}
+        return ConfigMapData(binary=binary, text_keys=tuple(sorted((config_map.data or {}).keys())))
 
     return await asyncio.to_thread(call)

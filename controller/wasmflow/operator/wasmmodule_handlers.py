@@ -1,0 +1,125 @@
+"""Kopf handlers of the WasmModule controller: thin shells over ``wasmmodules.reconcile``.
+
+- create / update / resume: reconcile and write the status through Kopf's patch. A failure that may heal raises
+  ``kopf.TemporaryError`` with our backoff (5 s doubling to 5 min); the status written with it says why, so the
+  patch is applied and Kopf retries the handler.
+- a daemon per module re-checks it every ``spec.interval`` (a tag that moved is pulled and checked again; a Stalled
+  module is tried again, so creating a missing Secret or pushing a missing tag heals it without an edit), and keeps
+  retrying with the backoff while a failure may heal. It writes the status itself (a daemon has no Kopf patch).
+- a per-module lock keeps a handler and the daemon from reconciling the same module at once; the daemon reads the
+  object fresh inside the lock, so it never writes a status computed from an older spec.
+
+Events: one when Ready changes status or reason, or the artifact digest changes (a warning when the user must
+act). Metrics: reconciles by result, their duration, modules and bytes pulled from registries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Any, cast
+
+import kopf
+from kubernetes import client
+
+from wasmflow.operator import kube
+from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.metrics import ControllerMetrics
+from wasmflow.operator.wasmmodules import Outcome, Result, check_interval, reconcile
+
+GROUP, VERSION, PLURAL = "wasmflow.io", "v1alpha1", "wasmmodules"
+
+
+def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``."""
+    api_holder: dict[str, client.ApiClient] = {}
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def api() -> client.ApiClient:
+        if "api" not in api_holder:
+            api_holder["api"] = kube.api_client()
+        return api_holder["api"]
+
+    def lock_for(uid: str) -> asyncio.Lock:
+        lock = locks.get(uid)
+        if lock is None:
+            lock = asyncio.Lock()
+            locks[uid] = lock
+        return lock
+
+    async def reconcile_handler(
+        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any
+    ) -> None:
+        started = time.perf_counter()
+        async with lock_for(str(body.metadata.uid)):
+            outcome = await reconcile(api(), dict(body), config, attempt=retry)
+        patch.status.update(outcome.status)
+        _report(body, dict(body.get("status") or {}), outcome, getattr(memo, "metrics", None), started, logger)
+        if outcome.result is Result.RETRY:
+            raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 0)
+
+    for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile_handler)
+
+    async def recheck(
+        stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
+        namespace, name, uid = str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid)
+        delay, attempt = check_interval(dict(body)), 0
+        while not stopped:
+            await stopped.wait(delay)
+            if stopped:
+                return
+            started = time.perf_counter()
+            async with lock_for(uid):
+                fresh = await kube.get_custom(api(), namespace, PLURAL, name)
+                if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
+                    return
+                outcome = await reconcile(api(), fresh, config, periodic=True, attempt=attempt)
+                if outcome.result is not Result.UNCHANGED:
+                    await kube.patch_custom_status(api(), namespace, PLURAL, name, {"status": outcome.status})
+            previous = dict(fresh.get("status") or {})
+            _report(
+                kopf.Body(cast(kopf.RawBody, fresh)), previous, outcome, getattr(memo, "metrics", None), started, logger
+            )
+            if outcome.result is Result.RETRY:
+                attempt += 1
+                delay = outcome.retry_after or check_interval(fresh)
+            else:
+                attempt, delay = 0, check_interval(fresh)
+
+    kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="recheck", cancellation_timeout=10)(recheck)
+
+
+def _report(
+    body: kopf.Body,
+    previous: dict[str, Any],
+    outcome: Outcome,
+    metrics: ControllerMetrics | None,
+    started: float,
+    logger: kopf.Logger,
+) -> None:
+    """An Event when something a user watches changed; a log line and the metrics always."""
+    if metrics is not None:
+        metrics.reconciles.labels("WasmModule", outcome.result.value).inc()
+        metrics.reconcile_seconds.labels("WasmModule").observe(time.perf_counter() - started)
+        if outcome.fetched is not None and outcome.fetched.pulled:
+            metrics.modules_pulled.inc()
+            metrics.bytes_pulled.inc(outcome.fetched.size)
+    if outcome.result is Result.UNCHANGED:
+        logger.debug("WasmModule re-checked: unchanged")
+        return
+    before: dict[str, Any] = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    after = next(c for c in outcome.status["conditions"] if c["type"] == "Ready")
+    old_digest = (previous.get("artifact") or {}).get("digest")
+    new_digest = (outcome.status.get("artifact") or {}).get("digest")
+    changed = (before.get("status"), before.get("reason")) != (after["status"], after["reason"])
+    moved = outcome.result is Result.READY and old_digest is not None and old_digest != new_digest
+    if changed or moved:
+        message = after["message"] + (f" (was {old_digest})" if moved else "")
+        if outcome.result is Result.STALLED:
+            kopf.warn(body, reason=after["reason"], message=message)
+        else:
+            kopf.info(body, reason=after["reason"], message=message)
+    logger.info("WasmModule %s: %s (%s)", outcome.result.value, after["reason"], after["message"])
