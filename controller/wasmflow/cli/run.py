@@ -190,7 +190,13 @@ async def _run(
 
 
 @click.command("run")
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("manifests", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--graph",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Run this Azure IoT Operations graph definition (YAML) instead of a Dataflow (see cli/aio_run.py).",
+)
+@click.option("--registry", metavar="HOST[/PREFIX]", help="With --graph: where the graph's module references live.")
 @click.option(
     "--module", "modules", multiple=True, metavar="NAME=PATH|OCI-REF", help="Use this component for module NAME."
 )
@@ -207,13 +213,20 @@ def run_command(
     insecure: bool,
     cache_dir: Path | None,
     quiet: bool,
+    graph: Path | None,
+    registry: str | None,
 ) -> None:
-    """Run the Dataflow in MANIFESTS locally (WasmModule manifests may follow it)."""
+    """Run the Dataflow in MANIFESTS locally (WasmModule manifests may follow it), or an AIO graph with --graph."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     routes = {}
     for value in inputs:
         name, sep, path = value.partition("=")
         routes[name if sep else "*"] = path if sep else value
+    if graph is not None:
+        _run_aio_graph(graph, _pairs(modules, "--module"), registry, routes, output, insecure, cache_dir, quiet)
+        return
+    if not manifests:
+        raise click.UsageError("give the Dataflow manifest(s), or --graph GRAPH.yaml")
     try:
         dataflow, known = _collect(manifests)
         try:
@@ -244,3 +257,33 @@ def run_command(
     bad = sum(len(r.errors) for r in readers)
     if bad:
         raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")
+
+
+def _run_aio_graph(
+    graph: Path,
+    overrides: dict[str, str],
+    registry: str | None,
+    routes: dict[str, str],
+    output: str,
+    insecure: bool,
+    cache_dir: Path | None,
+    quiet: bool,
+) -> None:
+    from wasmflow.cli import aio_run  # noqa: PLC0415 - only --graph runs need it
+
+    stream: IO[str] = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
+    try:
+        pipeline = aio_run.run_graph(
+            graph, overrides, registry, routes, stream, insecure, cache_dir or default_cache_dir()
+        )
+    except GraphError as exc:
+        raise click.ClickException(
+            "invalid graph:\n" + "\n".join(f"  {p.where}: {p.message}" for p in exc.problems)
+        ) from exc
+    except WasmflowError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    if not quiet:
+        click.echo(aio_run.summary(pipeline), err=True)

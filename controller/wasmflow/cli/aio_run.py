@@ -1,0 +1,143 @@
+"""``wasmflow run --graph GRAPH.yaml``: run an Azure IoT Operations graph definition locally, unchanged.
+
+Each operation's ``module`` (``repository:tag``) comes from ``--module NAME=PATH|OCI-REF`` (NAME is the module
+reference as the graph writes it, or the operation's name) or, failing that, from ``--registry HOST[/PREFIX]``
+joined with the reference. Every module is checked against the AIO worlds before it runs. Sources read
+``--input`` and sinks write ``--output`` as JSON Lines, like ``wasmflow run``; the state store is in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from pathlib import Path
+from typing import IO
+
+from prometheus_client import CollectorRegistry
+
+from wasmflow.api.aio_graph import GraphDefinition, GraphPlan, parse_graph, plan_graph
+from wasmflow.cli.sources import read_component
+from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
+from wasmflow.contract.check import check_component
+from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
+from wasmflow.engine.aio_metrics import AioMetrics
+from wasmflow.engine.aio_pipeline import AioPipeline
+from wasmflow.engine.aio_state import MemoryStateStore
+from wasmflow.engine.host import EngineHost
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.ports import Sink, Source
+from wasmflow.errors import ConfigError
+
+
+def load_graph(path: Path) -> GraphDefinition:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    return parse_graph(text, str(path))
+
+
+def node_specs(plan: GraphPlan, overrides: dict[str, str], registry: str | None, insecure: bool) -> list[AioNodeSpec]:
+    """The component of every operation, read once per distinct source."""
+    loaded: dict[str, bytes] = {}
+    specs = []
+    for name in plan.order:
+        operation = plan.operation(name)
+        if not operation.operation_type.takes_module:
+            continue
+        assert operation.module is not None
+        source = overrides.get(name) or overrides.get(operation.module)
+        if source is None and registry:
+            source = f"{registry.rstrip('/')}/{operation.module}"
+        if source is None:
+            raise ConfigError(
+                f"no component for module {operation.module!r}: pass --module {operation.module}=PATH|OCI-REF "
+                "or --registry HOST",
+                where=f"operation {name}",
+            )
+        if source not in loaded:
+            loaded[source] = read_component(source, insecure=insecure)
+        specs.append(
+            AioNodeSpec(
+                node=name,
+                operation=operation.operation_type.value,
+                component=loaded[source],
+                parameters=plan.definition.parameters(name),
+                timeout_seconds=1.0,
+            )
+        )
+    return specs
+
+
+def check(host: EngineHost, spec: AioNodeSpec) -> None:
+    """The module must implement the operation's AIO world (checked with the engine's compiled component)."""
+    engine, component = host.compile(spec.compile_spec())
+    report = check_component(spec.component, engine=engine, component=component)
+    problems = [f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems]
+    if report.aio is None:
+        problems.append("the module implements no Azure IoT Operations operator world")
+    elif report.aio.operator(spec.operation) is None:
+        problems.append(
+            f"the module exports no AIO {spec.operation} operator (it exports {', '.join(report.aio.operations)})"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems), where=f"operation {spec.node}")
+
+
+async def run_plan(
+    plan: GraphPlan, specs: list[AioNodeSpec], inputs: dict[str, str], output: IO[str], cache_dir: Path
+) -> AioPipeline:
+    registry = CollectorRegistry()
+    metrics = EngineMetrics.create(registry)
+    aio_metrics = AioMetrics(registry)
+    state = MemoryStateStore()
+    with EngineHost(cache_dir=cache_dir, metrics=metrics) as host:
+        for spec in specs:
+            check(host, spec)
+        operators: dict[str, AioOperatorNode] = {}
+        try:
+            for spec in specs:
+                node = AioOperatorNode(host, spec, state=state, aio_metrics=aio_metrics)
+                node.start()
+                operators[spec.node] = node
+            sources: dict[str, Source] = {
+                name: JsonLinesSource(inputs.get(name, inputs.get("*", "-"))) for name in plan.sources
+            }
+            sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in plan.sinks}
+            pipeline = AioPipeline(plan, operators=operators, sources=sources, sinks=sinks, metrics=metrics)
+            await pipeline.run()
+        finally:
+            for operator in operators.values():
+                operator.close()
+    return pipeline
+
+
+def run_graph(
+    path: Path,
+    overrides: dict[str, str],
+    registry: str | None,
+    inputs: dict[str, str],
+    output: IO[str],
+    insecure: bool,
+    cache_dir: Path,
+) -> AioPipeline:
+    """Parse, check, load and run the graph at ``path``; ConfigError/EngineError say what is wrong and where."""
+    plan = plan_graph(load_graph(path))
+    unknown = set(inputs) - {"*"} - set(plan.sources)
+    if unknown:
+        raise ConfigError(f"no source operation named {', '.join(sorted(unknown))}", where="--input")
+    specs = node_specs(plan, overrides, registry, insecure)
+    return asyncio.run(run_plan(plan, specs, inputs, output, cache_dir))
+
+
+def summary(pipeline: AioPipeline) -> str:
+    rows = [("operation", "type", "in", "out", "dropped", "failures", "p50")]
+    for name in pipeline.plan.order:
+        s = pipeline.stats[name]
+        p50 = f"{statistics.median(s.latencies) * 1e3:.2f}ms" if s.latencies else "-"
+        failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
+        rows.append(
+            (name, pipeline.plan.types[name].value, str(s.received), str(s.emitted), str(s.dropped), failures, p50)
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)
