@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,19 @@ def _client(broker: BrokerEnv, client_id: str, *, port: int | None = None, **cre
     return client
 
 
+def sensor_of(payload: bytes) -> str:
+    """The key of a reading (and of the f2c operator's output): its ``sensor`` field."""
+    return str(json.loads(payload)["sensor"])
+
+
+def text_of(payload: bytes) -> str:
+    return payload.decode("utf-8", "replace")
+
+
 class Collector:
     """Subscribes (QoS 1, persistent session) to the worker's output and counts what arrives, by key."""
 
-    def __init__(self, broker: BrokerEnv, topic: str, key: str = "sensor") -> None:
+    def __init__(self, broker: BrokerEnv, topic: str, key: Callable[[bytes], str] = sensor_of) -> None:
         self.key = key
         self.keys: list[str] = []
         self.arrivals: list[float] = []
@@ -188,10 +198,14 @@ class Collector:
         assert subscribed.wait(10), f"subscription to {topic} not acknowledged"
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        document = json.loads(message.payload)
+        key = self.key(message.payload)
         with self._lock:
-            self.keys.append(str(document[self.key]))
+            self.keys.append(key)
             self.arrivals.append(time.monotonic())
+
+    def received(self) -> list[str]:
+        with self._lock:
+            return list(self.keys)
 
     def count(self) -> int:
         with self._lock:
@@ -284,3 +298,16 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def publish(broker: BrokerEnv, topic: str, *payloads: bytes) -> None:
+    """Publish ``payloads`` in order at QoS 1, each acknowledged by the broker before the next."""
+    client = _client(broker, f"once-{uuid.uuid4().hex[:8]}")
+    try:
+        for payload in payloads:
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
