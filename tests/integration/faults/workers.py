@@ -198,7 +198,7 @@ class Collector:
         assert subscribed.wait(10), f"subscription to {topic} not acknowledged"
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        key = self.key(message.payload)
+        key = self.key(bytes(message.payload))
         with self._lock:
             self.keys.append(key)
             self.arrivals.append(time.monotonic())
