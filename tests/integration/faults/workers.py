@@ -98,6 +98,8 @@ class WorkerProcess:
     hostname: str = field(default_factory=lambda: f"fault-worker-{uuid.uuid4().hex[:6]}")
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: Debug logging (``wasmflow worker -v``): the most the worker ever says.
+    verbose: bool = False
 
     @property
     def log(self) -> Path:
@@ -114,7 +116,13 @@ class WorkerProcess:
             out.write(f"--- start {self.starts}\n".encode())
             out.flush()
             self.process = subprocess.Popen(
-                [WASMFLOW, "worker", "--config", str(self.directory / "config.json")],
+                [
+                    WASMFLOW,
+                    "worker",
+                    "--config",
+                    str(self.directory / "config.json"),
+                    *(["-v"] if self.verbose else []),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "HOSTNAME": self.hostname},
