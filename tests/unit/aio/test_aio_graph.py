@@ -1,0 +1,82 @@
+"""AIO graph definitions: AIO's YAML read unchanged, every structural problem reported naming where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wasmflow.api.aio_graph import OperationType, parse_graph, plan_graph
+from wasmflow.api.graph import GraphError
+from wasmflow.errors import ConfigError
+
+GRAPH = Path(__file__).resolve().parents[2] / "integration" / "run" / "aio" / "graph.yaml"
+
+
+def test_the_sample_graph_is_planned_in_topological_order() -> None:
+    plan = plan_graph(parse_graph(GRAPH.read_text()))
+    assert plan.order[0] == "source" and plan.order[-1] == "sink"
+    assert plan.types["concatenate1"] is OperationType.CONCATENATE
+    arms = {e.target: e.arm for e in plan.outputs["module-threshold/branch"]}
+    assert arms == {"concatenate1": True, "module-window/delay": False}
+    assert [e.port for e in plan.inputs["concatenate1"]] == [0, 1]
+
+
+def test_parameters_are_the_declared_defaults_unless_overridden() -> None:
+    definition = parse_graph(GRAPH.read_text())
+    assert definition.parameters("module-range/filter") == (("lower", "-50"), ("upper", "150"))
+    assert definition.parameters("module-range/filter", {"upper": "90"}) == (("lower", "-50"), ("upper", "90"))
+    assert definition.parameters("module-f2c/map") == ()
+
+
+def test_schema_and_metadata_keep_aio_field_names() -> None:
+    definition = parse_graph(GRAPH.read_text())
+    assert definition.metadata.schema_ == "https://www.schemastore.org/aio-wasm-graph-config-1.0.0.json"
+    assert definition.module_requirements is not None and definition.module_requirements.api_version == "1.1.0"
+
+
+def test_every_problem_is_reported_naming_its_place() -> None:
+    text = """
+operations:
+  - {operationType: source, name: s}
+  - {operationType: map, name: m}
+  - {operationType: branch, name: b, module: "x:1"}
+  - {operationType: sink, name: out}
+connections:
+  - {from: {name: s}, to: {name: b}}
+  - {from: {name: b}, to: {name: out}}
+  - {from: {name: s, arm: "True"}, to: {name: out}}
+  - {from: {name: b, arm: "Maybe"}, to: {name: out}}
+  - {from: {name: nowhere}, to: {name: out}}
+"""
+    with pytest.raises(GraphError) as caught:
+        plan_graph(parse_graph(text))
+    found = {(p.where, p.message) for p in caught.value.problems}
+    assert ("operations[1] (m)", "is a map but names no module") in found
+    assert ("connections[1] (b -> out)", 'leaves a branch: set from.arm to "True" or "False"') in found
+    assert ("connections[2] (s -> out)", "has from.arm, but s is not a branch") in found
+    assert ("connections[3] (b -> out)", 'from.arm must be "True" or "False", not \'Maybe\'') in found
+    assert ("connections[4] (nowhere -> out)", "names operation(s) that do not exist: nowhere") in found
+    assert ("operations[1] (m)", "has no incoming connection") in found
+
+
+def test_an_unknown_operation_type_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"operations\.0\.operationType"):
+        parse_graph("operations: [{operationType: window, name: w}]")
+
+
+def test_a_cycle_is_refused() -> None:
+    text = """
+operations:
+  - {operationType: source, name: s}
+  - {operationType: map, name: a, module: "a:1"}
+  - {operationType: map, name: b, module: "b:1"}
+  - {operationType: sink, name: out}
+connections:
+  - {from: {name: s}, to: {name: a}}
+  - {from: {name: a}, to: {name: b}}
+  - {from: {name: b}, to: {name: a}}
+  - {from: {name: b}, to: {name: out}}
+"""
+    with pytest.raises(GraphError, match="cycle"):
+        plan_graph(parse_graph(text))
