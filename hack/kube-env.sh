@@ -10,8 +10,10 @@
 # endpoint reconciler, so the reconciler is off).
 # Every start (unless already running and ready) begins with an empty etcd; the CA, keys and tokens are kept.
 #
-# usage: hack/kube-env.sh start|stop|status|env [--dir DIR]    (DIR default: $WASMFLOW_STATE/kube)
+# usage: hack/kube-env.sh start|stop|restart-apiserver|status|env [--dir DIR]    (DIR default: $WASMFLOW_STATE/kube)
 #   start   idempotent (a no-op when running and ready); returns once /readyz answers 200
+#   restart-apiserver  stop kube-apiserver and start it again on the same port against the same etcd (objects
+#           and resourceVersions kept, every watch and connection broken): the fault a controller must survive
 #   stop    TERM, then KILL after 15 s; only processes started for DIR; safe to repeat
 #   status  prints "running: URL" (exit 0) or "stopped" (exit 1)
 #   env     KEY=VALUE lines and an export line: eval "$(hack/kube-env.sh env)"; kubectl get ns
@@ -173,6 +175,23 @@ stop() {
   stop_ours etcd
 }
 
+restart_apiserver() {
+  healthy || die "not running; run: $0 start --dir $DIR"
+  APISERVER=$("$HACK_DIR/build-kube.sh" --print-path kube-apiserver)
+  local server port etcd_port
+  server=$(cat "$DIR/server")
+  port=${server##*:}
+  # The etcd it was started against, from its own command line (the only place start recorded it).
+  etcd_port=$(tr '\0' '\n' <"/proc/$(cat "$DIR/apiserver.pid")/cmdline" | sed -n '/^--etcd-servers$/{n;s/.*://p;}')
+  [[ -n $etcd_port ]] || die "cannot tell which etcd the running kube-apiserver uses"
+  stop_pidfile "$DIR/apiserver.pid" 15
+  if ! start_apiserver "$etcd_port" "$port"; then
+    tail -20 "$DIR/apiserver.log" >&2
+    die "kube-apiserver did not come back on :$port (log: $DIR/apiserver.log)"
+  fi
+  log "kube-apiserver restarted at $(cat "$DIR/server")"
+}
+
 main() {
   case $cmd in
     start)
@@ -183,6 +202,10 @@ main() {
     stop)
       take_lock "$DIR/.lock" 3600 || die "timed out waiting for $DIR/.lock"
       stop
+      ;;
+    restart-apiserver)
+      take_lock "$DIR/.lock" 3600 || die "timed out waiting for $DIR/.lock"
+      restart_apiserver
       ;;
     status)
       if healthy; then echo "running: $(cat "$DIR/server")"; else echo "stopped"; return 1; fi

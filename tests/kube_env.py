@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SCRIPT", "KubeEnv", "kube_env", "pinned_kube_version", "start_kube", "stop_kube"]
+__all__ = ["SCRIPT", "KubeEnv", "kube_env", "pinned_kube_version", "restart_apiserver", "start_kube", "stop_kube"]
 
 HACK = Path(__file__).resolve().parent.parent / "hack"
 SCRIPT = HACK / "kube-env.sh"
@@ -90,3 +90,9 @@ def pinned_kube_version() -> str:
         timeout=_TIMEOUT_S,
     )
     return result.stdout.strip()
+
+
+def restart_apiserver(state_dir: Path) -> None:
+    """Stop kube-apiserver and start it again on the same address against the same etcd: every object is kept,
+    every connection and watch is broken (the fault a controller must ride out). Returns once ``/readyz`` is 200."""
+    _run("restart-apiserver", "--dir", str(state_dir), timeout=_START_TIMEOUT_S)
