@@ -38,6 +38,10 @@ test: deps ## THE test command: unit + integration tests against real services (
 test-unit: venv ## Fast unit tests only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: test-faults
+test-faults: deps ## Only the fault and hostile-input tests (part of `make test`); prints FAULT lines with the figures
+	$(BIN)/pytest tests/integration/faults tests/unit/hostile $(PYTEST_ARGS)
+
 .PHONY: test-e2e
 test-e2e: deps ## End-to-end tests: container image, Helm install (slow)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
