@@ -1,14 +1,17 @@
-"""Engine figures: host overhead per message, worker start with a warm compiled cache, memory per instance.
+"""Engine figures: host overhead per message (figure 1) and worker memory with 1, 5 and 20 instances (figure 6).
 
-Every per-message figure is measured next to its comparators in the same run:
+Every per-message figure is measured next to its comparators in the same run, on the same instance:
 
 * ``raw core-wasm call``: the floor. A core module's identity function called through wasmtime-py's core API, the
   payload written into and read back out of linear memory: what moving the bytes across costs with no component
   model at all.
-* ``stock component call``: the same component called with wasmtime-py's ``Func.__call__`` and ``Record`` values.
-* ours: ``OperatorNode.map`` (deadline, metrics, fast codec).
+* ``stock component call``: the same component instance called with wasmtime-py's ``Func.__call__`` and
+  ``Record`` values (what the engine would do without its codec).
+* ours: ``OperatorNode.map`` end to end (epoch deadline, metrics, fast codec, result lifting).
 
-Payloads are ASCII (they travel as ``text``) unless the figure says binary.
+Two components: the WAT identity map (the guest does nothing, so ours minus raw is the host's own overhead) and the
+componentize-py identity map (what a Python author's operator costs end to end). Payloads are ASCII (they travel
+as ``text``) unless the figure says binary (``list<u8>``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from tests.components.build import cache_dir as components_dir
 from tests.components.engine import wat
 from wasmtime.component import Record
 
-from bench.report import Sample, repeat, time_per_call
+from bench.report import Sample, compare
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.engine import codec
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
@@ -37,17 +39,18 @@ from wasmflow.engine.metrics import EngineMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"0 B": 0, "1 KiB": 1024, "16 KiB": 16384}
+INSTANCE_COUNTS = (1, 5, 20)
 
 _CORE_IDENTITY = """(module
   (memory (export "memory") 1)
   (func (export "process") (param $ptr i32) (param $len i32) (result i32) (local.get $len)))"""
 
 
-def _raw_core(size: int) -> Sample:
+def _raw_core(size: int) -> Callable[[], object]:
     """The floor: bytes into linear memory, a core call, bytes back out."""
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
-    instance = wasmtime.Instance(store, wasmtime.Module(engine, wasmtime.wat2wasm(_CORE_IDENTITY)), [])
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_CORE_IDENTITY))), [])
     exports = instance.exports(store)
     memory, process = exports["memory"], exports["process"]
     assert isinstance(memory, wasmtime.Memory) and isinstance(process, wasmtime.Func)
@@ -58,44 +61,56 @@ def _raw_core(size: int) -> Sample:
         length = process(store, 1024, len(payload))
         return memory.read(store, 1024, 1024 + length)
 
-    return repeat(lambda: time_per_call(call, 2000), runs=7)
+    assert call() == payload
+    return call
 
 
-def _stock(node: OperatorNode, msg: Message, calls: int) -> Sample:
-    """The same instance, called through wasmtime-py's public API (what the engine would do without its codec)."""
+def _stock(node: OperatorNode, msg: Message) -> Callable[[], object]:
+    """The same instance, called through wasmtime-py's public API with its own value conversions."""
     live = node._live
     assert live is not None
     store = live.store
     func = node._func(store, live.instance, node._operator_name, "process")
     record: Record = codec.to_record(msg)
-    return repeat(lambda: time_per_call(lambda: func(store, record), calls), runs=5)
+
+    def call() -> object:
+        store.set_epoch_deadline(10**9)  # ours sets the node's deadline per call; a stock caller sets none
+        return func(store, record)
+
+    result: Any = call()  # result<message, operator-error>: a Variant whose ok payload is the message
+    assert result.tag == "ok" and codec.from_record(result.payload).payload == msg.payload
+    return call
 
 
-def _ours(node: OperatorNode, msg: Message, calls: int) -> Sample:
-    return repeat(lambda: time_per_call(lambda: node.map(msg), calls), runs=7)
+def _ours(node: OperatorNode, msg: Message) -> Callable[[], object]:
+    assert node.map(msg).payload == msg.payload
+    return lambda: node.map(msg)
 
 
-def _per_message(host: EngineHost, label: str, component: bytes, binary: bool = False) -> list[dict[str, Any]]:
+def _per_message(
+    host: EngineHost, label: str, component: bytes, sizes: dict[str, int], *, binary: bool = False
+) -> list[dict[str, Any]]:
     figures = []
-    for size_name, size in SIZES.items():
+    for size_name, size in sizes.items():
         payload = (b"\xff" if binary else b"x") * size
         msg = Message(payload, "factory/1/temperature", "application/json", (("site", "plant"),), 1)
         node = host.load(OperatorSpec(f"bench-{label}", OperatorKind.MAP, component, timeout_seconds=5.0))
-        ours = _ours(node, msg, 300 if binary and size > 1024 else 2000)
-        stock = _stock(node, msg, 20 if binary and size > 1024 else 200)
-        raw = _raw_core(size)
-        overhead = ours.median - raw.median
+        samples = compare({"ours": _ours(node, msg), "raw": _raw_core(size), "stock": _stock(node, msg)})
+        node.close()
+        ours, raw, stock = samples["ours"], samples["raw"], samples["stock"]
+        note = f"ours - raw = {(ours.median - raw.median) * 1e6:.1f} µs"
+        if binary:
+            note += "; list<u8> crosses wasmtime's C API one value per byte (DESIGN.md section 6)"
         figures.append(
             {
-                "name": f"engine: {label} identity map, {size_name}{' binary' if binary else ''}, per message",
+                "name": f"1. identity map, {label}, {size_name}{' binary' if binary else ''}: per message",
                 "unit": "s",
                 "ours": ours,
-                "comparators": {"raw core-wasm call": raw, "stock component call": stock},
+                "comparators": {"raw core-wasm call": raw, "stock wasmtime-py call": stock},
                 "target": _target(label, size, binary),
-                "note": f"host overhead over the raw call: {overhead * 1e6:.1f} µs",
+                "note": note,
             }
         )
-        node.close()
     return figures
 
 
@@ -103,94 +118,56 @@ def _target(label: str, size: int, binary: bool) -> str:
     if binary or size != 1024:
         return ""
     if label == "WAT":
-        return "within 25 µs of the raw call"
+        return "ours - raw < 25 µs"
     return "< 100 µs end to end (stock: ~1.1 ms)"
 
 
-_START = textwrap.dedent(
-    """
-    import sys, time
-    started = time.perf_counter()
-    from pathlib import Path
-    from wasmflow.api.kinds import OperatorKind
-    from wasmflow.engine.host import EngineHost, OperatorSpec
-    from wasmflow.engine.message import Message
-    with EngineHost(cache_dir=Path(sys.argv[1])) as host:
-        for path, kind in zip(sys.argv[2::2], sys.argv[3::2]):
-            host.load(OperatorSpec(Path(path).stem, OperatorKind(kind), Path(path).read_bytes()))
-    print(time.perf_counter() - started)
-    """
-)
-
-
-def _worker_start(cache: Path, components: list[tuple[Path, str]]) -> float:
-    """A fresh Python process that imports the engine and loads ``components`` (what a worker restart does)."""
-    args = [a for path, kind in components for a in (str(path), kind)]
+def _probe(mode: str, count: int, component: Path, cache: Path) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", _START, str(cache), *args],
+        [sys.executable, "-m", "bench.probe_rss", mode, str(count), str(component), str(cache)],
         check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "controller")},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _start_figure() -> dict[str, Any]:
-    components = [
-        (build(n), k) for n, k in (("f2c_map", "map"), ("range_filter", "filter"), ("threshold_branch", "branch"))
-    ]
-    with tempfile.TemporaryDirectory(prefix="wasmflow-bench-cache-") as tmp:
-        cache = Path(tmp)
-        uncached = Sample.of([_worker_start(cache, components)])
-        cached = Sample.of([_worker_start(cache, components) for _ in range(5)])
-    return {
-        "name": "engine: worker start, 3 componentize-py operators, warm compiled cache",
-        "unit": "s",
-        "ours": cached,
-        "comparators": {"cold cache (compile)": uncached},
-        "target": "< 1 s",
-        "note": "fresh process: imports, cache verification, deserialize, instantiate, init",
-    }
-
-
-def _rss() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss_figure(host: EngineHost, label: str, component: bytes, count: int) -> dict[str, Any]:
-    spec = OperatorSpec(f"rss-{label}", OperatorKind.MAP, component)
-    nodes = [host.load(spec)]
-    nodes[0].map(Message(b"warm", "t"))
-    samples = []
-    for _ in range(count):
-        before = _rss()
-        node = host.load(spec)
-        node.map(Message(b"warm", "t"))
-        nodes.append(node)
-        samples.append(float(_rss() - before))
-    for node in nodes:
-        node.close()
-    return {
-        "name": f"engine: RSS per extra {label} instance",
-        "unit": "bytes",
-        "ours": Sample.of(samples),
-        "note": f"{count} extra instances of one loaded component, each in its own store",
-    }
+def _rss_figures(component: Path, cache: Path, runs: int = 2) -> list[dict[str, Any]]:
+    """Fresh processes, so each figure is a worker's whole resident set, not what this process accumulated."""
+    baseline = Sample.of([_probe("baseline", 0, component, cache) for _ in range(runs)])
+    figures: list[dict[str, Any]] = []
+    ours_by_count: dict[int, Sample] = {}
+    for count in INSTANCE_COUNTS:
+        ours = Sample.of([_probe("ours", count, component, cache) for _ in range(runs)])
+        stock = Sample.of([_probe("stock", count, component, cache) for _ in range(runs)])
+        ours_by_count[count] = ours
+        figures.append(
+            {
+                "name": f"6. worker RSS, {count} componentize-py instance{'s' if count > 1 else ''}",
+                "unit": "bytes",
+                "ours": ours,
+                "comparators": {"stock wasmtime-py, same instances": stock, "process, no instance": baseline},
+                "note": f"{(ours.median - baseline.median) / count / 2**20:.1f} MiB per instance over the process",
+            }
+        )
+    first, last = INSTANCE_COUNTS[0], INSTANCE_COUNTS[-1]
+    extra = (ours_by_count[last].median - ours_by_count[first].median) / (last - first)
+    figures[-1]["note"] += f"; {extra / 2**20:.1f} MiB per extra instance ({first} -> {last})"
+    return figures
 
 
 def run() -> list[dict[str, Any]]:
     figures: list[dict[str, Any]] = []
-    compiled = components_dir().parent / "compiled"
+    compiled = components_dir().parent / "compiled-bench"
+    python_path = build("identity_map")
     with EngineHost(cache_dir=compiled, metrics=EngineMetrics(CollectorRegistry())) as host:
         wat_identity = wat.operator()
-        python_identity = build("identity_map").read_bytes()
-        figures += _per_message(host, "WAT", wat_identity)
-        figures += _per_message(host, "WAT", wat_identity, binary=True)
-        figures += _per_message(host, "componentize-py", python_identity)
-        figures += _per_message(host, "componentize-py", python_identity, binary=True)
-        figures.append(_rss_figure(host, "componentize-py", python_identity, 10))
-        figures.append(_rss_figure(host, "WAT", wat_identity, 10))
-    figures.append(_start_figure())
+        python_identity = python_path.read_bytes()
+        figures += _per_message(host, "WAT", wat_identity, SIZES)
+        figures += _per_message(host, "WAT", wat_identity, {"1 KiB": 1024, "16 KiB": 16384}, binary=True)
+        figures += _per_message(host, "componentize-py", python_identity, SIZES)
+        figures += _per_message(host, "componentize-py", python_identity, {"1 KiB": 1024, "16 KiB": 16384}, binary=True)
+    figures += _rss_figures(python_path, compiled)
     return figures

@@ -99,6 +99,29 @@ def time_per_call(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def calls_for(fn: Callable[[], object], budget_seconds: float) -> int:
+    """How many back-to-back calls of ``fn`` fill about ``budget_seconds`` (at least 3), from a short probe."""
+    probe = 1
+    while True:
+        elapsed = time_per_call(fn, probe) * probe
+        if elapsed > budget_seconds / 10 or probe >= 1 << 16:
+            return max(3, int(budget_seconds / (elapsed / probe)))
+        probe *= 4
+
+
+def compare(
+    fns: Mapping[str, Callable[[], object]], *, runs: int = 7, budget_seconds: float = 0.1
+) -> dict[str, Sample]:
+    """Seconds per call of each of ``fns``, measured in interleaved rounds (one run of each per round), so load
+    from elsewhere on the machine falls on all of them alike. Each run lasts about ``budget_seconds``."""
+    calls = {name: calls_for(fn, budget_seconds) for name, fn in fns.items()}
+    values: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            values[name].append(time_per_call(fn, calls[name]))
+    return {name: Sample.of(v) for name, v in values.items()}
+
+
 def machine() -> dict[str, Any]:
     """The facts needed to compare two reports: CPU, cores, Python and wasmtime versions."""
     cpu = platform.processor() or platform.machine()
@@ -108,15 +131,23 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    wasmtime_version = metadata.version("wasmtime")
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "wasmtime": wasmtime_version,
+        "wasmtime": metadata.version("wasmtime"),
+        "componentize-py": _version("componentize-py"),
         "platform": platform.platform(),
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load average (1, 5, 15 min)": list(os.getloadavg()),
     }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _fmt(value: float, unit: str) -> str:
