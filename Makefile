@@ -27,7 +27,7 @@ help: ## Show this help
 ##@ Development
 
 .PHONY: demo
-demo: venv toolchains ## Build the example operators and run the plant-telemetry Dataflow locally (wasmflow run)
+demo: venv system-packages toolchains ## Build the examples, push them to a local registry, run the plant Dataflow with the worker over MQTT
 	hack/demo.sh
 
 .PHONY: test
@@ -72,6 +72,10 @@ bench: deps ## Run every benchmark; prints a table and writes bench/results.json
 .PHONY: docker-build
 docker-build: ## Build the image with buildah/podman (IMG=$(IMG)); the base is made locally with debootstrap
 	IMG=$(IMG) hack/docker-build.sh
+
+.PHONY: base-image
+base-image: ## Build (or find cached) the Debian bookworm + python3.11 base with mmdebstrap; prints it pinned by digest
+	hack/base-image.sh
 
 .PHONY: helm-lint
 helm-lint: ## helm lint the chart (helm is built from its Go module and cached)
