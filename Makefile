@@ -70,7 +70,7 @@ bench: deps ## Run every benchmark; prints a table and writes bench/results.json
 ##@ Build
 
 .PHONY: docker-build
-docker-build: ## Build the image with buildah/podman (IMG=$(IMG)); the base is made locally with debootstrap
+docker-build: ## Build the image with buildah (IMG=$(IMG)) on a Debian base made locally by hack/base-image.sh
 	IMG=$(IMG) hack/docker-build.sh
 
 .PHONY: base-image
