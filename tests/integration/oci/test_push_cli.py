@@ -120,3 +120,15 @@ def test_a_reference_without_a_registry_host_is_a_usage_error(component: Callabl
     result = push(str(component("wat_identity_map")), "ops/identity:1.0")
     assert result.returncode == 2
     assert "no registry host" in result.stderr
+
+
+def test_an_annotation_without_a_value_separator_is_a_usage_error(component: Callable[[str], Path]) -> None:
+    result = push(str(component("wat_identity_map")), "127.0.0.1:5000/ops/op:1", "--annotation", "no-equals-sign")
+    assert result.returncode == 2
+    assert "expected KEY=VALUE" in result.stderr
+
+
+def test_a_password_is_only_taken_from_stdin_with_a_user_name(component: Callable[[str], Path]) -> None:
+    result = push(str(component("wat_identity_map")), "127.0.0.1:5000/ops/op:1", "--password-stdin", stdin="pw\n")
+    assert result.returncode == 2
+    assert "--password-stdin needs --username" in result.stderr
