@@ -13,12 +13,16 @@ import enum
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wasmflow.api.common import Model
+from wasmflow.api.dataflow import Endpoint
 from wasmflow.api.graph import GraphError, GraphProblem
+from wasmflow.api.wasmmodule import Limits
+from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
 from wasmflow.errors import ConfigError
 
 
@@ -252,3 +256,48 @@ def _topological(names: list[str], outputs: dict[str, list[Edge]]) -> list[str] 
             if indegree[edge.target] == 0:
                 queue.append(edge.target)
     return order if len(order) == len(names) else None
+
+
+# -- running a graph definition on a worker ----------------------------------------------------------------------
+
+
+class GraphPort(Model):
+    """Where a graph's source reads or its sink writes: an endpoint of the worker config and a topic."""
+
+    endpoint: str = Field(min_length=1)
+    topic: str = Field(min_length=1, max_length=256)
+
+
+class AioModule(Model):
+    """One module reference of the graph, pinned: exactly these bytes run (``digest``), from a registry or a file."""
+
+    reference: str = ""
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    insecure: bool = False
+    pull_secret_file: str | None = None
+    #: A local file instead of a registry (development and tests; the digest is still verified).
+    path: str | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+
+class AioWorkerConfig(Model):
+    """What a worker is given to run an AIO graph definition: the definition, its modules pinned by their
+    ``repository:tag`` reference, and the endpoints its sources and sinks are bound to."""
+
+    kind: Literal["aio-graph"] = "aio-graph"
+    namespace: str
+    dataflow: str
+    definition: str
+    """The graph definition, as AIO's YAML."""
+    endpoints: dict[str, Endpoint]
+    modules: dict[str, AioModule]
+    sources: dict[str, GraphPort]
+    sinks: dict[str, GraphPort]
+    parameters: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per operation: values for the parameters its moduleConfiguration declares (overriding their defaults)."""
+    event_time: bool = False
+    """Stamp items by their source time (the ``timestamp-ms`` user property) instead of their arrival: replays give
+    the same windows. Off, the worker's clock enters the HLC as AIO's ingestion does."""
+    endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    cache_dir: str = CACHE_DIR

@@ -1,0 +1,208 @@
+"""The worker for an Azure IoT Operations graph definition: MQTT in, AIO operators, MQTT out, the same HTTP endpoints.
+
+It reads an ``AioWorkerConfig`` (``kind: aio-graph``), fetches every module by its pinned digest, checks each against
+the AIO world of its operation, and runs the graph with ``AioPipeline``. The AIO operators' own metrics are
+served on /metrics next to the engine's, labelled by node. The state store is in process: every operator of this
+worker shares it, but replicas do not (run one replica for graphs that rely on shared state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, parse_graph, plan_graph
+from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
+from wasmflow.contract.check import check_component
+from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
+from wasmflow.engine.aio_metrics import AioMetrics
+from wasmflow.engine.aio_pipeline import AioPipeline
+from wasmflow.engine.aio_state import MemoryStateStore
+from wasmflow.engine.host import EngineHost
+from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.ports import Sink, Source
+from wasmflow.errors import ConfigError, ContractError, RegistryError
+from wasmflow.oci import pull_component
+from wasmflow.worker.http import Readiness, build_app, serve
+
+log = logging.getLogger("wasmflow.worker.aio")
+
+
+def is_aio_config(text: str) -> bool:
+    """True when a worker config is for an AIO graph definition (``"kind": "aio-graph"``)."""
+    return '"kind":"aio-graph"' in text.replace(" ", "")
+
+
+def load_aio_config(path: Path) -> AioWorkerConfig:
+    try:
+        return AioWorkerConfig.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the worker config: {exc.strerror}", where=str(path)) from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid AIO worker config: {exc}", where=str(path)) from exc
+
+
+async def fetch(reference: str, module: AioModule, cache_dir: Path) -> bytes:
+    """The pinned bytes of one module reference; RegistryError when they are not the pinned ones."""
+    if module.path:
+        data = await asyncio.to_thread(Path(module.path).read_bytes)
+    else:
+        data = await pull_component(
+            f"{module.reference.split('@')[0]}@{module.digest}",
+            insecure=module.insecure,
+            docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
+            cache_dir=cache_dir,
+        )
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if digest != module.digest:
+        raise RegistryError(f"module {reference!r}: content has digest {digest}, the config pins {module.digest}")
+    return data
+
+
+class AioWorker:
+    def __init__(self, config: AioWorkerConfig) -> None:
+        self.config = config
+        self.plan = plan_graph(parse_graph(config.definition, "definition"))
+        missing = [n for n in self.plan.sources if n not in config.sources]
+        missing += [n for n in self.plan.sinks if n not in config.sinks]
+        if missing:
+            raise ConfigError(f"no endpoint bound to {', '.join(missing)}", where="sources/sinks")
+        self.registry = CollectorRegistry()
+        self.metrics = EngineMetrics.create(self.registry)
+        self.aio_metrics = AioMetrics(self.registry)
+        self.loaded = False
+        self.sources: dict[str, MqttSource] = {}
+        self.sinks: dict[str, MqttSink] = {}
+        self.pipeline: AioPipeline | None = None
+
+    def _settings(self, endpoint: str, role: str) -> MqttSettings:
+        config = self.config
+        if endpoint not in config.endpoints:
+            raise ConfigError(f"endpoint {endpoint!r} is not in endpoints", where=f"{role}")
+        mqtt = config.endpoints[endpoint].mqtt
+        files = config.endpoint_files.get(endpoint)
+        host = os.environ.get("HOSTNAME") or socket.gethostname()
+        prefix = mqtt.client_id_prefix or "wasmflow"
+        safe_role = "".join(c if c.isalnum() or c in "-_" else "-" for c in role)
+        return MqttSettings.from_url(
+            mqtt.url,
+            qos=mqtt.qos,
+            shared_group=mqtt.shared_subscription_group,
+            client_id=f"{prefix}-{config.namespace}-{config.dataflow}-{safe_role}-{host}"[:128],
+            ca_file=Path(files.ca_file) if files and files.ca_file else None,
+            cert_file=Path(files.cert_file) if files and files.cert_file else None,
+            key_file=Path(files.key_file) if files and files.key_file else None,
+            username_file=Path(files.username_file) if files and files.username_file else None,
+            password_file=Path(files.password_file) if files and files.password_file else None,
+        )
+
+    def readiness(self) -> Readiness:
+        reasons = [] if self.loaded else ["modules not loaded yet"]
+        for name, source in self.sources.items():
+            if not source.connected:
+                reasons.append(f"source {name} not connected")
+        for name, sink in self.sinks.items():
+            if not sink.connected:
+                reasons.append(f"sink {name} not connected")
+        return Readiness(ready=not reasons, reasons=tuple(reasons))
+
+    async def _load(self, host: EngineHost) -> dict[str, AioOperatorNode]:
+        config, plan = self.config, self.plan
+        state = MemoryStateStore(node_id=f"{config.namespace}/{config.dataflow}")
+        operators: dict[str, AioOperatorNode] = {}
+        for name in plan.order:
+            operation = plan.operation(name)
+            if not operation.operation_type.takes_module:
+                continue
+            assert operation.module is not None
+            module = config.modules.get(operation.module)
+            if module is None:
+                raise ConfigError(f"module {operation.module!r} is not pinned in modules", where=f"operation {name}")
+            data = await fetch(operation.module, module, Path(config.cache_dir) / "blobs")
+            spec = AioNodeSpec(
+                node=name,
+                operation=operation.operation_type.value,
+                component=data,
+                digest=module.digest,
+                parameters=plan.definition.parameters(name, config.parameters.get(name)),
+                memory_bytes=module.limits.memory_bytes,
+                timeout_seconds=module.limits.timeout_seconds,
+                fuel=module.limits.fuel,
+            )
+            engine, component = host.compile(spec.compile_spec())
+            report = check_component(data, engine=engine, component=component)
+            if report.aio is None or report.aio.operator(spec.operation) is None or not report.valid:
+                problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
+                raise ContractError(
+                    f"module {operation.module!r} does not implement the AIO {spec.operation} operator"
+                    + (f": {problems}" if problems else "")
+                )
+            node = AioOperatorNode(host, spec, state=state, aio_metrics=self.aio_metrics)
+            node.start()
+            operators[name] = node
+        return operators
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        runner = await serve(build_app(self.registry, self.readiness), "0.0.0.0", config.http_port)  # noqa: S104
+        operators: dict[str, AioOperatorNode] = {}
+        try:
+            with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
+                operators = await self._load(host)
+                self.loaded = True
+                for name in self.plan.sources:
+                    port = config.sources[name]
+                    self.sources[name] = MqttSource(self._settings(port.endpoint, name), port.topic)
+                for name in self.plan.sinks:
+                    port = config.sinks[name]
+                    self.sinks[name] = MqttSink(self._settings(port.endpoint, name), port.topic)
+                for sink in self.sinks.values():
+                    sink.start()
+                sources: dict[str, Source] = dict(self.sources)
+                sinks: dict[str, Sink] = dict(self.sinks)
+                self.pipeline = AioPipeline(
+                    self.plan,
+                    operators=operators,
+                    sources=sources,
+                    sinks=sinks,
+                    metrics=self.metrics,
+                    physical_clock=not config.event_time,
+                )
+                running = asyncio.create_task(self.pipeline.run())
+                stopped = asyncio.create_task(stop.wait())
+                await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not running.done():
+                    await self.pipeline.drain()
+                await running
+        finally:
+            for operator in operators.values():
+                operator.close()
+            for source in self.sources.values():
+                source.close()
+            for sink in self.sinks.values():
+                await sink.close()
+            await runner.cleanup()
+
+
+def main(config_path: Path, *, http_port: int | None = None) -> None:
+    config = load_aio_config(config_path)
+    if http_port is not None:
+        config = config.model_copy(update={"http_port": http_port})
+    worker = AioWorker(config)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await worker.run(stop)
+
+    asyncio.run(run())
+    log.info("AIO graph worker stopped")

@@ -1,0 +1,145 @@
+"""The worker running an AIO graph definition unchanged: real mosquitto in and out, AIO operators built with
+componentize-py, the operators' own metrics on /metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.components.build import cache_dir
+from tests.integration.conftest import wait_until
+from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
+from tests.services import BrokerEnv
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, GraphPort
+from wasmflow.api.dataflow import Endpoint
+
+GRAPH = Path(__file__).resolve().parents[1] / "run" / "aio" / "graph.yaml"
+INPUT = Path(__file__).resolve().parents[1] / "run" / "aio" / "input.jsonl"
+MODULES = {
+    "wasmflow-tests/f2c:1.0.0": "aio_f2c_map",
+    "wasmflow-tests/range:1.0.0": "aio_range_filter",
+    "wasmflow-tests/threshold:1.0.0": "aio_threshold_branch",
+    "wasmflow-tests/window:1.0.0": "aio_window_delay",
+    "wasmflow-tests/average:1.0.0": "aio_average_accumulate",
+    "wasmflow-tests/counting:1.0.0": "aio_counting_map",
+}
+COUNTING_GRAPH = """
+metadata: {name: counting, version: "1.0.0"}
+moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
+operations:
+  - {operationType: source, name: source}
+  - {operationType: map, name: module-count/map, module: "wasmflow-tests/counting:1.0.0"}
+  - {operationType: sink, name: sink}
+connections:
+  - {from: {name: source}, to: {name: module-count/map}}
+  - {from: {name: module-count/map}, to: {name: sink}}
+"""
+
+
+@pytest.fixture
+def start_worker(
+    tmp_path: Path, mqtt_broker: BrokerEnv, component: Callable[[str], Path]
+) -> Iterator[Callable[[str], tuple[subprocess.Popen[str], int, str]]]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(definition: str) -> tuple[subprocess.Popen[str], int, str]:
+        prefix = f"a{uuid.uuid4().hex[:8]}"
+        modules = {}
+        for reference, name in MODULES.items():
+            path = component(name)
+            digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            modules[reference] = AioModule(digest=digest, path=str(path))
+        port = free_port()
+        config = AioWorkerConfig(
+            namespace="t",
+            dataflow="aio",
+            definition=definition,
+            endpoints={"broker": Endpoint.model_validate({"mqtt": {"url": mqtt_broker.url, "qos": 1}})},
+            modules=modules,
+            sources={"source": GraphPort(endpoint="broker", topic=f"{prefix}/in")},
+            sinks={"sink": GraphPort(endpoint="broker", topic=f"{prefix}/out")},
+            event_time=True,
+            http_port=port,
+            cache_dir=str(cache_dir().parent),  # the session's compiled components
+        )
+        (tmp_path / f"{prefix}.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+        process = subprocess.Popen(
+            [WASMFLOW, "worker", "--config", str(tmp_path / f"{prefix}.json")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        return process, port, prefix
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def publish(broker: BrokerEnv, topic: str, records: list[tuple[bytes, int]]) -> None:
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect(broker.host, broker.port)
+    publisher.loop_start()
+    for payload, timestamp_ms in records:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [("timestamp-ms", str(timestamp_ms))]
+        publisher.publish(topic, payload, qos=1, properties=properties).wait_for_publish(5)
+    publisher.loop_stop()
+    publisher.disconnect()
+
+
+@pytest.mark.timeout(900)
+def test_the_aio_graph_on_a_worker_gives_the_same_output_as_wasmflow_run(
+    start_worker: Callable[[str], tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
+) -> None:
+    process, port, prefix = start_worker(GRAPH.read_text())
+    wait_until(lambda: ready(port), what="AIO worker /readyz", timeout=600)
+    client, received = subscriber(mqtt_broker, f"{prefix}/out")
+    lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
+    publish(mqtt_broker, f"{prefix}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
+    got = [received.get(timeout=60).payload.decode() for _ in range(4)]
+    assert got == [
+        '{"value":40.0,"unit":"C"}',
+        '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
+        '{"value":100.0,"unit":"C"}',
+        '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
+    ]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'wasmflow_node_messages_in_total{node="module-f2c/map"} 7.0' in metrics
+    assert 'wasmflow_node_messages_dropped_total{node="module-range/filter",reason="filtered"} 1.0' in metrics
+    client.loop_stop()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.timeout(900)
+def test_state_store_and_metrics_imports_work_and_reach_metrics(
+    start_worker: Callable[[str], tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
+) -> None:
+    process, port, prefix = start_worker(COUNTING_GRAPH)
+    wait_until(lambda: ready(port), what="AIO worker /readyz", timeout=600)
+    client, received = subscriber(mqtt_broker, f"{prefix}/out")
+    publish(mqtt_broker, f"{prefix}/in", [(json.dumps({"sensor": "t1", "value": v}).encode(), 1000) for v in (1, 2, 3)])
+    got = [json.loads(received.get(timeout=60).payload)["seen"] for _ in range(3)]
+    assert got == [1, 2, 3]
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'wasmflow_aio_messages_total{node="module-count/map",sensor="t1"} 3.0' in metrics
+    assert 'wasmflow_aio_value_sum{node="module-count/map"} 6.0' in metrics
+    client.loop_stop()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
