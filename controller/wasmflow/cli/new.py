@@ -32,4 +32,6 @@ def new_command(kind: str, name: str, language: str, directory: Path | None) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
     click.echo(f"created {root} ({project.language} {project.kind.value} operator)")
-    click.echo(f"next: cd {root} && wasmflow build && python test_operator.py")
+    source = "app.py" if project.language == "python" else "app.js"
+    click.echo(f"next: edit the function at the top of {root / source}, then")
+    click.echo(f"      cd {root} && wasmflow build && python test_operator.py")

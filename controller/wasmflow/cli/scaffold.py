@@ -223,10 +223,16 @@ export const {export} = {{
 
 def dataflow(project: Project) -> str:
     """A local Dataflow: MQTT in, this operator, MQTT out (``wasmflow run`` reads and writes files instead)."""
+    configuration = {
+        OperatorKind.MAP: f'{{label: "{project.name}"}}',
+        OperatorKind.FILTER: '{min: "30"}',
+        OperatorKind.BRANCH: '{threshold: "50"}',
+        OperatorKind.ACCUMULATE: "{}",
+    }[project.kind]
     op = f"""    - name: {project.name}
       type: {project.kind.value}
       module: {project.name}
-      configuration: {{}}"""
+      configuration: {configuration}"""
     if project.kind is OperatorKind.ACCUMULATE:
         op += "\n      window: {count: 3}"
     sinks = "    - {name: out, type: sink, endpoint: broker, topic: " + f"{project.name}/out" + "}"
@@ -279,30 +285,74 @@ def sample() -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
+#: What the template's function does with sample.jsonl (readings 21.5, 73.0 and 48.25) and the configuration that
+#: dataflow.yaml gives it, as the assertion the generated test makes.
+_EXPECTED = {
+    OperatorKind.MAP: (
+        "every reading goes on, marked with the label from the configuration",
+        '[(o["sink"], body(o)["value"], body(o)["processedBy"]) for o in outputs]',
+        '[("out", 21.5, "{name}"), ("out", 73.0, "{name}"), ("out", 48.25, "{name}")]',
+    ),
+    OperatorKind.FILTER: (
+        "readings under min (30 in dataflow.yaml) are dropped",
+        '[(o["sink"], body(o)["value"]) for o in outputs]',
+        '[("out", 73.0), ("out", 48.25)]',
+    ),
+    OperatorKind.BRANCH: (
+        "readings over threshold (50) take the true arm (sink out), the others the false arm (sink other)",
+        '{{sink: [body(o)["value"] for o in outputs if o["sink"] == sink] for sink in ("out", "other")}}',
+        '{{"out": [73.0], "other": [21.5, 48.25]}}',
+    ),
+    OperatorKind.ACCUMULATE: (
+        "the window of 3 readings (window: {{count: 3}}) is folded into one count and average",
+        '[(o["sink"], body(o)["count"], round(body(o)["avg"], 3)) for o in outputs]',
+        '[("out", 3, 47.583)]',
+    ),
+}
+
+
 def test_file(project: Project) -> str:
-    return f'''"""Runs the operator through the engine on sample.jsonl: `python test_operator.py` or pytest."""
+    what, actual, expected = (text.format(name=project.name) for text in _EXPECTED[project.kind])
+    edit = "app.py" if project.language == "python" else "app.js"
+    return f'''"""Runs the operator through the engine on sample.jsonl: `python test_operator.py` or `pytest`.
+
+Build first (`wasmflow build`). When you change the function in {edit}, change the expectation below with it.
+"""
 
 import json
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+WASMFLOW = shutil.which("wasmflow") or str(Path(sys.executable).with_name("wasmflow"))
 
 
-def test_the_operator_processes_the_sample() -> None:
+def run_sample() -> list[dict]:
     result = subprocess.run(
-        ["wasmflow", "run", "dataflow.yaml", "--module", "{project.name}={project.artifact}",
+        [WASMFLOW, "run", "dataflow.yaml", "--module", "{project.name}={project.artifact}",
          "--input", "sample.jsonl", "--output", "-"],
         cwd=HERE, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
-    outputs = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    assert outputs, "the operator produced no output for the sample"
-    print(f"{{len(outputs)}} message(s) out:", *outputs, sep="\\n")
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def body(output: dict) -> dict:
+    return json.loads(output["payload"])
+
+
+def test_the_operator_processes_the_sample() -> None:
+    outputs = run_sample()
+    # {what}
+    actual = {actual}
+    assert actual == {expected}, outputs
 
 
 if __name__ == "__main__":
     test_the_operator_processes_the_sample()
+    print("ok: the operator does what test_operator.py expects on sample.jsonl")
 '''
 
 
