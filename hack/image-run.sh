@@ -3,9 +3,11 @@
 # crun and runc cannot set rlimits here): the image's root mounted READ-ONLY, an empty tmpfs at /tmp (the pod's
 # emptyDir), a private /proc and a minimal /dev, the image's own user (65532:65532, so no capabilities), no new
 # privileges, and exactly the image's environment, working directory and entrypoint. Host directories can be
-# mounted read-only with --volume. Exits with the command's status.
+# mounted read-only with --volume, more emptyDirs added with --tmpfs, variables set with --env (as a pod spec
+# would). The network is the host's. Exits with the command's status; TERM stops it.
 #
-# usage: hack/image-run.sh [--volume HOST_DIR:CONTAINER_DIR]... [--entrypoint PATH] IMAGE [ARG...]
+# usage: hack/image-run.sh [--volume HOST_DIR:CONTAINER_DIR]... [--tmpfs DIR]... [--env NAME=VALUE]...
+#                          [--entrypoint PATH] IMAGE [ARG...]
 #   ARGs replace the image's CMD, as with `docker run IMAGE ARG...`.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -13,10 +15,14 @@ shopt -s inherit_errexit
 source "$(dirname "$0")/lib.sh"
 
 volumes=()
+tmpfs=()
+extra_env=()
 entrypoint=""
 while (($#)); do
   case $1 in
     --volume) volumes+=("${2:?--volume needs HOST_DIR:CONTAINER_DIR}"); shift 2 ;;
+    --tmpfs) tmpfs+=("${2:?--tmpfs needs a directory}"); shift 2 ;;
+    --env) extra_env+=("${2:?--env needs NAME=VALUE}"); shift 2 ;;
     --entrypoint) entrypoint=${2:?--entrypoint needs a path}; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --) shift; break ;;
@@ -51,6 +57,7 @@ print(shlex.join(c.get("Env") or []))
 eval "entry=($image_entrypoint)"
 eval "cmd=($image_cmd)"
 eval "env_vars=($image_env)"
+env_vars+=("${extra_env[@]}")
 [[ -n $entrypoint ]] && entry=("$entrypoint")
 (($#)) && cmd=("$@")
 
@@ -71,13 +78,20 @@ for v in "${volumes[@]}"; do
   mkdir -p "$rootfs$target"
   binds+=("$(cd "$host" && pwd)" "$target")
 done
+for dir in "${tmpfs[@]}"; do
+  [[ $dir == /* ]] || die "--tmpfs $dir: need an absolute path"
+  mkdir -p "$rootfs$dir"
+done
 
-# In private mount and PID namespaces, so every mount below disappears with the command.
-unshare --mount --pid --fork --propagation private bash -euo pipefail -c '
-  rootfs=$1 user=$2 workdir=$3 nbinds=$4
-  shift 4
+# In private mount and PID namespaces, so every mount below disappears with the command. The command is PID 1 there:
+# TERM (or INT) to this script reaches it through unshare --kill-child, as a kubelet's stop reaches a container.
+unshare --mount --pid --fork --kill-child=TERM --propagation private bash -euo pipefail -c '
+  rootfs=$1 user=$2 workdir=$3 nbinds=$4 ntmpfs=$5
+  shift 5
   binds=("${@:1:nbinds}")
   shift "$nbinds"
+  tmpfs=("${@:1:ntmpfs}")
+  shift "$ntmpfs"
   mount --bind "$rootfs" "$rootfs"
   mount -o remount,bind,ro "$rootfs"
   mount -t tmpfs -o nosuid,nodev,mode=1777,size=512m tmpfs "$rootfs/tmp"
@@ -88,6 +102,9 @@ unshare --mount --pid --fork --propagation private bash -euo pipefail -c '
     mount --bind "/dev/$node" "$rootfs/dev/$node"
   done
   ln -s /proc/self/fd "$rootfs/dev/fd"
+  for dir in "${tmpfs[@]}"; do
+    mount -t tmpfs -o "nosuid,nodev,mode=1777,size=512m" tmpfs "$rootfs$dir"
+  done
   for ((i = 0; i < nbinds; i += 2)); do
     mount --bind "${binds[i]}" "$rootfs${binds[i + 1]}"
     mount -o remount,bind,ro "$rootfs${binds[i + 1]}"
@@ -95,4 +112,11 @@ unshare --mount --pid --fork --propagation private bash -euo pipefail -c '
   # The image'"'"'s own setpriv (util-linux is essential in Debian) changes to the user and drops every capability.
   exec chroot "$rootfs" /usr/bin/setpriv --reuid="${user%%:*}" --regid="${user#*:}" --clear-groups \
     --no-new-privs --inh-caps=-all --bounding-set=-all /usr/bin/env -i -C "$workdir" "$@"
-' image-run "$rootfs" "$user" "$workdir" "${#binds[@]}" "${binds[@]}" "${env_vars[@]}" "${entry[@]}" "${cmd[@]}"
+' image-run "$rootfs" "$user" "$workdir" "${#binds[@]}" "${#tmpfs[@]}" "${binds[@]}" "${tmpfs[@]}" \
+  "${env_vars[@]}" "${entry[@]}" "${cmd[@]}" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null || true' TERM INT
+status=0
+wait "$child" || status=$?
+while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done
+exit "$status"
