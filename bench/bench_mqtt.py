@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
+from tests.mqtt_env import BrokerEnv
 
+from bench import services
 from bench.report import repeat
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.engine.message import Message
 
 COUNT = 10_000
-MAX_SECONDS = 5.0
+MAX_SECONDS = 3.0
 RUNS = 3
 WINDOW = 32
 PAYLOAD = b"x" * 256
@@ -150,13 +149,13 @@ def _figure(broker: BrokerEnv, qos: int) -> list[dict[str, Any]]:
     ours = repeat(lambda: _connector_rate(broker, qos), RUNS)
     figures: list[dict[str, Any]] = [
         {
-            "name": f"MQTT broker ceiling, QoS {qos}, 256 B (paho pub -> sub)",
+            "name": f"3. MQTT broker ceiling, QoS {qos}, 256 B (paho pub -> sub, open loop)",
             "unit": "msg/s",
             "ours": ceiling,
             "note": "no wasmflow code: the broker and paho on loopback",
         },
         {
-            "name": f"MQTT sink -> broker -> source, QoS {qos}, 256 B",
+            "name": f"3. MQTT connector: sink -> broker -> source, QoS {qos}, 256 B",
             "unit": "msg/s",
             "ours": ours,
             "comparators": {"broker ceiling": ceiling},
@@ -168,7 +167,7 @@ def _figure(broker: BrokerEnv, qos: int) -> list[dict[str, Any]]:
         windowed = repeat(lambda: _connector_rate(broker, qos, in_flight=WINDOW), RUNS)
         figures.append(
             {
-                "name": f"MQTT sink -> broker -> source, QoS {qos}, 256 B, {WINDOW} sends in flight",
+                "name": f"3. MQTT connector: sink -> broker -> source, QoS {qos}, 256 B, {WINDOW} sends in flight",
                 "unit": "msg/s",
                 "ours": windowed,
                 "comparators": {"broker ceiling": ceiling, "one send at a time": ours},
@@ -179,9 +178,5 @@ def _figure(broker: BrokerEnv, qos: int) -> list[dict[str, Any]]:
 
 
 def run() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="wasmflow-bench-mqtt-") as state:
-        broker = start_broker(Path(state) / "mosquitto")
-        try:
-            return _figure(broker, 0) + _figure(broker, 1)
-        finally:
-            stop_broker(broker)
+    with services.broker() as broker:
+        return _figure(broker, 0) + _figure(broker, 1)

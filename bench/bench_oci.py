@@ -29,7 +29,7 @@ from wasmflow.oci.pull import Access, pull_artifact
 from wasmflow.oci.push import push_component
 from wasmflow.oci.reference import parse_reference
 
-RUNS = 3
+RUNS = 2
 
 
 def _pull_and_check(reference: str, cache: Path) -> float:

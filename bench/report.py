@@ -11,7 +11,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -162,7 +162,7 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:,.1f} {unit}"
 
 
-def table(figures: Iterable[Figure]) -> str:
+def table(figures: Sequence[Figure]) -> str:
     """A plain-text table: figure, ours (median [p10-p90]), each comparator with the ratio ours/comparator."""
     rows = [("figure", "ours (median [p10..p90])", "comparators (ours/them)", "target")]
     for f in figures:
@@ -175,13 +175,14 @@ def table(figures: Iterable[Figure]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    notes = [f"  {f.name}: {f.note}" for f in figures if f.note]
+    return "\n".join(lines + (["", "notes:", *notes] if notes else []))
 
 
-def write_json(path: Path, figures: Sequence[Figure], errors: dict[str, str]) -> None:
-    """bench/results.json: every figure with its comparators and ratios, the machine, and failed modules."""
+def write_json(path: Path, figures: Sequence[Figure], errors: dict[str, str], facts: Mapping[str, Any]) -> None:
+    """bench/results.json: every figure with its comparators and ratios, the machine and run, and failed modules."""
     payload = {
-        "machine": machine(),
+        "machine": dict(facts),
         "figures": [{**asdict(f), "ratios": f.ratios()} for f in figures],
         "errors": errors,
     }
