@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wasmflow.api.common import Model
 from wasmflow.api.dataflow import Endpoint
+from wasmflow.api.dataflow_graph import GraphPort
 from wasmflow.api.graph import GraphError, GraphProblem
 from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
@@ -259,13 +260,6 @@ def _topological(names: list[str], outputs: dict[str, list[Edge]]) -> list[str] 
 
 
 # -- running a graph definition on a worker ----------------------------------------------------------------------
-
-
-class GraphPort(Model):
-    """Where a graph's source reads or its sink writes: an endpoint of the worker config and a topic."""
-
-    endpoint: str = Field(min_length=1)
-    topic: str = Field(min_length=1, max_length=256)
 
 
 class AioModule(Model):

@@ -27,6 +27,7 @@ from wasmflow.api.common import (
     parse_duration,
     with_rules,
 )
+from wasmflow.api.dataflow_graph import DataflowGraph
 from wasmflow.api.meta import ObjectMeta
 
 OPERATOR_TYPES = ("map", "filter", "branch", "accumulate")
@@ -312,7 +313,14 @@ UNDECLARED_ENDPOINT = "not declared in spec.endpoints"
 ARM_MISPLACED = "arm must be set on the edges that leave a branch node, and only on them"
 ARMS_MISSING = "needs an edge with arm: true and one with arm: false, or dropArm for the arm without an edge"
 
+NODES_OR_GRAPH = "give nodes (a source and a sink at least) and edges, or a graph, not both"
+
 _SPEC_RULES = [
+    {
+        "rule": "has(self.graph) ? (size(self.nodes) == 0 && size(self.edges) == 0) "
+        ": (size(self.nodes) >= 2 && size(self.edges) >= 1)",
+        "message": NODES_OR_GRAPH,
+    },
     {
         "rule": f"self.edges.all(e, {_EDGE_OK})",
         "message": f"every edge must name existing nodes: an edge {MISSING_NODE}",
@@ -357,13 +365,15 @@ class DataflowSpec(Model):
     endpoints: dict[str, Endpoint] = Field(default_factory=dict, max_length=16)
     """Brokers by name; sources, sinks and dead-letter policies refer to these names."""
     nodes: list[Node] = Field(
-        min_length=2,
+        default_factory=list,
         max_length=64,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"], "default": []},
     )
-    """The nodes of the graph, unique by name."""
-    edges: list[Edge] = Field(min_length=1, max_length=256)
+    """The nodes of the graph, unique by name (at least a source and a sink), unless ``graph`` is set."""
+    edges: list[Edge] = Field(default_factory=list, max_length=256, json_schema_extra={"default": []})
     """Who feeds whom."""
+    graph: DataflowGraph | None = None
+    """Run an Azure IoT Operations graph definition instead of ``nodes`` and ``edges`` (see dataflow_graph.py)."""
     error_policy: ErrorPolicy = Field(default_factory=ErrorPolicy, json_schema_extra=filled_in(ErrorPolicy))
     """What happens to a message an operator fails on (nodes can override it)."""
     replicas: int = Field(default=1, ge=0, le=64)
@@ -374,6 +384,18 @@ class DataflowSpec(Model):
     @model_validator(mode="after")
     def _references(self) -> DataflowSpec:
         """Mirror of the CEL rules above, naming the first offending node or edge."""
+        if (self.graph is not None) == (len(self.nodes) >= 2 and len(self.edges) >= 1) or (
+            self.graph is not None and (self.nodes or self.edges)
+        ):
+            raise FieldError(("nodes",) if self.graph is None else ("graph",), NODES_OR_GRAPH)
+        if self.graph is not None:
+            for role, ports in (("sources", self.graph.sources), ("sinks", self.graph.sinks)):
+                for name, port in ports.items():
+                    if port.endpoint not in self.endpoints:
+                        raise FieldError(
+                            ("graph", role, name, "endpoint"),
+                            f"operation {name} names endpoint {port.endpoint}, {UNDECLARED_ENDPOINT}",
+                        )
         names = [n.name for n in self.nodes]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

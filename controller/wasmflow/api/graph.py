@@ -65,6 +65,8 @@ def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | Non
     ``modules`` (WasmModule name -> its ``spec.operator``), when the caller knows them, is checked too: each operator
     node must name one of them, of the node's own kind.
     """
+    if spec.graph is not None:
+        return _check_aio_graph(spec)
     problems: list[GraphProblem] = []
     index = {n.name: i for i, n in enumerate(spec.nodes)}
     types = {n.name: n.type for n in spec.nodes}
@@ -148,6 +150,34 @@ def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | Non
         predecessors={k: tuple(v) for k, v in predecessors.items()},
         types=types,
     )
+
+
+def _check_aio_graph(spec: DataflowSpec) -> Graph:
+    """A Dataflow running an AIO graph definition: an inline one is checked here (an artifact by the worker, which
+    pulls it), with every source and sink bound to an endpoint. Its nodes are AIO's, so the Graph is empty."""
+    from wasmflow.api.aio_graph import parse_graph, plan_graph  # noqa: PLC0415 - aio_graph builds on this module
+
+    assert spec.graph is not None
+    if spec.graph.definition is None:
+        return Graph(order=())
+    try:
+        plan = plan_graph(parse_graph(spec.graph.definition, "spec.graph.definition"))
+    except GraphError as exc:
+        raise GraphError([GraphProblem(f"spec.graph.definition {p.where}", p.message) for p in exc.problems]) from exc
+    except ConfigError as exc:
+        raise GraphError([GraphProblem("spec.graph.definition", exc.message)]) from exc
+    problems = [
+        GraphProblem(f"spec.graph.{role}", f"{kind} operation {name} is not bound to an endpoint")
+        for role, kind, names, bound in (
+            ("sources", "source", plan.sources, spec.graph.sources),
+            ("sinks", "sink", plan.sinks, spec.graph.sinks),
+        )
+        for name in names
+        if name not in bound
+    ]
+    if problems:
+        raise GraphError(problems)
+    return Graph(order=())
 
 
 def _module_problems(

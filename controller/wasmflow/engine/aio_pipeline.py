@@ -10,7 +10,9 @@ know a timestamp is complete without a cluster protocol:
   built by delaying items to their window's boundary.
 - accumulate folds the items of one timestamp (in batches, starting from an empty staged message) and emits the
   staged item when its input's progress has passed that timestamp, in timestamp order.
-- concatenate merges its inputs unchanged; its progress, like any node's with several inputs, is the least of them.
+- concatenate merges its inputs in timestamp order: it holds each item until every input's progress has passed its
+  timestamp, so the merged stream is the same however the inputs' items interleave in time (the order AIO keeps).
+  Its progress, like any node's with several inputs, is the least of them.
 - at the end of the input, progress goes to infinity: every open window is emitted.
 
 Acknowledgement is the pipeline's: an input is acked once everything derived from it reached a sink or was dropped
@@ -21,6 +23,8 @@ counted) and the graph goes on.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Mapping
@@ -158,6 +162,8 @@ class AioPipeline:
         frontiers = [(-1, 0, 0)] * len(self.plan.inputs[name])
         current = min(frontiers)
         windows: dict[Key, _Window] = {}
+        held: list[tuple[Key, int, _Item]] = []
+        arrivals = itertools.count()
         while True:
             port, entry = await queue.get()
             if isinstance(entry, _Progress):
@@ -167,6 +173,8 @@ class AioPipeline:
                     current = frontier
                     if kind is OperationType.ACCUMULATE:
                         await self._close_windows(name, windows, frontier)
+                    while held and held[0][0] <= frontier:
+                        await self._emit(name, heapq.heappop(held)[2])
                     await self._progress(name, frontier)
                 if current == END:
                     return
@@ -180,7 +188,7 @@ class AioPipeline:
                     self.metrics.messages_out.labels(name).inc()
                 await entry.release()
             elif kind is OperationType.CONCATENATE:
-                await self._emit(name, entry)
+                heapq.heappush(held, (key(entry.timestamp), next(arrivals), entry))
             elif kind is OperationType.ACCUMULATE:
                 await self._stage(name, windows, entry)
             else:

@@ -36,14 +36,14 @@ def test_the_aio_graph_gives_exactly_the_expected_output(component: Callable[[st
     result = run_graph(component)
     assert result.returncode == 0, result.stderr
     outputs: list[dict[str, Any]] = [json.loads(line) for line in result.stdout.splitlines()]
-    # 50 F, 68 F fall in the window ending at 10 s (10 and 20 C), 104 F (40 C) is an alert at once, 1000 F (537.8 C)
-    # is filtered out, 59 F and 41 F fall in the window ending at 20 s, which closes when the 21 s reading arrives;
-    # 212 F (100 C) is an alert, and the end of the input closes nothing more.
+    # 50 F, 68 F fall in the window ending at 10 s (10 and 20 C), 104 F (40 C) is an alert, 1000 F (537.8 C) is
+    # filtered out, 59 F and 41 F fall in the window ending at 20 s, which closes when the 21 s reading arrives;
+    # 212 F (100 C) is an alert. concatenate merges alerts and windows in timestamp order.
     assert [(o["payload"], o["timestampMs"]) for o in outputs] == [
         ('{"value":40.0,"unit":"C"}', 2000),
         ('{"count":2,"min":10.0,"max":20.0,"sum":30.0}', 10000),
-        ('{"value":100.0,"unit":"C"}', 21000),
         ('{"count":2,"min":5.0,"max":15.0,"sum":20.0}', 20000),
+        ('{"value":100.0,"unit":"C"}', 21000),
     ]
     assert {o["sink"] for o in outputs} == {"sink"}
     assert {o["topic"] for o in outputs} == {"plant/t1"}

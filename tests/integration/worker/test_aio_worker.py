@@ -116,8 +116,8 @@ def test_the_aio_graph_on_a_worker_gives_the_same_output_as_wasmflow_run(
     assert got == [
         '{"value":40.0,"unit":"C"}',
         '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
-        '{"value":100.0,"unit":"C"}',
         '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
+        '{"value":100.0,"unit":"C"}',
     ]
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'wasmflow_node_messages_in_total{node="module-f2c/map"} 7.0' in metrics
