@@ -19,6 +19,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, parse_graph, plan_graph
+from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.contract.check import check_component
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
@@ -30,6 +31,7 @@ from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError, RegistryError
 from wasmflow.oci import pull_component
+from wasmflow.oci.pull import Access, pull_graph
 from wasmflow.worker.http import Readiness, build_app, serve
 
 log = logging.getLogger("wasmflow.worker.aio")
@@ -191,10 +193,69 @@ class AioWorker:
             await runner.cleanup()
 
 
+async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
+    """The AIO worker config of a Dataflow whose ``spec.graph`` references a graph definition.
+
+    The definition (inline, or pulled from its OCI artifact) and every module it names (``<registry>/<repo:tag>``)
+    are pulled here, each pull verified against the registry's digests; the modules are then pinned to exactly
+    the bytes pulled, so every operation of this worker runs the same version of a module.
+    """
+    graph = config.spec.graph
+    assert graph is not None
+    cache = Path(config.cache_dir) / "blobs"
+    if graph.definition is not None:
+        definition = graph.definition
+    else:
+        assert graph.artifact is not None
+        pulled = await pull_graph(
+            graph.artifact.reference, access=Access(insecure=graph.artifact.insecure), cache_dir=cache
+        )
+        definition = pulled.data.decode("utf-8")
+    plan = plan_graph(parse_graph(definition, "spec.graph"))
+    modules: dict[str, AioModule] = {}
+    files = Path(config.cache_dir) / "aio-modules"
+    files.mkdir(parents=True, exist_ok=True)
+    for name in plan.order:
+        module = plan.operation(name).module
+        if not module or module in modules:
+            continue
+        if not graph.registry:
+            raise ConfigError(f"operation {name} names module {module!r}: set spec.graph.registry", where="spec.graph")
+        reference = f"{graph.registry.rstrip('/')}/{module}"
+        data = await pull_component(reference, insecure=graph.insecure, cache_dir=cache)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        path = files / digest.replace(":", "-")
+        await asyncio.to_thread(path.write_bytes, data)
+        modules[module] = AioModule(reference=reference, digest=digest, path=str(path))
+    return AioWorkerConfig(
+        namespace=config.namespace,
+        dataflow=config.dataflow,
+        definition=definition,
+        endpoints=config.spec.endpoints,
+        modules=modules,
+        sources=graph.sources,
+        sinks=graph.sinks,
+        parameters=graph.parameters,
+        event_time=graph.event_time,
+        endpoint_files=config.endpoint_files,
+        http_port=config.http_port,
+        cache_dir=config.cache_dir,
+    )
+
+
+def run_dataflow_graph(config: WorkerConfig) -> None:
+    """``wasmflow worker`` for a Dataflow with ``spec.graph`` (called by ``worker.main``)."""
+    run_worker(asyncio.run(from_dataflow(config)))
+
+
 def main(config_path: Path, *, http_port: int | None = None) -> None:
     config = load_aio_config(config_path)
     if http_port is not None:
         config = config.model_copy(update={"http_port": http_port})
+    run_worker(config)
+
+
+def run_worker(config: AioWorkerConfig) -> None:
     worker = AioWorker(config)
 
     async def run() -> None:

@@ -193,6 +193,11 @@ def main(config_path: Path, *, root: Path | None = None, http_port: int | None =
         config = relocate(config, root)
     if http_port is not None:
         config = config.model_copy(update={"http_port": http_port})
+    if config.spec.graph is not None:
+        from wasmflow.worker.aio import run_dataflow_graph  # noqa: PLC0415 - the AIO graph worker (worker/aio.py)
+
+        run_dataflow_graph(config)
+        return
 
     async def run() -> None:
         stop = asyncio.Event()

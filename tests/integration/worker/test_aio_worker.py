@@ -20,10 +20,14 @@ from paho.mqtt.properties import Properties
 
 from tests.components.build import cache_dir
 from tests.integration.conftest import wait_until
+from tests.integration.oci.test_registry import push_raw
 from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
-from tests.services import BrokerEnv
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, GraphPort
-from wasmflow.api.dataflow import Endpoint
+from tests.services import BrokerEnv, Registry
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
+from wasmflow.api.dataflow import DataflowSpec, Endpoint
+from wasmflow.api.dataflow_graph import GraphPort
+from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.oci import mediatypes as mt
 
 GRAPH = Path(__file__).resolve().parents[1] / "run" / "aio" / "graph.yaml"
 INPUT = Path(__file__).resolve().parents[1] / "run" / "aio" / "input.jsonl"
@@ -143,3 +147,64 @@ def test_state_store_and_metrics_imports_work_and_reach_metrics(
     client.loop_stop()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.timeout(900)
+def test_a_dataflow_referencing_a_graph_artifact_runs_it_with_modules_from_the_registry(
+    tmp_path: Path, mqtt_broker: BrokerEnv, registry: Registry, component: Callable[[str], Path]
+) -> None:
+    """The graph and its modules pushed as AIO pushes them (oras layouts), a Dataflow's spec.graph naming them."""
+    base = f"{registry.host}/aio-{uuid.uuid4().hex[:8]}"
+    for reference, name in MODULES.items():
+        push_raw(
+            f"{base}/{reference}",
+            mt.OCI_EMPTY,
+            [(mt.WASM_LAYER_CONTENT, component(name).read_bytes())],
+            artifact_type=mt.AIO_MODULE_ARTIFACT,
+        )
+    push_raw(f"{base}/graphs/temperatures:1.0.0", mt.AIO_GRAPH, [("application/yaml", GRAPH.read_bytes())])
+    prefix = f"d{uuid.uuid4().hex[:8]}"
+    spec = DataflowSpec.model_validate(
+        {
+            "endpoints": {"broker": {"mqtt": {"url": mqtt_broker.url, "qos": 1}}},
+            "graph": {
+                "artifact": {"reference": f"{base}/graphs/temperatures:1.0.0", "insecure": True},
+                "registry": base,
+                "insecure": True,
+                "sources": {"source": {"endpoint": "broker", "topic": f"{prefix}/in"}},
+                "sinks": {"sink": {"endpoint": "broker", "topic": f"{prefix}/out"}},
+                "eventTime": True,
+            },
+        }
+    )
+    port = free_port()
+    config = WorkerConfig(
+        namespace="t", dataflow="temps", spec=spec, modules={}, http_port=port, cache_dir=str(cache_dir().parent)
+    )
+    (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+    process = subprocess.Popen(
+        [WASMFLOW, "worker", "--config", str(tmp_path / "config.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: ready(port) or process.poll() is not None, what="AIO worker /readyz", timeout=600)
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        client, received = subscriber(mqtt_broker, f"{prefix}/out")
+        lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
+        publish(mqtt_broker, f"{prefix}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
+        got = [received.get(timeout=60).payload.decode() for _ in range(4)]
+        assert got == [
+            '{"value":40.0,"unit":"C"}',
+            '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
+            '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
+            '{"value":100.0,"unit":"C"}',
+        ]
+        client.loop_stop()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
