@@ -10,6 +10,9 @@ from pydantic import ValidationError
 
 from wasmflow.api.dataflow import DataflowSpec
 from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.dataflows import Apply, Stalled, plan
 
 GRAPH = (Path(__file__).resolve().parents[2] / "integration" / "run" / "aio" / "graph.yaml").read_text()
 ENDPOINTS = {"broker": {"mqtt": {"url": "mqtt://broker:1883"}}}
@@ -68,3 +71,30 @@ def test_an_unbound_sink_and_graph_problems_are_reported_by_the_graph_check() ->
     broken = spec(graph={"definition": GRAPH.replace('module: "wasmflow-tests/f2c:1.0.0"', ""), **PORTS})
     with pytest.raises(GraphError, match=r"spec.graph.definition operations\[1\] \(module-f2c/map\)"):
         validate_graph(broken)
+
+
+def body(graph: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "wasmflow.io/v1alpha1",
+        "kind": "Dataflow",
+        "metadata": {"name": "temps", "namespace": "plant", "generation": 1, "uid": "u1"},
+        "spec": {"endpoints": ENDPOINTS, "graph": graph},
+    }
+
+
+def test_the_controller_renders_the_graph_into_the_workers_config() -> None:
+    planned = plan(
+        body({"definition": GRAPH, "registry": "registry.local/aio", **PORTS}), lambda _name: None, OperatorConfig()
+    )
+    assert isinstance(planned, Apply)
+    config_map = next(
+        o for o in vars(planned.children).values() if isinstance(o, dict) and o.get("kind") == "ConfigMap"
+    )
+    config = WorkerConfig.model_validate_json(config_map["data"]["config.json"])
+    assert config.spec.graph is not None and config.spec.graph.definition == GRAPH
+    assert config.modules == {}
+
+
+def test_the_controller_stalls_a_graph_whose_sink_is_not_bound() -> None:
+    planned = plan(body({"definition": GRAPH, "sources": PORTS["sources"]}), lambda _name: None, OperatorConfig())
+    assert planned == Stalled("InvalidGraph", "spec.graph.sinks: sink operation sink is not bound to an endpoint")
