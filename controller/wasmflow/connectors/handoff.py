@@ -27,6 +27,8 @@ class Handoff(Generic[T]):
         self._lock = threading.Condition(threading.Lock())
         self._consumer_waiting = False
         self._closed = False
+        #: Closed to the producer only: the consumer still gets what is inside, then None.
+        self._finishing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = asyncio.Event()
 
@@ -40,9 +42,9 @@ class Handoff(Generic[T]):
     def put(self, item: T) -> bool:
         """Add ``item``, waiting while full; False (item not taken) once closed."""
         with self._lock:
-            while len(self._items) >= self.capacity and not self._closed:
+            while len(self._items) >= self.capacity and not (self._closed or self._finishing):
                 self._lock.wait()
-            if self._closed:
+            if self._closed or self._finishing:
                 return False
             self._items.append(item)
             wake, self._consumer_waiting = self._consumer_waiting, False
@@ -61,6 +63,8 @@ class Handoff(Generic[T]):
                     if len(self._items) == self.capacity - 1:
                         self._lock.notify()  # the producer may be waiting for room
                     return item
+                if self._finishing:
+                    return None
                 self._consumer_waiting = True
                 self._ready.clear()
             await self._ready.wait()
@@ -69,6 +73,13 @@ class Handoff(Generic[T]):
         """Release a waiting producer (its item is refused) and end the consumer's ``get``."""
         with self._lock:
             self._closed = True
+            self._lock.notify_all()
+        self._wake()
+
+    def finish(self) -> None:
+        """Refuse the producer from now on (a waiting one too), but let the consumer take what is inside first."""
+        with self._lock:
+            self._finishing = True
             self._lock.notify_all()
         self._wake()
 

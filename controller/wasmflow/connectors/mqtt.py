@@ -441,10 +441,47 @@ class MqttSource:
         if due:
             self._conn.puback(ticket.epoch, due)
 
-    async def stop(self) -> None:
-        """Stop yielding; what is delivered and not yet handed over stays unacknowledged with the broker."""
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop yielding.
+
+        A shared subscription is left first (UNSUBSCRIBE, then its UNSUBACK, within ``timeout``): the broker gives
+        new messages to the other members, and everything it had already sent here is still handed over, so the
+        pipeline finishes and acknowledges it. Otherwise a departing member (a pod replaced by a rollout: a new
+        name, a new client id) would leave its received-but-unprocessed messages in a session nobody resumes.
+        A plain subscription stays in the persistent session instead, so the same client id, back, receives what
+        was published meanwhile; what was delivered and not handed over stays unacknowledged with the broker.
+        """
+        if self.settings.shared_group and self.connected and await self._unsubscribe(timeout):
+            self._stopping.set()
+            self._handoff.finish()
+            return
         self._stopping.set()
         self._handoff.close()
+
+    async def _unsubscribe(self, timeout: float) -> bool:
+        """Leave the subscription; True once the broker confirmed it on this connection (nothing more will come)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def confirmed(*_args: Any) -> None:  # paho's network thread
+            self._conn.call_soon(settle)
+
+        self._conn.client.on_unsubscribe = confirmed
+        result, _mid = self._conn.client.unsubscribe(self.subscription)
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            log.warning("%s: no UNSUBACK within %gs: leaving the undelivered to the session", self._conn.role, timeout)
+            return False
+        log.info(
+            "%s: unsubscribed from %r, handing over what was already delivered", self._conn.role, self.subscription
+        )
+        return True
 
     def close(self) -> None:
         """Disconnect. Call after the pipeline has acknowledged what it finished (acks need the connection)."""

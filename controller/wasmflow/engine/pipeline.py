@@ -143,7 +143,6 @@ class Pipeline:
         }
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         self.windows: dict[str, _Window] = {}
-        self._stopping = asyncio.Event()
 
     # ---- running ------------------------------------------------------------------------------------------------
 
@@ -169,8 +168,12 @@ class Pipeline:
             await asyncio.gather(*tickers, *feeders, *workers.values(), return_exceptions=True)
 
     async def drain(self) -> None:
-        """Stop reading from the sources; ``run()`` then finishes what is in flight and returns (SIGTERM)."""
-        self._stopping.set()
+        """Stop the sources; ``run()`` then finishes what is in flight and returns (SIGTERM).
+
+        Each source ends its ``messages()`` itself once stopped, after handing over what it must not leave
+        behind (an MQTT shared subscription: everything the broker had already delivered), so the feeders keep
+        reading until then.
+        """
         await asyncio.gather(*(source.stop() for source in self.sources.values()))
 
     async def _feed(self, name: str) -> None:
@@ -178,8 +181,6 @@ class Pipeline:
             self._count_in(name)
             tracker = Tracker(inbound.ack)
             await self._emit(name, Envelope(inbound.message, (tracker,)), arm=None)
-            if self._stopping.is_set():
-                break
 
     async def _emit(self, name: str, envelope: Envelope, arm: bool | None) -> None:
         targets = [s.node for s in self.graph.successors[name] if arm is None or s.arm is arm]

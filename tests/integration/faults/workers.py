@@ -223,6 +223,12 @@ class Collector:
         with self._lock:
             return len(set(self.keys))
 
+    def settle(self, distinct: int, timeout: float) -> None:
+        """Wait until ``distinct`` different keys arrived, or ``timeout``: the tally then says what is missing."""
+        deadline = time.monotonic() + timeout
+        while self.distinct() < distinct and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def tally(self, expected: list[str]) -> Tally:
         with self._lock:
             counts = Counter(self.keys)

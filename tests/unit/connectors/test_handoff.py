@@ -1,4 +1,5 @@
-"""The bounded hand-over from paho's thread to the pipeline: order kept, producer held while full, close ends both."""
+"""The bounded hand-over from paho's thread to the pipeline: order kept, producer held while full, close ends both,
+finish ends the producer and lets the consumer empty it."""
 
 from __future__ import annotations
 
@@ -71,3 +72,20 @@ def test_a_waiting_consumer_is_woken_by_close() -> None:
 def test_a_handoff_needs_room() -> None:
     with pytest.raises(ValueError, match="at least one"):
         Handoff[int](0)
+
+
+def test_finish_refuses_the_producer_but_hands_over_what_is_inside_first() -> None:
+    async def scenario() -> tuple[list[int | None], bool]:
+        handoff: Handoff[int] = Handoff(2)
+        handoff.bind(asyncio.get_running_loop())
+        handoff.put(1)
+        handoff.put(2)
+        refused: list[bool] = []
+        held = threading.Thread(target=lambda: refused.append(handoff.put(3)))
+        held.start()
+        await asyncio.to_thread(held.join, 0.2)
+        handoff.finish()
+        await asyncio.to_thread(held.join, 5)
+        return [await handoff.get(), await handoff.get(), await handoff.get()], refused == [False]
+
+    assert asyncio.run(scenario()) == ([1, 2, None], True)
