@@ -11,8 +11,10 @@ import kopf
 
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflow_handlers import register_dataflows
+from wasmflow.operator.wasmmodule_handlers import register_wasmmodules
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Attach every wasmflow handler to ``registry``."""
+    register_wasmmodules(registry, config)
     register_dataflows(registry, config)

@@ -1,6 +1,7 @@
 """Kopf handlers of the WasmModule controller: thin shells over ``wasmmodules.reconcile``.
 
-- create / update / resume: reconcile and write the status through Kopf's patch. A failure that may heal raises
+- create / update / resume: for a generation not judged yet, Reconciling=True is written first (a pull may take a
+  while); then reconcile and write the status through Kopf's patch. A failure that may heal raises
   ``kopf.TemporaryError`` with our backoff (5 s doubling to 5 min); the status written with it says why, so the
   patch is applied and Kopf retries the handler.
 - a daemon per module re-checks it every ``spec.interval`` (a tag that moved is pulled and checked again; a Stalled
@@ -26,7 +27,7 @@ from kubernetes import client
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.metrics import ControllerMetrics
-from wasmflow.operator.wasmmodules import Outcome, Result, check_interval, reconcile
+from wasmflow.operator.wasmmodules import Outcome, Result, check_interval, reconcile, status_started
 
 GROUP, VERSION, PLURAL = "wasmflow.io", "v1alpha1", "wasmmodules"
 
@@ -52,10 +53,18 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
         body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any
     ) -> None:
         started = time.perf_counter()
+        previous = dict(body.get("status") or {})
+        current = dict(body)
         async with lock_for(str(body.metadata.uid)):
-            outcome = await reconcile(api(), dict(body), config, attempt=retry)
+            status = status_started(previous, body.metadata.get("generation"), _source(body))
+            if status is not None:
+                await kube.patch_custom_status(
+                    api(), str(body.metadata.namespace), PLURAL, str(body.metadata.name), {"status": status}
+                )
+                current["status"] = {**previous, **status}
+            outcome = await reconcile(api(), current, config, attempt=retry)
         patch.status.update(outcome.status)
-        _report(body, dict(body.get("status") or {}), outcome, getattr(memo, "metrics", None), started, logger)
+        _report(body, previous, outcome, getattr(memo, "metrics", None), started, logger)
         if outcome.result is Result.RETRY:
             raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 0)
 
@@ -90,6 +99,13 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
                 attempt, delay = 0, check_interval(fresh)
 
     kopf.daemon(GROUP, VERSION, PLURAL, registry=registry, id="recheck", cancellation_timeout=10)(recheck)
+
+
+def _source(body: kopf.Body) -> str:
+    source = body.spec.get("source") or {}
+    if "oci" in source:
+        return str(source["oci"].get("reference"))
+    return f"ConfigMap {(source.get('configMapRef') or {}).get('name')}"
 
 
 def _report(

@@ -62,6 +62,7 @@ __all__ = [
     "retry_delay",
     "status_failed",
     "status_ready",
+    "status_started",
 ]
 
 #: Flux's manual re-sync (``flux reconcile``, ``kubectl annotate``): its value is echoed in lastHandledReconcileAt.
@@ -192,6 +193,18 @@ def status_ready(
         "artifact": {"digest": fetched.digest, "size": fetched.size, "mediaType": fetched.media_type, "fetchedAt": at},
         "world": report.world,
         "imports": [i.name for i in report.imports],
+    }
+
+
+def status_started(current: dict[str, Any], generation: int | None, source: str) -> dict[str, Any] | None:
+    """Reconciling=True (and Ready=Unknown) for a generation not judged yet, written before a possibly long pull;
+    None when this generation was judged already (a re-check must not make a healthy module flap) (pure)."""
+    if current.get("observedGeneration") == generation and current.get("conditions"):
+        return None
+    message = f"fetching and checking {source}"
+    return {
+        "observedGeneration": generation,
+        "conditions": conditions.reconciling(current.get("conditions") or [], message, generation),
     }
 
 

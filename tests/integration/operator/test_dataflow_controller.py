@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -10,43 +11,62 @@ from typing import Any
 import yaml
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 
+from tests.components.engine import wat
 from tests.integration.conftest import wait_until
+from tests.services import Registry
+from wasmflow.oci import Access, push_component
 from wasmflow.operator.config import OperatorConfig
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "manifests"
-DIGEST = "sha256:" + "ab" * 32
+#: The digest of the WAT map component the map modules are pushed with.
+MAP_DIGEST = wat.digest(wat.operator("map"))
 
 
 def _objects(kube_client: ApiClient) -> CustomObjectsApi:
     return CustomObjectsApi(kube_client)
 
 
-def create_ready_modules(kube_client: ApiClient, namespace: str, *, ready: bool = True) -> None:
-    """WasmModules as the module controller leaves them once pulled and verified (status written directly here)."""
+def create_ready_modules(kube_client: ApiClient, namespace: str, registry: Registry, *, ready: bool = True) -> None:
+    """The example WasmModules, made Ready by the WasmModule controller from real components in ``registry``.
+
+    Each module's reference is moved to the test registry (under the namespace, so tests do not share tags) and a
+    small WAT component of its operator kind is pushed there; with ``ready=False`` nothing is pushed yet, so the
+    modules stall (NotFound) until ``push_example_components`` pushes them (they re-check every 2 s).
+    """
     objects = _objects(kube_client)
-    for doc in yaml.safe_load_all((EXAMPLES / "wasmmodules.yaml").read_text()):
+    for doc in example_modules(registry, namespace):
         objects.create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", doc)
-        status = {
-            "observedGeneration": 1,
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "reason": "Succeeded" if ready else "NotFound",
-                    "message": "ok" if ready else "tag not found",
-                    "lastTransitionTime": "2026-11-25T00:00:00Z",
-                }
-            ],
-            "artifact": {
-                "digest": DIGEST,
-                "size": 1,
-                "mediaType": "application/wasm",
-                "fetchedAt": "2026-11-25T00:00:00Z",
-            },
-        }
-        objects.patch_namespaced_custom_object_status(
-            "wasmflow.io", "v1alpha1", namespace, "wasmmodules", doc["metadata"]["name"], {"status": status}
-        )
+    if ready:
+        push_example_components(registry, namespace)
+        for doc in example_modules(registry, namespace):
+            wait_until(
+                lambda name=doc["metadata"]["name"]: module_ready(kube_client, namespace, name),
+                what=f"WasmModule {doc['metadata']['name']} Ready",
+            )
+
+
+def example_modules(registry: Registry, namespace: str) -> list[dict[str, Any]]:
+    docs = []
+    for doc in yaml.safe_load_all((EXAMPLES / "wasmmodules.yaml").read_text()):
+        oci = doc["spec"]["source"]["oci"]
+        oci["reference"] = oci["reference"].replace("registry.local:5000", f"{registry.host}/{namespace}")
+        doc["spec"]["interval"] = "2s"
+        docs.append(doc)
+    return docs
+
+
+def push_example_components(registry: Registry, namespace: str) -> None:
+    for doc in example_modules(registry, namespace):
+        component = wat.operator(doc["spec"]["operator"])
+        asyncio.run(push_component(doc["spec"]["source"]["oci"]["reference"], component, access=Access(insecure=True)))
+
+
+def module_ready(kube_client: ApiClient, namespace: str, name: str) -> bool:
+    body = _objects(kube_client).get_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", name)
+    ready = condition(body, "Ready")
+    return bool(
+        ready and ready["status"] == "True" and body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    )
 
 
 def dataflow_doc() -> dict[str, Any]:
@@ -66,9 +86,9 @@ def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
 
 
 def test_a_dataflow_gets_its_configmap_deployment_and_service(
-    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace)
+    create_ready_modules(kube_client, namespace, registry)
     created = _objects(kube_client).create_namespaced_custom_object(
         "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
     )
@@ -88,7 +108,7 @@ def test_a_dataflow_gets_its_configmap_deployment_and_service(
             True,
         )
     config = json.loads(config_map.data["config.json"])
-    assert config["modules"]["to-celsius"]["digest"] == DIGEST
+    assert config["modules"]["to-celsius"]["digest"] == MAP_DIGEST
     assert config["modules"]["to-celsius"]["reference"].endswith("/wasmflow-examples/to-celsius:0.1.0")
     container = deployment.spec.template.spec.containers[0]
     assert container.image == controller.worker_image
@@ -111,9 +131,9 @@ def test_a_dataflow_gets_its_configmap_deployment_and_service(
 
 
 def test_editing_the_dataflow_changes_the_config_hash_and_the_deployment(
-    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace)
+    create_ready_modules(kube_client, namespace, registry)
     _objects(kube_client).create_namespaced_custom_object(
         "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
     )
@@ -137,9 +157,9 @@ def test_editing_the_dataflow_changes_the_config_hash_and_the_deployment(
 
 
 def test_a_cycle_is_stalled_with_the_node_named(
-    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace)
+    create_ready_modules(kube_client, namespace, registry)
     doc = dataflow_doc()
     doc["spec"]["edges"].append({"from": "in-range", "to": "enrich"})
     _objects(kube_client).create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "dataflows", doc)
@@ -153,23 +173,22 @@ def test_a_cycle_is_stalled_with_the_node_named(
 
 
 def test_a_module_that_is_not_ready_holds_the_dataflow_back_until_it_is(
-    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace, ready=False)
+    create_ready_modules(kube_client, namespace, registry, ready=False)
     _objects(kube_client).create_namespaced_custom_object(
         "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
     )
-    ready = wait_until(lambda: condition(get_dataflow(kube_client, namespace), "Ready"), what="a Ready condition")
-    assert ready["reason"] == "ModuleNotReady"
-    assert "is not Ready: NotFound: tag not found" in ready["message"]
-    # The module becomes Ready: the Dataflow follows without any edit of its own.
-    objects = _objects(kube_client)
-    for name in ("enrich", "to-celsius", "in-range", "overheat", "window-average"):
-        module = objects.get_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", name)
-        module["status"]["conditions"][0].update({"status": "True", "reason": "Succeeded", "message": "ok"})
-        objects.patch_namespaced_custom_object_status(
-            "wasmflow.io", "v1alpha1", namespace, "wasmmodules", name, {"status": module["status"]}
-        )
+    # Nothing is pushed yet: the WasmModule controller stalls the modules (NotFound), the Dataflow says which.
+    ready = wait_until(
+        lambda: (c := condition(get_dataflow(kube_client, namespace), "Ready")) and c["reason"] == "ModuleFailed" and c,
+        what="the Dataflow held back by its failed modules",
+    )
+    assert "WasmModule enrich is Stalled: NotFound" in ready["message"]
+    assert "manifest 0.1.0 not found" in ready["message"]
+    assert not AppsV1Api(kube_client).list_namespaced_deployment(namespace).items
+    # The components are pushed: the modules heal on their interval and the Dataflow follows, with no edit of its own.
+    push_example_components(registry, namespace)
     wait_until(
         lambda: AppsV1Api(kube_client).list_namespaced_deployment(namespace).items, what="the Deployment", timeout=90
     )

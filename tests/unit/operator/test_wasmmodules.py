@@ -9,7 +9,14 @@ import pytest
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import ImportClass
 from wasmflow.contract.report import ContractReport, ImportReport
-from wasmflow.operator.wasmmodules import Fetched, check_interval, retry_delay, status_failed, status_ready
+from wasmflow.operator.wasmmodules import (
+    Fetched,
+    check_interval,
+    retry_delay,
+    status_failed,
+    status_ready,
+    status_started,
+)
 
 DIGEST = "sha256:" + "ab" * 32
 FETCHED = Fetched(
@@ -97,3 +104,19 @@ def test_the_recheck_interval_comes_from_the_spec_and_is_never_under_a_second(
     spec: dict[str, str], seconds: float
 ) -> None:
     assert check_interval({"spec": spec}) == seconds
+
+
+def test_a_new_generation_starts_reconciling_with_ready_unknown() -> None:
+    started = status_started({}, 1, "r.example/op:1")
+    assert started is not None
+    assert started["observedGeneration"] == 1
+    assert {c["type"]: (c["status"], c["reason"]) for c in started["conditions"]} == {
+        "Ready": ("Unknown", "Progressing"),
+        "Reconciling": ("True", "Progressing"),
+    }
+    edited = status_started(status_ready({}, 1, FETCHED, REPORT, AT), 2, "r.example/op:1")
+    assert edited is not None and condition(edited, "Ready")["status"] == "Unknown"  # type: ignore[index]
+
+
+def test_a_generation_already_judged_does_not_start_over() -> None:
+    assert status_started(status_ready({}, 1, FETCHED, REPORT, AT), 1, "r.example/op:1") is None
