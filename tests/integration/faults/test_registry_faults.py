@@ -10,14 +10,16 @@ serves the right bytes again. The registries are this module's own, so stopping 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 
 from tests.components.engine import wat
 from tests.integration.conftest import wait_until
@@ -188,3 +190,54 @@ def test_the_module_controller_reports_a_tampered_blob_as_digest_mismatch_and_he
     healed = asyncio.run(reconcile(client.ApiClient(), {**module_body(ref), "status": outcome.status}, config))
     assert healed.result is Result.READY
     assert healed.status["artifact"]["digest"] == digest
+
+
+def test_through_the_controller_a_tampered_module_holds_its_dataflow_back_until_the_registry_is_repaired(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registries: RegistryEnv, report: Report
+) -> None:
+    """Status says DigestMismatch (and an Event says so); the Dataflow that uses the module gets no worker at
+    all, so nothing unverified can run; restored, the module heals on its interval and the Dataflow is applied
+    pinned to the verified digest."""
+    objects = CustomObjectsApi(kube_client)
+    ref, digest = pushed(registries)
+    blob = stored_blob(registries, digest)
+    blob.write_bytes(flipped(ECHO))
+    body = module_body(ref)
+    body["metadata"] = {"name": "op"}
+    body["spec"]["interval"] = "2s"
+    objects.create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "wasmmodules", body)
+    spec = pipeline_spec("mqtt://mosquitto.plant:1883", "tampered")
+    dataflow = {"apiVersion": "wasmflow.io/v1alpha1", "kind": "Dataflow", "metadata": {"name": "df"}, "spec": spec}
+    objects.create_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow)
+
+    def get(plural: str, name: str) -> dict[str, Any]:
+        return cast(
+            dict[str, Any], objects.get_namespaced_custom_object("wasmflow.io", "v1alpha1", namespace, plural, name)
+        )
+
+    def ready(plural: str, name: str) -> dict[str, Any]:
+        conditions = (get(plural, name).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
+
+    wait_until(lambda: ready("wasmmodules", "op").get("reason") == "DigestMismatch", what="DigestMismatch", timeout=60)
+    assert digest in ready("wasmmodules", "op")["message"]
+    assert "artifact" not in (get("wasmmodules", "op").get("status") or {})
+    wait_until(lambda: ready("dataflows", "df").get("status") == "False", what="the Dataflow held back", timeout=60)
+    assert AppsV1Api(kube_client).list_namespaced_deployment(namespace).items == []
+    assert (
+        CoreV1Api(kube_client).list_namespaced_config_map(namespace, label_selector="wasmflow.io/dataflow=df").items
+        == []
+    )
+    events = CoreV1Api(kube_client).list_namespaced_event(namespace).items
+    assert any(e.reason == "DigestMismatch" for e in events), [e.reason for e in events]
+
+    repaired = time.monotonic()
+    blob.write_bytes(ECHO)
+    wait_until(lambda: ready("wasmmodules", "op").get("status") == "True", what="the module healed", timeout=60)
+    healed = time.monotonic()
+    wait_until(
+        lambda: (get("dataflows", "df").get("status") or {}).get("configHash"), what="the Dataflow applied", timeout=60
+    )
+    config = CoreV1Api(kube_client).read_namespaced_config_map("df-worker", namespace).data or {}
+    assert json.loads(config["config.json"])["modules"]["op"]["digest"] == digest
+    report(module_healed_after_repair_s=healed - repaired, dataflow_applied_after_repair_s=time.monotonic() - repaired)
