@@ -168,12 +168,18 @@ def is_up_to_date(artifact: Path, inputs: str) -> bool:
     return recorded == [inputs, _file_digest(artifact)]
 
 
-def check_built(data: bytes, kind: OperatorKind, node: str) -> ContractReport:
-    """The contract check, compiling through the engine's cache (``wasmflow run`` then finds the compiled code)."""
+def check_built(data: bytes, kind: OperatorKind | None = None, node: str = "check") -> ContractReport:
+    """The contract check, compiling through the engine's compiled-component cache.
+
+    A built component is checked by `wasmflow build`, then `wasmflow push`, then run by `wasmflow run` or a worker on
+    this machine: compiled once (seconds for a componentize-py component), then loaded from the cache each time.
+    """
+    # Compiling does not depend on the operator kind (only instantiating does): any kind names the spec.
+    spec = OperatorSpec(node=node, kind=kind or OperatorKind.MAP, component=data)
     try:
         # The directory `wasmflow run` compiles into (its default_cache_dir), without importing the manifest models.
         with EngineHost(cache_dir=cache_base() / "compiled") as host:
-            engine, component = host.compile(OperatorSpec(node=node, kind=kind, component=data))
+            engine, component = host.compile(spec)
             return check_component(data, expected_kind=kind, engine=engine, component=component)
     except EngineError:  # not compilable: the plain check says precisely why (truncated, corrupt, ...)
         return check_component(data, expected_kind=kind)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
+from wasmflow.cli.build import check_built
 from wasmflow.cli.inspect import render
-from wasmflow.contract.check import check_component
 from wasmflow.errors import ConfigError, RegistryError
 from wasmflow.oci import Access, ComponentInfo, Credentials, load_docker_config, parse_reference, push_component
 
@@ -96,7 +96,7 @@ def push_command(
     manifest_annotations = _annotations(annotations)
     credentials = _credentials(reference.registry, username, password_stdin, docker_config)
     data = file.read_bytes()
-    report = check_component(data)
+    report = check_built(data)  # compiled through the cache `wasmflow build` filled
     if not report.valid:
         click.echo(render(str(file), report), err=True)
         click.echo(
