@@ -76,6 +76,7 @@ SOURCES: dict[str, Source] = {
     "aio_window_delay": Source("python", HERE / "aio" / "window_delay", "delay-impl", AIO_V1_0),
     "aio_average_accumulate": Source("python", HERE / "aio" / "average_accumulate", "accumulate-impl", AIO_V1_1),
     "aio_counting_map": Source("python", HERE / "aio" / "counting_map", "map-impl", AIO_V1_1),
+    "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", HERE / "aio" / "invoker_map" / "wit"),
 }
 
 

@@ -124,3 +124,19 @@ def test_the_state_store_is_shared_and_metrics_reach_the_registry(
     assert 'wasmflow_aio_value_sum{node="count"} 43.0' in text
     first.close()
     second.close()
+
+
+def test_an_import_wasmflow_does_not_serve_links_and_each_call_fails_naming_it(
+    aio_host: EngineHost, component_bytes: Bytes
+) -> None:
+    report = check_component(component_bytes("aio_invoker_map"))
+    classes = {i.name: i.kind.value for i in report.imports}
+    assert classes["tinykube-graph:processor/command-invoker@1.0.0"] == "denied-unless-granted"
+    invoker = node(aio_host, component_bytes, "aio_invoker_map", "map")
+    assert isinstance(invoker.map(message("hello")), AioMessage)
+    with pytest.raises(OperatorFailure) as caught:
+        invoker.map(message("invoke"))
+    assert caught.value.kind == "trap"
+    assert "tinykube-graph:processor/command-invoker@1.0.0 [constructor]command-request-builder" in caught.value.message
+    assert isinstance(invoker.map(message("hello again")), AioMessage)  # a fresh instance goes on
+    invoker.close()
