@@ -24,6 +24,7 @@ from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from tests.components.engine import wat
 from tests.integration.conftest import wait_until
 from tests.integration.faults.conftest import Report
+from tests.integration.faults.proxy import cutting_proxy
 from tests.integration.faults.workers import Collector, Publisher, WorkerProcess, pipeline_spec, publish, text_of
 from tests.mqtt_env import BrokerEnv
 from tests.registry_env import RegistryEnv, start_registries, stop_registries
@@ -241,3 +242,31 @@ def test_through_the_controller_a_tampered_module_holds_its_dataflow_back_until_
     config = CoreV1Api(kube_client).read_namespaced_config_map("df-worker", namespace).data or {}
     assert json.loads(config["config.json"])["modules"]["op"]["digest"] == digest
     report(module_healed_after_repair_s=healed - repaired, dataflow_applied_after_repair_s=time.monotonic() - repaired)
+
+
+# ------------------------------------------------------------------------------------------------- cut transfers
+
+
+def test_a_blob_cut_off_mid_transfer_is_retried_and_the_worker_runs_what_it_verified(
+    registries: RegistryEnv, fault_broker: BrokerEnv, workers: Workers, clients: Clients
+) -> None:
+    prefix = f"cut-{uuid.uuid4().hex[:8]}"
+    ref, digest = pushed(registries)
+    with cutting_proxy(registries.plain.url, cut=2) as (host, proxy):
+        worker = module_worker(workers, fault_broker, ref.replace(registries.plain.host, host), digest, prefix)
+        worker.start()
+        assert runs_the_module(worker, fault_broker, clients, prefix)
+    assert proxy.blob_requests == 3  # two cut short, then one whole
+
+
+def test_a_registry_that_always_cuts_the_blob_off_is_refused_saying_so(
+    registries: RegistryEnv, fault_broker: BrokerEnv, workers: Workers
+) -> None:
+    ref, digest = pushed(registries)
+    with cutting_proxy(registries.plain.url, cut=None) as (host, proxy):
+        worker = module_worker(workers, fault_broker, ref.replace(registries.plain.host, host), digest, "never")
+        worker.start()
+        output = refused(worker)
+    assert "broke the HTTP exchange" in output or "connection broken" in output, output
+    assert proxy.blob_requests >= 2  # retried before giving up
+    assert [p for p in (worker.directory / "cache" / "blobs").rglob("*") if p.is_file()] == []
