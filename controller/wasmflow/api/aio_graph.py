@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wasmflow.api.common import Model
 from wasmflow.api.dataflow import Endpoint
-from wasmflow.api.dataflow_graph import GraphPort
+from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
 from wasmflow.api.graph import GraphError, GraphProblem
 from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
@@ -292,6 +292,8 @@ class AioWorkerConfig(Model):
     event_time: bool = False
     """Stamp items by their source time (the ``timestamp-ms`` user property) instead of their arrival: replays give
     the same windows. Off, the worker's clock enters the HLC as AIO's ingestion does."""
+    state_store: SharedStateStore | None = None
+    """Where the graph's state store lives when replicas share it; in process when unset."""
     endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
     http_port: int = Field(default=8080, ge=1, le=65535)
     cache_dir: str = CACHE_DIR

@@ -389,6 +389,12 @@ class DataflowSpec(Model):
         ):
             raise FieldError(("nodes",) if self.graph is None else ("graph",), NODES_OR_GRAPH)
         if self.graph is not None:
+            store = self.graph.state_store
+            if store is not None and store.endpoint not in self.endpoints:
+                raise FieldError(
+                    ("graph", "stateStore", "endpoint"),
+                    f"the state store names endpoint {store.endpoint}, {UNDECLARED_ENDPOINT}",
+                )
             for role, ports in (("sources", self.graph.sources), ("sinks", self.graph.sinks)):
                 for name, port in ports.items():
                     if port.endpoint not in self.endpoints:

@@ -28,6 +28,20 @@ class GraphPort(Model):
     """The topic filter to subscribe to (sources) or the topic to publish to (sinks)."""
 
 
+class SharedStateStore(Model):
+    """Keep the graph's state store in an MQTT broker (retained messages), shared by every replica.
+
+    Guarantees (connectors/mqtt_state.py): read your writes, last write the broker receives wins, other replicas
+    see a write within the broker's delivery time; conditions and fencing are checked against each replica's view,
+    so the store is not linearizable.
+    """
+
+    endpoint: str = Field(min_length=1, max_length=63)
+    """The endpoint (a key of spec.endpoints) whose broker keeps the keys."""
+    topic_prefix: str | None = Field(default=None, pattern=r"^[^+#]+$", max_length=200)
+    """Topic prefix of the keys; ``wasmflow/state/<namespace>/<dataflow>`` when unset."""
+
+
 class GraphArtifact(Model):
     """A graph definition pushed to an OCI registry, as AIO publishes them."""
 
@@ -58,6 +72,8 @@ class DataflowGraph(Model):
     """Per operation: values of the parameters its moduleConfiguration declares (overriding the defaults)."""
     event_time: bool = False
     """Stamp items by their source time instead of their arrival (replays then give the same windows)."""
+    state_store: SharedStateStore | None = None
+    """Share the state store between replicas through the broker; in process (per replica) when unset."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataflowGraph:

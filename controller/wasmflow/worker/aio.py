@@ -2,8 +2,8 @@
 
 It reads an ``AioWorkerConfig`` (``kind: aio-graph``), fetches every module by its pinned digest, checks each against
 the AIO world of its operation, and runs the graph with ``AioPipeline``. The AIO operators' own metrics are
-served on /metrics next to the engine's, labelled by node. The state store is in process: every operator of this
-worker shares it, but replicas do not (run one replica for graphs that rely on shared state).
+served on /metrics next to the engine's, labelled by node. The state store is in process (shared by the operators
+of this worker), or, with ``state_store``, kept in the broker and shared by every replica (connectors/mqtt_state.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -21,11 +22,12 @@ from prometheus_client import CollectorRegistry
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, parse_graph, plan_graph
 from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
+from wasmflow.connectors.mqtt_state import MqttStateStore
 from wasmflow.contract.check import check_component
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
 from wasmflow.engine.aio_metrics import AioMetrics
 from wasmflow.engine.aio_pipeline import AioPipeline
-from wasmflow.engine.aio_state import MemoryStateStore
+from wasmflow.engine.aio_state import MemoryStateStore, StateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
@@ -83,6 +85,7 @@ class AioWorker:
         self.sources: dict[str, MqttSource] = {}
         self.sinks: dict[str, MqttSink] = {}
         self.pipeline: AioPipeline | None = None
+        self._closers: list[Callable[[], None]] = []
 
     def _settings(self, endpoint: str, role: str) -> MqttSettings:
         config = self.config
@@ -105,6 +108,18 @@ class AioWorker:
             password_file=Path(files.password_file) if files and files.password_file else None,
         )
 
+    def _state_store(self) -> StateStore:
+        """In process, unless the replicas share one in the broker (connectors/mqtt_state.py says what it keeps)."""
+        config = self.config
+        node_id = f"{config.namespace}/{config.dataflow}/{os.environ.get('HOSTNAME') or socket.gethostname()}"
+        if config.state_store is None:
+            return MemoryStateStore(node_id=node_id)
+        prefix = config.state_store.topic_prefix or f"wasmflow/state/{config.namespace}/{config.dataflow}"
+        shared = MqttStateStore(self._settings(config.state_store.endpoint, "state"), prefix, node_id=node_id)
+        shared.start()
+        self._closers.append(shared.close)
+        return shared
+
     def readiness(self) -> Readiness:
         reasons = [] if self.loaded else ["modules not loaded yet"]
         for name, source in self.sources.items():
@@ -117,7 +132,7 @@ class AioWorker:
 
     async def _load(self, host: EngineHost) -> dict[str, AioOperatorNode]:
         config, plan = self.config, self.plan
-        state = MemoryStateStore(node_id=f"{config.namespace}/{config.dataflow}")
+        state = self._state_store()
         operators: dict[str, AioOperatorNode] = {}
         for name in plan.order:
             operation = plan.operation(name)
@@ -186,6 +201,8 @@ class AioWorker:
         finally:
             for operator in operators.values():
                 operator.close()
+            for close in self._closers:
+                close()
             for source in self.sources.values():
                 source.close()
             for sink in self.sinks.values():
@@ -237,6 +254,7 @@ async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
         sinks=graph.sinks,
         parameters=graph.parameters,
         event_time=graph.event_time,
+        state_store=graph.state_store,
         endpoint_files=config.endpoint_files,
         http_port=config.http_port,
         cache_dir=config.cache_dir,
