@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.report import Figure, machine, table, write_json
+from bench.report import Figure, PartialResults, machine, table, write_json
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("engine", "languages", "contract", "worker", "mqtt", "oci", "controller")
@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             module = importlib.import_module(f"bench.bench_{area}")
             figures.extend(f if isinstance(f, Figure) else Figure.from_mapping(f) for f in module.run())
+        except PartialResults as exc:
+            figures.extend(f if isinstance(f, Figure) else Figure.from_mapping(f) for f in exc.figures)
+            errors[area] = str(exc)
+            traceback.print_exc()
         except Exception as exc:  # noqa: BLE001 - one failing area must not hide the others; it is reported below
             errors[area] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()

@@ -8,8 +8,9 @@ and ``wasmflow operator`` as its own process (so its RSS is its own), watching o
   to the registry; each module is resolved, pulled, verified and checked by the controller.
 * Dataflows: each one a source -> map -> sink graph on one of those modules. A Dataflow is Ready when its worker
   Deployment has its replicas ready. There is no kubelet or kube-controller-manager here, so the bench plays their
-  part: as soon as a worker Deployment appears it marks its replicas ready in the Deployment's status (what the
-  Deployment controller writes once the pods pass their readiness probe). Everything else is the controller's work.
+  part (``KubeletStandIn``): when a worker Deployment appears it writes the status a Deployment gets once its pods
+  exist (none ready), and ``POD_START_SECONDS`` later marks them ready, as the Deployment controller does once the
+  pods pass their readiness probe. Everything else is the controller's work.
 * Comparators, measured in the same run: one object of the same kind alone to Ready (the latency the burst is
   measured against) and the API writes of the 100 objects alone (the floor: creating them with no reconcile).
 """
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from kubernetes.dynamic import DynamicClient
 from tests.kube_env import KubeEnv
 
 from bench import services, wat_operators
-from bench.report import Sample
+from bench.report import PartialResults, Sample
 from wasmflow.api.crd import crds
 from wasmflow.oci.pull import Access
 from wasmflow.oci.push import push_component
@@ -46,7 +47,9 @@ from wasmflow.oci.push import push_component
 WASMFLOW = str(Path(sys.executable).parent / "wasmflow")
 COUNT = 100
 GROUP, VERSION = "wasmflow.io", "v1alpha1"
-READY_TIMEOUT = 300.0
+READY_TIMEOUT = 120.0
+#: How long the stand-in's pods take to become ready (a real pod: image pull, start, readiness probe; longer).
+POD_START_SECONDS = 1.0
 
 
 def _install_crds(api: ApiClient) -> None:
@@ -157,14 +160,28 @@ def _controller(env: KubeEnv, namespace: str, cache: Path) -> Iterator[subproces
 
 
 class KubeletStandIn:
-    """Marks every worker Deployment in ``namespace`` as having its replicas ready, as soon as it appears."""
+    """Plays the Deployment controller and kubelet for the worker Deployments in ``namespace``: at once the status
+    a Deployment gets when its pods are created (replicas, none ready), then, ``POD_START_SECONDS`` later, ready."""
 
     def __init__(self, api: ApiClient, namespace: str) -> None:
         self.apps = AppsV1Api(api)
         self.namespace = namespace
         self._stop = threading.Event()
+        self._seen: set[str] = set()
+        self._timers: list[threading.Timer] = []
         self._thread = threading.Thread(target=self._run, name="kubelet-stand-in", daemon=True)
         self._thread.start()
+
+    def _status(self, name: str, generation: int, replicas: int, ready: int) -> None:
+        status = {
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": replicas - ready,
+        }
+        self.apps.patch_namespaced_deployment_status(name, self.namespace, {"status": status})
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -174,26 +191,21 @@ class KubeletStandIn:
                     stream.stop()
                     return
                 deployment = event["object"]
-                replicas = deployment.spec.replicas or 0
-                status = deployment.status
-                if event["type"] == "DELETED" or (status and status.ready_replicas == replicas):
+                name, generation = deployment.metadata.name, deployment.metadata.generation
+                key = f"{name}/{generation}"
+                if event["type"] == "DELETED" or key in self._seen:
                     continue
-                self.apps.patch_namespaced_deployment_status(
-                    deployment.metadata.name,
-                    self.namespace,
-                    {
-                        "status": {
-                            "observedGeneration": deployment.metadata.generation,
-                            "replicas": replicas,
-                            "updatedReplicas": replicas,
-                            "readyReplicas": replicas,
-                            "availableReplicas": replicas,
-                        }
-                    },
-                )
+                self._seen.add(key)
+                replicas = deployment.spec.replicas or 0
+                self._status(name, generation, replicas, 0)
+                timer = threading.Timer(POD_START_SECONDS, self._status, (name, generation, replicas, replicas))
+                timer.start()
+                self._timers.append(timer)
 
     def stop(self) -> None:
         self._stop.set()
+        for timer in self._timers:
+            timer.cancel()
         self._thread.join(10)
 
 
@@ -212,7 +224,8 @@ def _burst(
     writes = time.perf_counter() - start
 
     def all_ready() -> bool:
-        items = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+        listed: dict[str, Any] = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        items = listed["items"]
         now = time.perf_counter() - start
         for item in items:
             name = item["metadata"]["name"]
@@ -220,7 +233,11 @@ def _burst(
                 ready_at[name] = now
         return len(ready_at) == len(names)
 
-    services.wait_for(all_ready, what=f"{len(docs)} {plural} Ready", timeout=READY_TIMEOUT, interval=0.2)
+    try:
+        services.wait_for(all_ready, what=f"{len(docs)} {plural} Ready", timeout=READY_TIMEOUT, interval=0.2)
+    except TimeoutError as exc:
+        stuck = sorted(names - set(ready_at))
+        raise TimeoutError(f"{exc}: {len(stuck)} never became Ready ({', '.join(stuck[:10])})") from None
     return writes, time.perf_counter() - start, sorted(ready_at.values())
 
 
@@ -228,10 +245,12 @@ def _one(objects: CustomObjectsApi, namespace: str, plural: str, doc: dict[str, 
     start = time.perf_counter()
     objects.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, doc)
     name = doc["metadata"]["name"]
-    get: Callable[[], dict[str, Any]] = lambda: objects.get_namespaced_custom_object(  # noqa: E731
-        GROUP, VERSION, namespace, plural, name
-    )
-    services.wait_for(lambda: _ready(get()), what=f"{plural}/{name} Ready", timeout=READY_TIMEOUT, interval=0.05)
+
+    def ready() -> bool:
+        body: dict[str, Any] = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        return _ready(body)
+
+    services.wait_for(ready, what=f"{plural}/{name} Ready", timeout=READY_TIMEOUT, interval=0.05)
     return time.perf_counter() - start
 
 
@@ -269,25 +288,32 @@ def run() -> list[dict[str, Any]]:
                 one_module = _one(objects, namespace, "wasmmodules", _module_doc("single", references[COUNT]))
                 module_docs = [_module_doc(f"op-{i}", references[i]) for i in range(COUNT)]
                 modules = _burst(objects, namespace, "wasmmodules", module_docs)
+                figures = [_figure("WasmModules", *modules, one_module)]
                 kubelet = KubeletStandIn(api, namespace)
+                failure = None
                 try:
                     one_dataflow = _one(objects, namespace, "dataflows", _dataflow_doc("single", "single"))
                     dataflow_docs = [_dataflow_doc(f"flow-{i}", f"op-{i}") for i in range(COUNT)]
-                    dataflows = _burst(objects, namespace, "dataflows", dataflow_docs)
+                    figures.append(
+                        _figure("Dataflows", *_burst(objects, namespace, "dataflows", dataflow_docs), one_dataflow)
+                    )
+                except TimeoutError as exc:
+                    failure = f"Dataflows: {exc}"
                 finally:
                     kubelet.stop()
                 busy = services.rss_bytes(controller.pid)
                 peak = services.peak_rss_bytes(controller.pid)
         finally:
             api.close()
-    return [
-        _figure("WasmModules", *modules, one_module),
-        _figure("Dataflows", *dataflows, one_dataflow),
+    figures.append(
         {
             "name": f"5. controller RSS after {COUNT} WasmModules and {COUNT} Dataflows",
             "unit": "bytes",
             "ours": Sample.of([busy]),
             "comparators": {"idle, just started": Sample.of([idle]), "peak during the bursts": Sample.of([peak])},
             "note": "the wasmflow operator process (Kopf), watching one namespace",
-        },
-    ]
+        }
+    )
+    if failure:
+        raise PartialResults(failure, figures)
+    return figures

@@ -69,6 +69,14 @@ class Figure:
         return {k: (self.ours.median / v.median if v.median else float("nan")) for k, v in self.comparators.items()}
 
 
+class PartialResults(Exception):  # noqa: N818 - it carries results, the failure is in its message
+    """An area that measured some figures and then failed: the harness keeps ``figures`` and reports the error."""
+
+    def __init__(self, message: str, figures: Sequence[Figure | Mapping[str, Any]]) -> None:
+        super().__init__(message)
+        self.figures = figures
+
+
 def _sample(value: Any) -> Sample:
     if isinstance(value, Sample):
         return value
