@@ -27,7 +27,14 @@ from kubernetes import client
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.metrics import ControllerMetrics
-from wasmflow.operator.wasmmodules import Outcome, Result, check_interval, reconcile, status_started
+from wasmflow.operator.wasmmodules import (
+    ContractChecks,
+    Outcome,
+    Result,
+    check_interval,
+    reconcile,
+    status_started,
+)
 
 GROUP, VERSION, PLURAL = "wasmflow.io", "v1alpha1", "wasmmodules"
 
@@ -36,6 +43,7 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
     """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``."""
     api_holder: dict[str, client.ApiClient] = {}
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+    checks = ContractChecks()
 
     def api() -> client.ApiClient:
         if "api" not in api_holder:
@@ -62,7 +70,7 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
                     api(), str(body.metadata.namespace), PLURAL, str(body.metadata.name), {"status": status}
                 )
                 current["status"] = {**previous, **status}
-            outcome = await reconcile(api(), current, config, attempt=retry)
+            outcome = await reconcile(api(), current, config, attempt=retry, checks=checks)
         patch.status.update(outcome.status)
         _report(body, previous, outcome, getattr(memo, "metrics", None), started, logger)
         if outcome.result is Result.RETRY:
@@ -85,7 +93,7 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
                 fresh = await kube.get_custom(api(), namespace, PLURAL, name)
                 if fresh is None or fresh.get("metadata", {}).get("deletionTimestamp"):
                     return
-                outcome = await reconcile(api(), fresh, config, periodic=True, attempt=attempt)
+                outcome = await reconcile(api(), fresh, config, periodic=True, attempt=attempt, checks=checks)
                 if outcome.result is not Result.UNCHANGED:
                     await kube.patch_custom_status(api(), namespace, PLURAL, name, {"status": outcome.status})
             previous = dict(fresh.get("status") or {})

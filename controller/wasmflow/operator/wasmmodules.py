@@ -26,6 +26,7 @@ import asyncio
 import enum
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from wasmflow.operator.config import OperatorConfig
 
 __all__ = [
     "REQUESTED_AT",
+    "ContractChecks",
     "Fetched",
     "Outcome",
     "Result",
@@ -137,14 +139,62 @@ def check_interval(body: dict[str, Any]) -> float:
     return max(seconds, MIN_INTERVAL_S)
 
 
+class ContractChecks:
+    """Contract verdicts by component digest and the spec fields the check depends on, for one controller run.
+
+    A component is compiled and checked once however many WasmModules use it (and while a check runs, the others
+    that need the same verdict wait for it instead of compiling it again). The verdict is a function of the bytes
+    (named by their verified digest), the operator kind, the grants, strictness and the size limit.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._max_entries = max_entries
+        self._verdicts: OrderedDict[tuple[Any, ...], asyncio.Task[ContractReport]] = OrderedDict()
+
+    async def check(self, fetched: Fetched, module: WasmModule, max_bytes: int) -> ContractReport:
+        spec = module.spec
+        grants = tuple(sorted(c.value for c in spec.capabilities))
+        key = (fetched.digest, spec.operator.value, grants, spec.strict, max_bytes)
+        task = self._verdicts.get(key)
+        if task is None:
+            task = asyncio.create_task(
+                asyncio.to_thread(
+                    check_component,
+                    fetched.data,
+                    grants=grants,
+                    strict=spec.strict,
+                    expected_kind=spec.operator,
+                    max_bytes=max_bytes,
+                )
+            )
+            self._verdicts[key] = task
+            while len(self._verdicts) > self._max_entries:
+                self._verdicts.popitem(last=False)
+        else:
+            self._verdicts.move_to_end(key)
+        try:
+            return await asyncio.shield(task)
+        except Exception:
+            if self._verdicts.get(key) is task:
+                del self._verdicts[key]  # a check that broke is tried again next time
+            raise
+
+
 async def reconcile(
-    api: client.ApiClient, body: dict[str, Any], config: OperatorConfig, *, periodic: bool = False, attempt: int = 0
+    api: client.ApiClient,
+    body: dict[str, Any],
+    config: OperatorConfig,
+    *,
+    periodic: bool = False,
+    attempt: int = 0,
+    checks: ContractChecks | None = None,
 ) -> Outcome:
     """Get, verify and check the module ``body`` describes; the status to write.
 
     ``periodic`` is the ``spec.interval`` re-check: when it finds the very artifact already judged Ready for this
     generation it answers UNCHANGED without checking again (the check is a function of the bytes and the spec).
-    ``attempt`` counts the consecutive transient failures before this one (for the backoff).
+    ``attempt`` counts the consecutive transient failures before this one (for the backoff). ``checks`` shares
+    contract verdicts between reconciles (the handlers keep one for the controller's lifetime).
     """
     metadata = body.get("metadata") or {}
     generation = metadata.get("generation")
@@ -163,14 +213,7 @@ async def reconcile(
         fetched = await _fetch(api, module, namespace, config)
         if periodic and _already_ready(current, generation, fetched.digest):
             return Outcome(current, Result.UNCHANGED, "Succeeded", "unchanged", fetched)
-        report = await asyncio.to_thread(
-            check_component,
-            fetched.data,
-            grants=[c.value for c in module.spec.capabilities],
-            strict=module.spec.strict,
-            expected_kind=module.spec.operator,
-            max_bytes=config.max_module_bytes,
-        )
+        report = await (checks or ContractChecks()).check(fetched, module, config.max_module_bytes)
         if not report.valid:
             raise _Failure("ContractViolation", _contract_message(report, fetched))
     except _Failure as failure:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from tests.components.engine import wat
 from wasmflow.api.kinds import OperatorKind
+from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.contract.capabilities import ImportClass
 from wasmflow.contract.report import ContractReport, ImportReport
 from wasmflow.operator.wasmmodules import (
+    ContractChecks,
     Fetched,
     check_interval,
     retry_delay,
@@ -120,3 +124,43 @@ def test_a_new_generation_starts_reconciling_with_ready_unknown() -> None:
 
 def test_a_generation_already_judged_does_not_start_over() -> None:
     assert status_started(status_ready({}, 1, FETCHED, REPORT, AT), 1, "r.example/op:1") is None
+
+
+def wasm_module(kind: str, capabilities: list[str] | None = None) -> WasmModule:
+    return WasmModule.model_validate(
+        {
+            "metadata": {"name": "op"},
+            "spec": {
+                "source": {"oci": {"reference": "r.example/op:1"}},
+                "operator": kind,
+                "capabilities": capabilities or [],
+            },
+        }
+    )
+
+
+def test_a_component_used_by_many_modules_is_checked_once() -> None:
+    data = wat.operator("map")
+    fetched = Fetched(data=data, digest=wat.digest(data), media_type="application/wasm", source="x", pulled=False)
+    checks = ContractChecks()
+
+    async def many() -> list[ContractReport]:
+        return await asyncio.gather(*(checks.check(fetched, wasm_module("map"), 2**20) for _ in range(5)))
+
+    reports = asyncio.run(many())
+    assert all(r is reports[0] for r in reports) and reports[0].valid
+
+
+def test_a_verdict_depends_on_the_kind_and_the_grants_as_well_as_the_bytes() -> None:
+    data = wat.operator("map")
+    fetched = Fetched(data=data, digest=wat.digest(data), media_type="application/wasm", source="x", pulled=False)
+    checks = ContractChecks()
+
+    async def judge(module: WasmModule) -> ContractReport:
+        return await checks.check(fetched, module, 2**20)
+
+    as_map = asyncio.run(judge(wasm_module("map")))
+    as_filter = asyncio.run(judge(wasm_module("filter")))
+    granted = asyncio.run(judge(wasm_module("map", ["network"])))
+    assert as_map.valid and granted.valid and granted is not as_map
+    assert [p.code.value for p in as_filter.problems] == ["kind-mismatch"]
