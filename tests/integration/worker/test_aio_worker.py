@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import uuid
@@ -25,7 +26,7 @@ from tests.integration.worker.test_worker_process import WASMFLOW, free_port, re
 from tests.services import BrokerEnv, Registry
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec, Endpoint
-from wasmflow.api.dataflow_graph import GraphPort
+from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
 from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.oci import mediatypes as mt
 
@@ -208,3 +209,60 @@ def test_a_dataflow_referencing_a_graph_artifact_runs_it_with_modules_from_the_r
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.timeout(900)
+def test_two_replicas_share_the_state_store_through_the_broker(
+    tmp_path: Path, mqtt_broker: BrokerEnv, component: Callable[[str], Path]
+) -> None:
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    path = component("aio_counting_map")
+    module = AioModule(digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(), path=str(path))
+    endpoint = Endpoint.model_validate({"mqtt": {"url": mqtt_broker.url, "qos": 1, "sharedSubscriptionGroup": prefix}})
+    processes, ports = [], []
+    for replica in ("a", "b"):
+        port = free_port()
+        config = AioWorkerConfig(
+            namespace="t",
+            dataflow=prefix,
+            definition=COUNTING_GRAPH,
+            endpoints={"broker": endpoint},
+            modules={"wasmflow-tests/counting:1.0.0": module},
+            sources={"source": GraphPort(endpoint="broker", topic=f"{prefix}/in")},
+            sinks={"sink": GraphPort(endpoint="broker", topic=f"{prefix}/out")},
+            state_store=SharedStateStore(endpoint="broker", topic_prefix=f"{prefix}/state"),
+            http_port=port,
+            cache_dir=str(cache_dir().parent),
+        )
+        (tmp_path / f"{replica}.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+        env = {**os.environ, "HOSTNAME": f"replica-{replica}"}
+        processes.append(
+            subprocess.Popen(
+                [WASMFLOW, "worker", "--config", str(tmp_path / f"{replica}.json")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        )
+        ports.append(port)
+    try:
+        for port in ports:
+            wait_until(lambda port=port: ready(port), what="replica /readyz", timeout=600)  # type: ignore[misc]
+        client, received = subscriber(mqtt_broker, f"{prefix}/out")
+        seen = []
+        for value in range(6):  # one at a time: each replica sees the other's last write before the next message
+            publish(mqtt_broker, f"{prefix}/in", [(json.dumps({"sensor": "t1", "value": value}).encode(), 1000)])
+            seen.append(json.loads(received.get(timeout=60).payload)["seen"])
+        assert seen == [1, 2, 3, 4, 5, 6]
+        handled = [
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.count("wasmflow_aio_messages_total{node=")
+            for port in ports
+        ]
+        assert handled == [1, 1]  # both replicas took messages (the shared subscription split them)
+        client.loop_stop()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            assert process.wait(timeout=60) == 0
