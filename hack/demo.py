@@ -208,10 +208,15 @@ class Worker:
 
 
 def mqtt_client(client_id: str, broker: str) -> mqtt.Client:
+    """A connected MQTT v5 client (paho's network loop on its own thread)."""
     host, port = broker.removeprefix("mqtt://").rsplit(":", 1)
+    connected = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda *_: connected.set()
     client.connect(host, int(port))
     client.loop_start()
+    if not connected.wait(10):
+        raise SystemExit(f"could not connect to {broker}")
     return client
 
 
@@ -234,15 +239,13 @@ class Received:
 
 
 def subscribe(broker: str, topics: list[str]) -> tuple[mqtt.Client, Received]:
+    """A client that records what the sinks publish on ``topics``, subscribed before this returns."""
     received = Received()
     subscribed = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="wasmflow-demo-watch", protocol=mqtt.MQTTv5)
+    client = mqtt_client("wasmflow-demo-watch", broker)
     client.on_message = lambda _c, _u, msg: received.add(msg.topic, msg.payload)
     client.on_subscribe = lambda *_: subscribed.set()
-    client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
-    host, port = broker.removeprefix("mqtt://").rsplit(":", 1)
-    client.connect(host, int(port))
-    client.loop_start()
+    client.subscribe([(topic, 1) for topic in topics])
     if not subscribed.wait(10):
         raise SystemExit(f"could not subscribe to {topics} on {broker}")
     return client, received
@@ -272,6 +275,13 @@ def alert_line(alert: dict[str, Any]) -> str:
     return (
         f"  ALERT {alert.get('asset', '?')}: {alert.get('value')} °{alert.get('unit', 'C')} "
         f"({alert.get('site', '?')}, {alert.get('line', '?')})"
+    )
+
+
+def window_line(window: dict[str, Any]) -> str:
+    return (
+        f"count {window['count']:>2}  min {window['min']:>6}  max {window['max']:>6}  "
+        f"avg {window['avg']:>7} °{window.get('unit', 'C')}"
     )
 
 
@@ -406,7 +416,9 @@ def feed_and_watch(
                 screen.above(alert_line(alert))
             shown_alerts = len(alerts)
             progress = f"  published {sent}/{len(messages)}  ({time.monotonic() - started:.1f}s)"
-            screen.draw([*table(dataflow, counts), progress])
+            windows = received.get(sinks.get("averages", ""))
+            latest = f"  latest window on plant/averages: {window_line(windows[-1])}" if windows else ""
+            screen.draw([*table(dataflow, counts), latest, progress])
             if sent == len(messages) and counts.get(source, NodeCounts()).received == sent:
                 # Everything is in; done once no counter moved for half a second (the last ones are in flight).
                 if counts != last_counts:
@@ -446,10 +458,8 @@ def summary(received: Received, sinks: dict[str, str], counts: dict[str, NodeCou
     print(f"  readings published        {fed}")
     print(f"  alerts on plant/alerts    {len(alerts)}: " + ", ".join(f"{a['asset']} {a['value']}°C" for a in alerts))
     print(f"  windows on plant/averages {len(averages)}, averaging {averaged} readings:")
-    for w in averages:
-        print(
-            f"    count {w['count']:>2}  min {w['min']:>6}  max {w['max']:>6}  avg {w['avg']:>7} °{w.get('unit', 'C')}"
-        )
+    for window in averages:
+        print(f"    {window_line(window)}")
     print(f"  dropped                   {dropped} (sensor faults, out of in-range's min..max)")
     print(f"  failed in an operator     {failed}")
     print(f"  worker exit status        {worker_exit}")

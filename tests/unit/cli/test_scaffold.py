@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -58,3 +59,35 @@ def test_names_must_be_dns_labels(name: str) -> None:
 def test_an_unknown_language_is_refused() -> None:
     with pytest.raises(ConfigError, match="must be one of python, javascript"):
         validate("op", "map", "rust")
+
+
+@pytest.mark.parametrize(
+    ("kind", "configuration"),
+    [
+        (OperatorKind.MAP, {"label": "my-op"}),
+        (OperatorKind.FILTER, {"min": "30"}),
+        (OperatorKind.BRANCH, {"threshold": "50"}),
+        (OperatorKind.ACCUMULATE, {}),
+    ],
+)
+def test_the_local_dataflow_configures_what_the_template_reads(
+    kind: OperatorKind, configuration: dict[str, str]
+) -> None:
+    files = render(Project("my-op", kind, "python"))
+    node = next(n for n in yaml.safe_load(files["dataflow.yaml"])["spec"]["nodes"] if n["name"] == "my-op")
+    assert node["configuration"] == configuration
+    for key in configuration:
+        assert f'CONFIG.get("{key}"' in files["app.py"]
+        assert f"config.{key}" in render(Project("my-op", kind, "javascript"))["app.js"]
+
+
+@pytest.mark.parametrize("kind", list(OperatorKind))
+@pytest.mark.parametrize("language", ["python", "javascript"])
+def test_the_generated_test_is_python_that_asserts_the_outcome_on_the_sample(kind: OperatorKind, language: str) -> None:
+    source = render(Project("my-op", kind, language))["test_operator.py"]
+    tree = ast.parse(source)
+    test = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith("test_"))
+    asserts = [node for node in ast.walk(test) if isinstance(node, ast.Assert)]
+    assert len(asserts) == 1
+    assert ast.unparse(asserts[0].test).startswith("actual == ")
+    assert '"my-op=build/my-op.wasm"' in source
