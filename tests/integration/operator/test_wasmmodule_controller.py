@@ -515,3 +515,20 @@ def test_editing_the_spec_judges_the_new_generation(
     healed = wait_for_condition(kube_client, namespace, "op", "Ready")
     assert healed["status"]["observedGeneration"] == 3
     assert condition(healed, "Stalled") is None
+
+
+def test_a_flux_reconcile_request_is_handled_and_echoed_in_the_status(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry, tmp_path: Path
+) -> None:
+    ref = new_ref(registry.host)
+    wasmflow_push(wasm_file(tmp_path), ref)
+    create_module(kube_client, namespace, "op", oci(ref))
+    wait_for_condition(kube_client, namespace, "op", "Ready")
+    requested = "2026-12-01T08:00:00.000000000Z"
+    patch = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": requested}}}
+    CustomObjectsApi(kube_client).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "op", patch)
+    wait_until(
+        lambda: get_module(kube_client, namespace, "op")["status"].get("lastHandledReconcileAt") == requested,
+        what="lastHandledReconcileAt",
+    )
+    assert condition(get_module(kube_client, namespace, "op"), "Ready")["status"] == "True"  # type: ignore[index]
