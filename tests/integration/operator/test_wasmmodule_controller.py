@@ -532,3 +532,19 @@ def test_a_flux_reconcile_request_is_handled_and_echoed_in_the_status(
         what="lastHandledReconcileAt",
     )
     assert condition(get_module(kube_client, namespace, "op"), "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_a_config_map_without_the_component_key_is_stalled_not_found_naming_its_keys(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str
+) -> None:
+    CoreV1Api(kube_client).create_namespaced_config_map(
+        namespace,
+        V1ConfigMap(
+            metadata=V1ObjectMeta(name="ops"),
+            binary_data={"other.wasm": base64.b64encode(operator("map")).decode()},
+        ),
+    )
+    create_module(kube_client, namespace, "op", {"configMapRef": {"name": "ops", "key": "to-celsius.wasm"}})
+    assert_stalled(
+        kube_client, namespace, "op", "NotFound", "no binaryData key 'to-celsius.wasm'", "binaryData keys: other.wasm"
+    )
