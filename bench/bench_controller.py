@@ -34,7 +34,7 @@ from typing import Any
 
 from kubernetes import config as kube_config
 from kubernetes import watch
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
+from kubernetes.client import ApiClient, ApiException, AppsV1Api, CoreV1Api, CustomObjectsApi, V1Namespace, V1ObjectMeta
 from kubernetes.dynamic import DynamicClient
 from tests.kube_env import KubeEnv
 
@@ -69,6 +69,17 @@ def _install_crds(api: ApiClient) -> None:
         return True
 
     services.wait_for(established, what="the CRDs Established", timeout=60, interval=0.2)
+    objects = CustomObjectsApi(api)
+
+    def served() -> bool:  # Established comes before the storage answers ("storage is (re)initializing")
+        try:
+            for plural in ("wasmmodules", "dataflows"):
+                objects.list_cluster_custom_object(GROUP, VERSION, plural, limit=1)
+        except ApiException:
+            return False
+        return True
+
+    services.wait_for(served, what="the custom resources served", timeout=60, interval=0.2)
 
 
 def _push_modules(registry: str, count: int) -> list[str]:
