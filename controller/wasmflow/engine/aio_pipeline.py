@@ -14,6 +14,8 @@ know a timestamp is complete without a cluster protocol:
   timestamp, so the merged stream is the same however the inputs' items interleave in time (the order AIO keeps).
   Its progress, like any node's with several inputs, is the least of them.
 - at the end of the input, progress goes to infinity: every open window is emitted.
+- with the physical clock on (workers), an idle source still advances its progress to the clock every
+  ``idle_seconds``, so a window closes on time even when no message follows it.
 
 Acknowledgement is the pipeline's: an input is acked once everything derived from it reached a sink or was dropped
 (an accumulate holds its items' trackers until the window is emitted). A failure fails that item (dropped and
@@ -89,6 +91,7 @@ class AioPipeline:
         sinks: Mapping[str, Sink],
         metrics: EngineMetrics | None = None,
         physical_clock: bool = False,
+        idle_seconds: float = 1.0,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.plan = plan
@@ -97,6 +100,7 @@ class AioPipeline:
         self.sinks = sinks
         self.metrics = metrics
         self.physical_clock = physical_clock
+        self.idle_seconds = idle_seconds
         self.queues: dict[str, asyncio.Queue[tuple[int, _Item | _Progress]]] = {
             name: asyncio.Queue(maxsize=queue_size) for name in plan.order if name not in plan.sources
         }
@@ -144,15 +148,33 @@ class AioPipeline:
 
     async def _feed(self, name: str) -> None:
         clock = HlcClock(name, physical=time.time_ns if self.physical_clock else None)
-        async for inbound in self.sources[name].messages():
-            self._count_in(name)
-            event_ns = inbound.message.timestamp_ms * 1_000_000 if inbound.message.timestamp_ms > 0 else None
-            stamp = clock.stamp(event_ns)
-            await self._emit(name, _Item(from_message(inbound.message, stamp), stamp, (Tracker(inbound.ack),)))
-            await self._progress(name, key(stamp))
-            if self._stopping.is_set():
-                break
-        await self._progress(name, END)
+        # Stamping and sending happen under one lock, so the idle ticker's progress never overtakes an item.
+        lock = asyncio.Lock()
+        ticker = asyncio.create_task(self._idle(name, clock, lock)) if self.physical_clock else None
+        try:
+            async for inbound in self.sources[name].messages():
+                self._count_in(name)
+                event_ns = inbound.message.timestamp_ms * 1_000_000 if inbound.message.timestamp_ms > 0 else None
+                async with lock:
+                    stamp = clock.stamp(event_ns)
+                    item = _Item(from_message(inbound.message, stamp), stamp, (Tracker(inbound.ack),))
+                    await self._emit(name, item)
+                    await self._progress(name, key(stamp))
+                if self._stopping.is_set():
+                    break
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+        async with lock:
+            await self._progress(name, END)
+
+    async def _idle(self, name: str, clock: HlcClock, lock: asyncio.Lock) -> None:
+        """Advance an idle source's progress to its clock (the physical time has passed, so no earlier item can
+        still come: the next one is stamped after it by the HLC rule)."""
+        while True:
+            await asyncio.sleep(self.idle_seconds)
+            async with lock:
+                await self._progress(name, key(clock.stamp()))
 
     # -- nodes -------------------------------------------------------------------------------------------------
 
