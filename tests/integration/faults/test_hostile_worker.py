@@ -43,7 +43,8 @@ def test_hostile_messages_fail_alone_and_the_worker_memory_stays_bounded(
     prefix = f"hostile-{uuid.uuid4().hex[:8]}"
     spec = pipeline_spec(fault_broker.url, prefix)
     spec["errorPolicy"] = {"action": "deadLetter", "endpoint": "broker", "topic": f"{prefix}/dlq"}
-    limits = {"memory": "64Mi", "timeoutPerMessage": "1s"}
+    # Generous: under load, filling 64 MiB or exhausting the stack must hit its own limit before the deadline.
+    limits = {"memory": "64Mi", "timeoutPerMessage": "3s"}
     worker = workers(spec, {"op": pinned(component("hostile_map"), "map", limits=limits)})
     worker.start()
     wait_until(worker.ready, what="worker /readyz", timeout=180)
@@ -89,3 +90,36 @@ def test_a_component_importing_an_interface_nobody_provides_is_refused_before_it
     output = worker.output()
     assert "acme:vault/secrets@1.0.0" in output, output
     assert not worker.ready()
+
+
+def test_memory_bombs_one_after_another_do_not_grow_the_worker(
+    workers: Workers, fault_broker: BrokerEnv, component: Callable[[str], Path], clients: Clients, report: Report
+) -> None:
+    """Each bomb fills its instance's 64 MiB and the instance is thrown away: a worker that kept them would grow
+    by a cap per bomb."""
+    prefix = f"bombs-{uuid.uuid4().hex[:8]}"
+    spec = pipeline_spec(fault_broker.url, prefix)
+    spec["errorPolicy"] = {"action": "deadLetter", "endpoint": "broker", "topic": f"{prefix}/dlq"}
+    worker = workers(
+        spec, {"op": pinned(component("hostile_map"), "map", limits={"memory": "64Mi", "timeoutPerMessage": "5s"})}
+    )
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=180)
+    dead = Collector(fault_broker, f"{prefix}/dlq", key=failure_of)
+    clients.append(dead)
+
+    def bombs(count: int) -> int:
+        before = dead.count()
+        publish(fault_broker, f"{prefix}/in/x", *[b"alloc"] * count)
+        wait_until(lambda: dead.count() == before + count, what=f"{count} dead letters", timeout=120)
+        return worker.rss_bytes()
+
+    warmed = bombs(3)
+    after = bombs(15)
+    assert set(dead.received()) == {"alloc:memory"}
+    assert after - warmed < MEMORY_CAP, f"{(after - warmed) >> 20} MiB more after 15 more bombs"
+    report(
+        rss_after_3_bombs_mib=warmed / 2**20,
+        rss_after_18_bombs_mib=after / 2**20,
+        peak_rss_mib=worker.peak_rss_bytes() / 2**20,
+    )

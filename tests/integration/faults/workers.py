@@ -160,10 +160,17 @@ class WorkerProcess:
 
     def peak_rss_bytes(self) -> int:
         """The process's high-water resident set (VmHWM), read while it runs."""
+        return self._status_kib("VmHWM") * 1024
+
+    def rss_bytes(self) -> int:
+        """The process's resident set now (VmRSS)."""
+        return self._status_kib("VmRSS") * 1024
+
+    def _status_kib(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmHWM in /proc status")
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
