@@ -180,9 +180,15 @@ def test_a_module_that_is_not_ready_holds_the_dataflow_back_until_it_is(
         "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
     )
     # Nothing is pushed yet: the WasmModule controller stalls the modules (NotFound), the Dataflow says which.
+    # The modules stall one by one; each one re-reconciles the Dataflow, whose message then names it too.
     ready = wait_until(
-        lambda: (c := condition(get_dataflow(kube_client, namespace), "Ready")) and c["reason"] == "ModuleFailed" and c,
-        what="the Dataflow held back by its failed modules",
+        lambda: (
+            (c := condition(get_dataflow(kube_client, namespace), "Ready"))
+            and c["reason"] == "ModuleFailed"
+            and "WasmModule enrich is Stalled" in c["message"]
+            and c
+        ),
+        what="the Dataflow held back by its failed modules, enrich among them",
     )
     assert "WasmModule enrich is Stalled: NotFound" in ready["message"]
     assert "manifest 0.1.0 not found" in ready["message"]
