@@ -1,14 +1,14 @@
 """Kopf handlers of the WasmModule controller: thin shells over ``wasmmodules.reconcile``.
 
 - create / update / resume: for a generation not judged yet, Reconciling=True is written first (a pull may take a
-  while); then reconcile and write the status through Kopf's patch. A failure that may heal raises
-  ``kopf.TemporaryError`` with our backoff (5 s doubling to 5 min); the status written with it says why, so the
-  patch is applied and Kopf retries the handler.
+  while); then reconcile and write the status. A failure that may heal is written as such, then raises
+  ``kopf.TemporaryError`` with our backoff (5 s doubling to 5 min), so Kopf retries the handler.
 - a daemon per module re-checks it every ``spec.interval`` (a tag that moved is pulled and checked again; a Stalled
   module is tried again, so creating a missing Secret or pushing a missing tag heals it without an edit), and keeps
-  retrying with the backoff while a failure may heal. It writes the status itself (a daemon has no Kopf patch).
-- a per-module lock keeps a handler and the daemon from reconciling the same module at once; the daemon reads the
-  object fresh inside the lock, so it never writes a status computed from an older spec.
+  retrying with the backoff while a failure may heal.
+- both write the status themselves, inside a per-module lock, so a handler and the daemon never reconcile the
+  same module at once; the daemon reads the object fresh inside the lock, so it never writes a status computed
+  from an older spec.
 
 Events: one when Ready changes status or reason, or the artifact digest changes (a warning when the user must
 act). Metrics: reconciles by result, their duration, modules and bytes pulled from registries.
@@ -57,21 +57,18 @@ def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig
             locks[uid] = lock
         return lock
 
-    async def reconcile_handler(
-        body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any
-    ) -> None:
+    async def reconcile_handler(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, retry: int, **_: Any) -> None:
         started = time.perf_counter()
+        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
         previous = dict(body.get("status") or {})
         current = dict(body)
         async with lock_for(str(body.metadata.uid)):
             status = status_started(previous, body.metadata.get("generation"), _source(body))
             if status is not None:
-                await kube.patch_custom_status(
-                    api(), str(body.metadata.namespace), PLURAL, str(body.metadata.name), {"status": status}
-                )
+                await kube.patch_custom_status(api(), namespace, PLURAL, name, {"status": status})
                 current["status"] = {**previous, **status}
             outcome = await reconcile(api(), current, config, attempt=retry, checks=checks)
-        patch.status.update(outcome.status)
+            await kube.patch_custom_status(api(), namespace, PLURAL, name, {"status": outcome.status})
         _report(body, previous, outcome, getattr(memo, "metrics", None), started, logger)
         if outcome.result is Result.RETRY:
             raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 0)
