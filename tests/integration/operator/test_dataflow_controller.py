@@ -198,3 +198,27 @@ def test_a_module_that_is_not_ready_holds_the_dataflow_back_until_it_is(
     wait_until(
         lambda: AppsV1Api(kube_client).list_namespaced_deployment(namespace).items, what="the Deployment", timeout=90
     )
+
+
+def test_the_dataflow_turns_ready_when_the_rollout_of_its_config_is_done(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
+) -> None:
+    create_ready_modules(kube_client, namespace, registry)
+    _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    apps = AppsV1Api(kube_client)
+    name = "plant-temperatures-worker"
+    wait_until(lambda: (get_dataflow(kube_client, namespace).get("status") or {}).get("configHash"), what="applied")
+    deployment = apps.read_namespaced_deployment(name, namespace)
+    # What the Deployment controller writes once every pod of the current template is ready (no kubelet here).
+    done = {"observedGeneration": deployment.metadata.generation, "replicas": 1, "updatedReplicas": 1}
+    apps.patch_namespaced_deployment_status(name, namespace, {"status": {**done, "readyReplicas": 1}})
+    ready = wait_until(
+        lambda: (c := condition(get_dataflow(kube_client, namespace), "Ready")) and c["status"] == "True" and c,
+        what="the Dataflow Ready",
+    )
+    assert (ready["reason"], ready["message"]) == ("Succeeded", "1/1 worker(s) ready")
+    body = get_dataflow(kube_client, namespace)
+    assert body["status"]["workers"] == {"desired": 1, "ready": 1}
+    assert condition(body, "Reconciling") is None
