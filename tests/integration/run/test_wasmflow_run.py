@@ -25,9 +25,13 @@ def dataflow(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], **spec: A
 
 
 def run(
-    tmp_path: Path, manifest: dict[str, Any], modules: dict[str, Path], lines: list[dict[str, Any]]
+    tmp_path: Path,
+    manifest: dict[str, Any],
+    modules: dict[str, Path],
+    lines: list[dict[str, Any]],
+    wasm_modules: tuple[dict[str, Any], ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
-    (tmp_path / "df.yaml").write_text(yaml.safe_dump(manifest))
+    (tmp_path / "df.yaml").write_text(yaml.safe_dump_all([manifest, *wasm_modules]))
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     args = [WASMFLOW, "run", str(tmp_path / "df.yaml"), "--input", str(tmp_path / "in.jsonl"), "--output", "-"]
     for name, path in modules.items():
@@ -96,7 +100,19 @@ def test_hostile_operators_fail_only_their_own_messages(tmp_path: Path, componen
     )
     behaviours = ["first", "loop", "alloc", "trap", "err", "file", "env", "last"]
     lines = [{"topic": "t", "payload": b} for b in behaviours]
-    result, outputs = run(tmp_path, manifest, {"hostile": component("hostile_map")}, lines)
+    # The deadline is generous so that, however loaded the machine, "alloc" meets the memory cap before the deadline
+    # (the source below is overridden by --module; the manifest only brings the limits).
+    module = {
+        "apiVersion": "wasmflow.io/v1alpha1",
+        "kind": "WasmModule",
+        "metadata": {"name": "hostile"},
+        "spec": {
+            "source": {"oci": {"reference": "registry.test/hostile:1"}},
+            "operator": "map",
+            "limits": {"memory": "64Mi", "timeoutPerMessage": "3s"},
+        },
+    }
+    result, outputs = run(tmp_path, manifest, {"hostile": component("hostile_map")}, lines, (module,))
     assert result.returncode == 0, result.stderr
     delivered = [o["payload"] for o in outputs if o["sink"] == "out"]
     assert delivered[0] == "first"
