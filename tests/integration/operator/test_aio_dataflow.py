@@ -1,0 +1,139 @@
+"""A Dataflow referencing an Azure IoT Operations graph definition, on the real API server with the controller,
+then run by a worker process with exactly the config its pod would mount."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from tests.components.build import cache_dir
+from tests.integration.conftest import wait_until
+from tests.integration.oci.test_registry import push_raw
+from tests.integration.operator.test_dataflow_controller import condition, get_dataflow
+from tests.integration.worker.test_aio_worker import GRAPH, INPUT, MODULES, publish
+from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
+from tests.services import BrokerEnv, Registry
+from wasmflow.oci import mediatypes as mt
+from wasmflow.operator.config import OperatorConfig
+
+
+def graph_dataflow(name: str, broker: BrokerEnv, graph: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "wasmflow.io/v1alpha1",
+        "kind": "Dataflow",
+        "metadata": {"name": name},
+        "spec": {"endpoints": {"broker": {"mqtt": {"url": broker.url, "qos": 1}}}, "graph": graph},
+    }
+
+
+def create(kube_client: ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    result = CustomObjectsApi(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", body
+    )
+    assert isinstance(result, dict)
+    return result
+
+
+def test_the_api_server_refuses_nodes_and_a_graph_together(
+    crds_installed: None, kube_client: ApiClient, namespace: str, mqtt_broker: BrokerEnv
+) -> None:
+    body = graph_dataflow("both", mqtt_broker, {"definition": GRAPH.read_text()})
+    body["spec"]["nodes"] = [
+        {"name": "in", "type": "source", "endpoint": "broker", "topic": "t"},
+        {"name": "out", "type": "sink", "endpoint": "broker", "topic": "u"},
+    ]
+    body["spec"]["edges"] = [{"from": "in", "to": "out"}]
+    with pytest.raises(ApiException) as caught:
+        create(kube_client, namespace, body)
+    assert caught.value.status == 422
+    assert "give nodes (a source and a sink at least) and edges, or a graph, not both" in str(caught.value.body)
+
+
+def test_a_graph_with_an_unbound_sink_is_stalled_naming_it(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, mqtt_broker: BrokerEnv
+) -> None:
+    graph = {"definition": GRAPH.read_text(), "sources": {"source": {"endpoint": "broker", "topic": "in"}}}
+    create(kube_client, namespace, graph_dataflow("unbound", mqtt_broker, graph))
+    stalled = wait_until(
+        lambda: condition(get_dataflow(kube_client, namespace, "unbound"), "Stalled"), what="Stalled condition"
+    )
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidGraph")
+    assert "sink operation sink is not bound to an endpoint" in stalled["message"]
+
+
+@pytest.mark.timeout(900)
+def test_a_dataflow_with_an_aio_graph_artifact_runs_on_its_worker(
+    controller: OperatorConfig,
+    kube_client: ApiClient,
+    namespace: str,
+    registry: Registry,
+    mqtt_broker: BrokerEnv,
+    component: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    base = f"{registry.host}/{namespace}"
+    for reference, built in MODULES.items():
+        push_raw(
+            f"{base}/{reference}",
+            mt.OCI_EMPTY,
+            [(mt.WASM_LAYER_CONTENT, component(built).read_bytes())],
+            artifact_type=mt.AIO_MODULE_ARTIFACT,
+        )
+    push_raw(f"{base}/graphs/temperatures:1.0.0", mt.AIO_GRAPH, [("application/yaml", GRAPH.read_bytes())])
+    topics = f"k{uuid.uuid4().hex[:8]}"
+    graph = {
+        "artifact": {"reference": f"{base}/graphs/temperatures:1.0.0", "insecure": True},
+        "registry": base,
+        "insecure": True,
+        "sources": {"source": {"endpoint": "broker", "topic": f"{topics}/in"}},
+        "sinks": {"sink": {"endpoint": "broker", "topic": f"{topics}/out"}},
+        "eventTime": True,
+    }
+    create(kube_client, namespace, graph_dataflow("temps", mqtt_broker, graph))
+    config_map = wait_until(
+        lambda: next(iter(CoreV1Api(kube_client).list_namespaced_config_map(namespace).items), None),
+        what="the worker ConfigMap",
+    )
+    (tmp_path / "config.json").write_text(config_map.data["config.json"])
+    assert json.loads(config_map.data["config.json"])["spec"]["graph"]["registry"] == base
+    # The pod's cache volume, laid out under --root; its compiled code is the session's (no recompiling here).
+    volume = tmp_path / "root" / "var" / "cache" / "wasmflow"
+    volume.mkdir(parents=True)
+    (volume / "compiled").symlink_to(cache_dir().parent / "compiled")
+    port = free_port()
+    process = subprocess.Popen(
+        [WASMFLOW, "worker", "--config", str(tmp_path / "config.json"), "--root", str(tmp_path / "root"),
+         "--http-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: ready(port) or process.poll() is not None, what="worker /readyz", timeout=600)
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        client, received = subscriber(mqtt_broker, f"{topics}/out")
+        lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
+        publish(mqtt_broker, f"{topics}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
+        got = [received.get(timeout=60).payload.decode() for _ in range(4)]
+        assert got == [
+            '{"value":40.0,"unit":"C"}',
+            '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
+            '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
+            '{"value":100.0,"unit":"C"}',
+        ]
+        client.loop_stop()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
