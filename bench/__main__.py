@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from bench.report import Figure, PartialResults, machine, table, write_json
+from bench.report import Figure, PartialResults, machine, markdown, table, write_json
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("engine", "languages", "contract", "worker", "mqtt", "oci", "controller")
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("areas", nargs="*", help=f"only these areas (default: all of {', '.join(_areas())})")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--markdown", action="store_true", help="print --out (a results.json) as Markdown; no run")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return 0
     areas = [a for a in _areas() if not args.areas or a in args.areas]
     if unknown := set(args.areas) - set(_areas()):
         parser.error(f"unknown areas: {', '.join(sorted(unknown))}")
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {
         "areas": durations,
         "total seconds": round(time.perf_counter() - started, 1),
-        "load average at the end (1, 5, 15 min)": list(os.getloadavg()),
+        "load average at the end (1, 5, 15 min)": [round(x, 2) for x in os.getloadavg()],
     }
     print(table(figures))
     facts = {**at_start, **run}

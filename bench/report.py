@@ -147,7 +147,7 @@ def machine() -> dict[str, Any]:
         "componentize-py": _version("componentize-py"),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load average (1, 5, 15 min)": list(os.getloadavg()),
+        "load average (1, 5, 15 min)": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -197,3 +197,24 @@ def write_json(path: Path, figures: Sequence[Figure], errors: dict[str, str], fa
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     tmp.replace(path)
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """A results.json as the Markdown table bench/README.md shows (``python -m bench --markdown``)."""
+    lines = [
+        "| figure | ours: median [p10..p90] (runs) | comparators: median (ours/them) | target | note |",
+        "|---|---|---|---|---|",
+    ]
+    for data in results["figures"]:
+        f = Figure.from_mapping(data)
+        ours = f"{_fmt(f.ours.median, f.unit)} [{_fmt(f.ours.p10, f.unit)}..{_fmt(f.ours.p90, f.unit)}] ({f.ours.runs})"
+        comps = "<br>".join(
+            f"{name}: {_fmt(s.median, f.unit)} ({ratio:.2f}x)"
+            for (name, s), ratio in zip(f.comparators.items(), f.ratios().values(), strict=True)
+        )
+        lines.append(f"| {f.name} | {ours} | {comps or '-'} | {f.target or '-'} | {f.note or '-'} |")
+    facts = results.get("machine", {})
+    lines += ["", "Machine and run: " + "; ".join(f"{k}: {v}" for k, v in facts.items())]
+    if results.get("errors"):
+        lines += ["", "Failed areas: " + "; ".join(f"{k}: {v}" for k, v in results["errors"].items())]
+    return "\n".join(lines)
