@@ -2,10 +2,12 @@
 # Real OCI registries for the tests: Debian's docker-registry (CNCF distribution 2.8), on loopback, random ports:
 #   plain  anonymous read/write, plain HTTP                        WASMFLOW_REGISTRY
 #   auth   htpasswd basic auth, plain HTTP (user "wasmflow")       WASMFLOW_REGISTRY_AUTH, _USER, _PASSWORD
-# Both with storage.delete.enabled. The password is random, written to DIR/password (mode 600); the bcrypt htpasswd
+#   tls    anonymous, HTTPS with a certificate of a test CA        WASMFLOW_REGISTRY_TLS, WASMFLOW_REGISTRY_CA
+# All with storage.delete.enabled. The test CA (DIR/ca.crt, P-256, made here with openssl) signs the server
+# certificate for 127.0.0.1 and localhost; clients trust it only when given the CA file. The password is random, written to DIR/password (mode 600); the bcrypt htpasswd
 # file is made by `htpasswd -B` from apache2-utils (distribution only reads bcrypt entries; Python's bcrypt module is
 # not installed and its crypt module is deprecated, so apache2-utils is the lightest real tool).
-# Readiness is GET /v2/ answering 200 (plain) or 401 (auth). Ports are kept across restarts unless taken meanwhile.
+# Readiness is GET /v2/ answering 200 (plain, tls: verified against the CA) or 401 (auth). Ports are kept across restarts unless taken meanwhile.
 # usage: hack/registry.sh start|stop|restart|status|env [--dir DIR]   (DIR defaults to $WASMFLOW_STATE/registry)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -22,14 +24,19 @@ done
 [[ $cmd == start || $cmd == restart ]] && mkdir -p "$DIR"
 [[ -d $DIR ]] && DIR=$(cd "$DIR" && pwd)
 USER_NAME=wasmflow
-INSTANCES=(plain auth)
+INSTANCES=(plain auth tls)
 
 expected_status() { [[ $1 == auth ]] && echo 401 || echo 200; }
 
 healthy() { # name
   [[ -f $DIR/$1.addr ]] || return 1
   local code
-  code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(cat "$DIR/$1.addr")/v2/") || return 1
+  if [[ $1 == tls ]]; then
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --cacert "$DIR/ca.crt" "https://$(cat "$DIR/$1.addr")/v2/") ||
+      return 1
+  else
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(cat "$DIR/$1.addr")/v2/") || return 1
+  fi
   [[ $code == "$(expected_status "$1")" ]]
 }
 
@@ -57,6 +64,9 @@ write_config() { # name port
     echo "  addr: 127.0.0.1:$port"
     echo "  secret: $(cat "$DIR/http-secret")" # upload state survives a restart (else random per start)
     echo "  headers: {X-Content-Type-Options: [nosniff]}"
+    if [[ $name == tls ]]; then
+      echo "  tls: {certificate: $DIR/server.crt, key: $DIR/server.key}"
+    fi
     if [[ $name == auth ]]; then
       echo "auth:"
       echo "  htpasswd: {realm: wasmflow-test, path: $DIR/htpasswd}"
@@ -75,6 +85,26 @@ credentials() {
   if [[ ! -s $DIR/htpasswd ]]; then
     # -i: the password from stdin, so it never shows in a process list.
     htpasswd -iBc "$DIR/htpasswd" "$USER_NAME" <"$DIR/password" 2>/dev/null
+  fi
+}
+
+# P-256 keys: as good for a test CA as RSA, and generated in milliseconds.
+KEY=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+
+# certificates: the test CA and the server certificate it signs (kept across restarts; remade with a new CA).
+certificates() {
+  if [[ ! -s $DIR/ca.crt || ! -s $DIR/ca.key ]]; then
+    openssl req -x509 "${KEY[@]}" -days 3650 -subj "/CN=wasmflow-test-registry-ca" \
+      -keyout "$DIR/ca.key" -out "$DIR/ca.crt" 2>/dev/null
+    rm -f "$DIR/server.crt"
+  fi
+  if [[ ! -s $DIR/server.crt || ! -s $DIR/server.key ]]; then
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$DIR/san.ext"
+    openssl req "${KEY[@]}" -subj "/CN=localhost" -keyout "$DIR/server.key" -out "$DIR/server.csr" 2>/dev/null
+    openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$DIR/san.ext" -out "$DIR/server.crt" 2>/dev/null
+    rm -f "$DIR/server.csr"
+    chmod 644 "$DIR/server.key" # test material, read by the registry as whoever runs the tests
   fi
 }
 
@@ -108,13 +138,15 @@ stop_one() {
 }
 
 start() {
-  ensure_debs docker-registry apache2-utils curl
+  ensure_debs docker-registry apache2-utils curl openssl
   take_lock "$DIR/.lock"
   credentials
+  certificates
   local name
   for name in "${INSTANCES[@]}"; do start_one "$name"; done
   release_lock
-  log "registries ready: plain $(cat "$DIR/plain.addr"), auth $(cat "$DIR/auth.addr") (state in $DIR)"
+  log "registries ready: plain $(cat "$DIR/plain.addr"), auth $(cat "$DIR/auth.addr"), tls $(cat "$DIR/tls.addr")" \
+    "(state in $DIR)"
 }
 
 stop() {
@@ -134,12 +166,14 @@ case $cmd in
     echo running
     ;;
   env)
-    [[ -f $DIR/plain.addr && -f $DIR/auth.addr && -f $DIR/password ]] ||
+    [[ -f $DIR/plain.addr && -f $DIR/auth.addr && -f $DIR/tls.addr && -f $DIR/password && -f $DIR/ca.crt ]] ||
       die "no registry state in $DIR: run '$0 start --dir $DIR' first"
     echo "WASMFLOW_REGISTRY=$(cat "$DIR/plain.addr")"
     echo "WASMFLOW_REGISTRY_AUTH=$(cat "$DIR/auth.addr")"
     echo "WASMFLOW_REGISTRY_USER=$USER_NAME"
     echo "WASMFLOW_REGISTRY_PASSWORD=$(cat "$DIR/password")"
+    echo "WASMFLOW_REGISTRY_TLS=$(cat "$DIR/tls.addr")"
+    echo "WASMFLOW_REGISTRY_CA=$DIR/ca.crt"
     ;;
   *) die "usage: $0 start|stop|restart|status|env [--dir DIR]" ;;
 esac

@@ -15,6 +15,7 @@ import pytest
 from kubernetes import config
 from kubernetes.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
+from tests.registry_env import TlsRegistry
 from tests.services import (
     AuthRegistry,
     BrokerEnv,
@@ -72,7 +73,7 @@ def namespace(kube_client: ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def registries(services_dir: Path) -> Iterator[RegistryEnv]:
-    """Two real CNCF distribution registries: one anonymous, one with htpasswd basic auth."""
+    """Three real CNCF distribution registries: anonymous, htpasswd basic auth, and HTTPS with a test CA."""
     env = start_registries(services_dir / "registry")
     try:
         yield env
@@ -90,6 +91,12 @@ def registry(registries: RegistryEnv) -> Registry:
 def registry_auth(registries: RegistryEnv) -> AuthRegistry:
     """The registry that requires basic auth."""
     return registries.auth
+
+
+@pytest.fixture(scope="session")
+def registry_tls(registries: RegistryEnv) -> TlsRegistry:
+    """The HTTPS registry whose certificate only its test CA (``ca_file``) vouches for."""
+    return registries.tls
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 The script owns the truth (package install, config, credentials, ports, readiness); this module runs it and parses
 its ``env`` output, so the pytest fixtures, the benchmarks and a developer's shell all see the same registries:
-two real CNCF distribution registries on loopback, plain HTTP, one anonymous and one behind htpasswd basic auth.
+three real CNCF distribution registries on loopback: plain HTTP anonymous, plain HTTP behind htpasswd basic auth,
+and anonymous HTTPS with a certificate signed by a test CA (``ca_file``) that no system trust store knows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SCRIPT", "AuthRegistry", "Registry", "RegistryEnv", "registry_env", "start_registries", "stop_registries"]
+__all__ = [
+    "SCRIPT",
+    "AuthRegistry",
+    "Registry",
+    "RegistryEnv",
+    "TlsRegistry",
+    "registry_env",
+    "start_registries",
+    "stop_registries",
+]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "hack" / "registry.sh"
 # The first start on a machine may install docker-registry and apache2-utils.
@@ -37,10 +47,20 @@ class AuthRegistry:
 
 
 @dataclass(frozen=True)
+class TlsRegistry:
+    """An anonymous HTTPS registry whose certificate (for 127.0.0.1 and localhost) only ``ca_file`` vouches for."""
+
+    host: str
+    url: str
+    ca_file: Path
+
+
+@dataclass(frozen=True)
 class RegistryEnv:
     state_dir: Path
     plain: Registry
     auth: AuthRegistry
+    tls: TlsRegistry
 
 
 def _run(*args: str) -> dict[str, str]:
@@ -67,11 +87,16 @@ def registry_env(state_dir: Path) -> RegistryEnv:
             username=env["WASMFLOW_REGISTRY_USER"],
             password=env["WASMFLOW_REGISTRY_PASSWORD"],
         ),
+        tls=TlsRegistry(
+            host=env["WASMFLOW_REGISTRY_TLS"],
+            url=f"https://{env['WASMFLOW_REGISTRY_TLS']}",
+            ca_file=Path(env["WASMFLOW_REGISTRY_CA"]),
+        ),
     )
 
 
 def start_registries(state_dir: Path) -> RegistryEnv:
-    """Start (or find running) both registries for ``state_dir``; returns once each answers ``GET /v2/``."""
+    """Start (or find running) the registries for ``state_dir``; returns once each answers ``GET /v2/``."""
     _run("start", "--dir", str(state_dir))
     return registry_env(state_dir)
 

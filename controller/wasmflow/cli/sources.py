@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from wasmflow.errors import ConfigError
+from wasmflow.oci.pull import pull_component_sync
 
 
 def read_component(source: str, *, insecure: bool = False) -> bytes:
@@ -16,7 +16,5 @@ def read_component(source: str, *, insecure: bool = False) -> bytes:
             raise ConfigError("is a directory, expected a .wasm file", where=source)
         return path.read_bytes()
     if "/" in source and not source.startswith((".", "/")) and not source.endswith(".wasm"):
-        oci = importlib.import_module("wasmflow.oci.pull")
-        data: bytes = oci.pull_component_sync(source, insecure=insecure)
-        return data
+        return pull_component_sync(source, insecure=insecure)
     raise ConfigError("no such file (and not an OCI reference like host:5000/repo:tag)", where=source)

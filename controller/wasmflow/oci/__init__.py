@@ -16,10 +16,12 @@ from wasmflow.oci.auth import Credentials, credentials_from_docker_config, load_
 from wasmflow.oci.cache import BlobCache, default_cache_dir
 from wasmflow.oci.client import RegistryClient, RetryPolicy
 from wasmflow.oci.errors import (
+    CorruptContentError,
     DigestMismatchError,
     InvalidReferenceError,
     NotFoundError,
     OciError,
+    PinMismatchError,
     ServerError,
     TooLargeError,
     UnauthorizedError,
@@ -44,12 +46,14 @@ __all__ = [
     "ArtifactKind",
     "BlobCache",
     "ComponentInfo",
+    "CorruptContentError",
     "Credentials",
     "DigestMismatchError",
     "InvalidReferenceError",
     "Layout",
     "NotFoundError",
     "OciError",
+    "PinMismatchError",
     "PulledArtifact",
     "PushResult",
     "Reference",

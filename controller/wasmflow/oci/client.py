@@ -6,7 +6,8 @@
 * auth: anonymous first; on 401 it follows the challenge: Basic (credentials on every later request) or Bearer
   (a token from the realm for the scope, cached per scope until it expires). Credentials go to a token realm over
   plain HTTP only when the registry itself is insecure.
-* TLS: system trust, or exactly the CA bundle given (``ca_file``); plain HTTP only when ``insecure`` is set.
+* TLS: the system's trusted CAs, plus the CA bundle given (``ca_file``, as docker's ``certs.d/<host>/ca.crt``: a
+  private registry's CA, without distrusting public registries); plain HTTP only when ``insecure`` is set.
 * retries: connection failures, timeouts, resets, 5xx and 429 are retried with exponential backoff and jitter, a
   bounded number of times (``RetryPolicy``), honouring ``Retry-After``; then UnreachableError / ServerError.
 * verification: every manifest and blob is hashed while it streams and compared with its digest; the size limit
@@ -38,10 +39,12 @@ from wasmflow.oci import mediatypes as mt
 from wasmflow.oci.auth import Challenge, Credentials, parse_challenges
 from wasmflow.oci.digests import digest_of, read_verified, sha256_digest
 from wasmflow.oci.errors import (
+    CorruptContentError,
     DigestMismatchError,
     InvalidReferenceError,
     NotFoundError,
     OciError,
+    PinMismatchError,
     ServerError,
     TooLargeError,
     UnauthorizedError,
@@ -215,7 +218,7 @@ class RegistryClient:
                 content_type = r.headers.get("content-type")
             raw = bytes(buffer)
             if served and not ref.digest and _comparable(served) and digest_of(raw, served) != served:
-                raise DigestMismatchError(
+                raise CorruptContentError(
                     f"the registry says the manifest is {served}, its content hashes to {digest_of(raw, served)}",
                     reference=str(ref),
                     expected=served,
@@ -325,7 +328,7 @@ class RegistryClient:
         self._check(ref)
         digest = sha256_digest(raw)
         if ref.digest and ref.digest != digest:
-            raise DigestMismatchError(
+            raise PinMismatchError(
                 f"the manifest hashes to {digest}, the reference pins {ref.digest}",
                 reference=str(ref),
                 expected=ref.digest,
@@ -577,11 +580,14 @@ class RegistryClient:
 
 
 def _tls_context(ca_file: Path) -> ssl.SSLContext:
-    """Trust exactly the CA bundle in ``ca_file`` (like ``curl --cacert``)."""
+    """The system's trusted CAs and the bundle in ``ca_file`` (one controller-wide bundle must not make public
+    registries untrusted)."""
+    context = ssl.create_default_context()
     try:
-        return ssl.create_default_context(cafile=str(ca_file))
+        context.load_verify_locations(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the CA bundle: {exc}", where=str(ca_file)) from exc
+    return context
 
 
 @contextlib.contextmanager
@@ -600,7 +606,10 @@ def _network_errors(client: RegistryClient, ref: Reference) -> Iterator[None]:
 def _describe_transport_error(exc: httpx.TransportError, client: RegistryClient) -> str:
     text = str(exc) or exc.__class__.__name__
     if _is_tls_verification(exc):
-        return f"TLS verification of {client.registry} failed: {text} (a private CA needs its bundle, ca_file)"
+        return (
+            f"the TLS certificate of {client.registry} is not trusted ({text}): give the bundle of the CA that signed "
+            "it (wasmflow push --ca-file; the controller's WASMFLOW_REGISTRY_CA_FILE)"
+        )
     if _is_plain_http(exc):
         return f"TLS handshake with {client.registry} failed ({text}): if it serves plain HTTP, set insecure: true"
     kind = {
@@ -659,7 +668,7 @@ def _check_length(response: httpx.Response, limit: int, size: int | None, ref: R
             limit=limit,
         )
     if size is not None and length != size:
-        raise DigestMismatchError(
+        raise CorruptContentError(
             f"the registry is sending {length} bytes for {what}, its descriptor declares {size}",
             reference=str(ref),
             actual=f"{length} bytes",

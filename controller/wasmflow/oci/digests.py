@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterable, Callable
 
-from wasmflow.oci.errors import DigestMismatchError, TooLargeError
+from wasmflow.oci.errors import CorruptContentError, TooLargeError
 from wasmflow.oci.reference import parse_digest
 
 __all__ = ["digest_of", "hasher_for", "read_verified", "sha256_digest"]
@@ -46,7 +46,7 @@ async def read_verified(
     """Copy ``chunks`` to ``write``, stopping early past ``limit`` or past the declared ``size``.
 
     Returns the digest of what was read (sha256 unless ``digest`` names another algorithm). Raises TooLargeError
-    past ``limit``, DigestMismatchError when the bytes differ from ``size`` or ``digest``. ``write`` only ever
+    past ``limit``, CorruptContentError when the bytes differ from ``size`` or ``digest``. ``write`` only ever
     receives bytes within the limit; callers must discard them when this raises.
     """
     hasher = hasher_for(digest) if digest else hashlib.sha256()
@@ -61,7 +61,7 @@ async def read_verified(
                 received=received,
             )
         if size is not None and received > size:
-            raise DigestMismatchError(
+            raise CorruptContentError(
                 f"{what} is longer than the {size} bytes its descriptor declares",
                 reference=reference,
                 expected=digest or "",
@@ -71,14 +71,14 @@ async def read_verified(
         write(chunk)
     actual = f"{hasher.name}:{hasher.hexdigest()}"
     if size is not None and received != size:
-        raise DigestMismatchError(
+        raise CorruptContentError(
             f"{what} has {received} bytes, its descriptor declares {size}",
             reference=reference,
             expected=digest or "",
             actual=actual,
         )
     if digest is not None and actual != digest:
-        raise DigestMismatchError(
+        raise CorruptContentError(
             f"{what} content has digest {actual}, expected {digest}",
             reference=reference,
             expected=digest,

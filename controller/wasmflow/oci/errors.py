@@ -9,7 +9,9 @@ the part that is wrong, the media type found or the digests compared; they never
         ├── InvalidReferenceError     InvalidReference    no   the reference does not parse (``part`` names where)
         ├── NotFoundError             NotFound            no   repository, tag, manifest or blob unknown
         ├── UnauthorizedError         Unauthorized        no   credentials missing or refused, access denied
-        ├── DigestMismatchError       DigestMismatch      no   content or pin does not match its digest
+        ├── DigestMismatchError       DigestMismatch      no   digests disagree (an upload the registry refused)
+        │   ├── PinMismatchError      DigestMismatch      no   the artifact is not the one the user pinned
+        │   └── CorruptContentError   DigestMismatch      yes  served bytes do not match their own digest or size
         ├── TooLargeError             TooLarge            no   a manifest or blob is over the size limit
         ├── UnsupportedArtifactError  UnsupportedArtifact no   not a Wasm component / graph (``found`` names it)
         ├── UnreachableError          Unreachable         yes  refused, reset, timed out, TLS failure
@@ -23,10 +25,12 @@ from typing import ClassVar
 from wasmflow.errors import RegistryError
 
 __all__ = [
+    "CorruptContentError",
     "DigestMismatchError",
     "InvalidReferenceError",
     "NotFoundError",
     "OciError",
+    "PinMismatchError",
     "ServerError",
     "TooLargeError",
     "UnauthorizedError",
@@ -78,6 +82,19 @@ class DigestMismatchError(OciError):
         self.expected = expected
         self.actual = actual
         super().__init__(message, reference=reference)
+
+
+class PinMismatchError(DigestMismatchError):
+    """The reference resolved to an artifact other than the pinned one (``expected``): the pin or the reference is
+    what the user must change; pulling again cannot help."""
+
+
+class CorruptContentError(DigestMismatchError):
+    """The registry served bytes that do not hash to the digest naming them, or not the size their descriptor
+    declares: its storage is damaged or something on the way tampers with the transfer. Nobody's pin is wrong, so
+    it is transient: a repaired registry (or a clean path) heals it, and nothing unverified is ever used meanwhile."""
+
+    transient = True
 
 
 class TooLargeError(OciError):

@@ -6,7 +6,7 @@ The steps, each of which can only fail with a typed OciError:
 2. pinned by digest and cached: answer from the cache without any network (a worker restart at the edge);
 3. fetch the manifest (by digest, or by tag and hash it), refuse layouts we do not run (UnsupportedArtifact);
 4. check the pin (``expected_digest``: the manifest's digest or the component's own) before any layer download
-   (DigestMismatch, never a silent pull);
+   (PinMismatch, never a silent pull);
 5. the layer from the cache (verified on read; a damaged entry is deleted and pulled again) or from the registry,
    verified and size-limited while it streams, then cached.
 
@@ -26,7 +26,7 @@ from types import MappingProxyType
 from wasmflow.oci.auth import Credentials, load_docker_config
 from wasmflow.oci.cache import BlobCache
 from wasmflow.oci.client import DEFAULT_MAX_BLOB_BYTES, FetchedManifest, RegistryClient, RetryPolicy
-from wasmflow.oci.errors import DigestMismatchError, NotFoundError, UnsupportedArtifactError
+from wasmflow.oci.errors import NotFoundError, PinMismatchError, UnsupportedArtifactError
 from wasmflow.oci.layouts import ArtifactKind, Classified, Layout, classify, require_kind
 from wasmflow.oci.manifest import Manifest, parse_manifest
 from wasmflow.oci.mediatypes import OCI_MANIFEST, WASM_LAYER
@@ -293,7 +293,7 @@ def _check_pin(expected: str | None, manifest_digest: str | None, content_digest
     if expected is None or expected in (manifest_digest, content_digest):
         return
     found = f"manifest {manifest_digest}, component {content_digest}" if manifest_digest else content_digest
-    raise DigestMismatchError(
+    raise PinMismatchError(
         f"the pinned digest {expected} matches neither the manifest nor the content it resolved to ({found})",
         reference=where,
         expected=expected,

@@ -40,6 +40,9 @@ class OperatorConfig:
     request_timeout: float = 30.0
     #: Kubernetes Event level: records at or above it become Events.
     events_level: str = "INFO"
+    #: A PEM bundle of CAs trusted for registries served over TLS, in addition to the system's (a private
+    #: registry's CA, mounted from a Secret or ConfigMap); None: the system's only.
+    registry_ca_file: Path | None = None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -53,6 +56,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"must be at least {minimum}, got {value}", where=ENV_PREFIX + name)
     return value
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    """A path that must name a readable file now: a missing mount stops the start instead of every pull."""
+    raw = env.get(ENV_PREFIX + name)
+    if raw is None or raw == "":
+        return None
+    path = Path(raw)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"must name a readable file, got {raw!r}", where=ENV_PREFIX + name)
+    return path
 
 
 def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -72,6 +86,7 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         raise ConfigError(
             f"must be a number of seconds, got {timeout_raw!r}", where="WASMFLOW_REQUEST_TIMEOUT"
         ) from None
+    registry_ca_file = _existing_file(env, "REGISTRY_CA_FILE")
     secrets = tuple(s.strip() for s in env.get(ENV_PREFIX + "WORKER_IMAGE_PULL_SECRETS", "").split(",") if s.strip())
     return OperatorConfig(
         worker_image=env.get(ENV_PREFIX + "WORKER_IMAGE") or defaults.worker_image,
@@ -83,4 +98,5 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         worker_limit=_int(env, "WORKER_LIMIT", defaults.worker_limit, minimum=1),
         request_timeout=timeout,
         events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,
+        registry_ca_file=registry_ca_file,
     )

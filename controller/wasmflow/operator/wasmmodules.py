@@ -8,9 +8,10 @@ One reconcile, whatever triggered it (create, update, resume, the ``spec.interva
 2. the contract check (``wasmflow.contract``; the operator reaches wasmtime only through it), with the module's
    operator kind, grants and strictness;
 3. the status, the kstatus/Flux way (``api/status.py``): Ready=True with ``artifact``, ``world`` and ``imports``;
-   or Stalled=True + Ready=False with a reason the user must act on (NotFound, Unauthorized, DigestMismatch,
-   ContractViolation, TooLarge, InvalidReference); or Ready=False + Reconciling=True (ProgressingWithRetry) for
-   what may heal by itself (registry unreachable, 5xx), retried with exponential backoff.
+   or Stalled=True + Ready=False with a reason the user must act on (NotFound, Unauthorized, DigestMismatch for a
+   pin the artifact does not match, ContractViolation, TooLarge, InvalidReference); or Ready=False +
+   Reconciling=True (ProgressingWithRetry) for what may heal by itself (registry unreachable, 5xx, content that
+   does not match its own digest: DigestMismatch too, but the registry's fault), retried with exponential backoff.
 
 The last good ``artifact`` stays in the status when a later reconcile fails (as Flux keeps its last artifact);
 consumers only trust it with Ready=True for the current generation. Messages never carry credentials: the OCI
@@ -41,6 +42,7 @@ from wasmflow.contract.report import ContractReport
 from wasmflow.errors import ConfigError
 from wasmflow.oci import (
     Access,
+    CorruptContentError,
     Credentials,
     OciError,
     UnsupportedArtifactError,
@@ -301,7 +303,12 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
             "InvalidReference", f"spec.source.oci.reference {oci.reference!r}: {exc.message}: fix the reference"
         ) from exc
     credentials = await _credentials(api, oci, namespace, ref.registry)
-    access = Access(insecure=oci.insecure, credentials=credentials, timeout=config.request_timeout)
+    access = Access(
+        insecure=oci.insecure,
+        credentials=credentials,
+        ca_file=config.registry_ca_file,
+        timeout=config.request_timeout,
+    )
     try:
         artifact = await pull_artifact(
             ref,
@@ -364,6 +371,14 @@ async def _credentials(api: client.ApiClient, oci: OciSource, namespace: str, re
 def _oci_failure(exc: OciError, oci: OciSource, registry: str, config: OperatorConfig) -> _Failure:
     """The condition reason and an actionable message for a registry failure."""
     text = str(exc)
+    if isinstance(exc, CorruptContentError):
+        return _Failure(
+            exc.reason,
+            f"{text}: the registry served content that does not match its own digest, so its storage is corrupt or "
+            "something between it and the controller tampers with the transfer (no pin of yours is wrong); nothing "
+            "unverified is used, and the pull is retried until the registry serves the right bytes",
+            transient=True,
+        )
     if exc.transient:
         return _Failure(exc.reason, text, transient=True)
     if isinstance(exc, UnsupportedArtifactError):
@@ -381,8 +396,8 @@ def _oci_failure(exc: OciError, oci: OciSource, registry: str, config: OperatorC
             else f"set spec.source.oci.secretRef to a {DOCKER_CONFIG_TYPE} Secret with credentials for {registry}"
         ),
         "DigestMismatch": (
-            "set spec.source.oci.digest to the digest `wasmflow push` printed, or point the reference at the "
-            "artifact you pinned"
+            "the reference now names another artifact than the one pinned: set spec.source.oci.digest to the "
+            "digest `wasmflow push` printed for it, or point the reference at the artifact you pinned"
         ),
         "TooLarge": (
             f"build a smaller component, or raise the controller's WASMFLOW_MAX_MODULE_BYTES "

@@ -12,9 +12,11 @@ import pytest
 from wasmflow.errors import RegistryError
 from wasmflow.oci import (
     BlobCache,
+    CorruptContentError,
     DigestMismatchError,
     InvalidReferenceError,
     NotFoundError,
+    PinMismatchError,
     RetryPolicy,
     ServerError,
     TooLargeError,
@@ -102,18 +104,18 @@ def test_a_stream_past_the_limit_stops_at_the_chunk_that_passed_it_and_writes_no
 
 
 def test_a_stream_longer_than_its_declared_size_is_a_mismatch_before_the_end() -> None:
-    with pytest.raises(DigestMismatchError, match="longer than the 4 bytes its descriptor declares"):
+    with pytest.raises(CorruptContentError, match="longer than the 4 bytes its descriptor declares"):
         verify(b"12", b"345", b"6789", digest=None, size=4)
 
 
 def test_a_stream_shorter_than_its_declared_size_is_a_mismatch() -> None:
-    with pytest.raises(DigestMismatchError, match="has 3 bytes, its descriptor declares 4"):
+    with pytest.raises(CorruptContentError, match="has 3 bytes, its descriptor declares 4"):
         verify(b"123", digest=None, size=4)
 
 
-def test_content_that_does_not_hash_to_its_digest_is_a_mismatch_naming_both() -> None:
+def test_content_that_does_not_hash_to_its_digest_is_corrupt_content_naming_both_digests() -> None:
     expected = sha256_digest(b"what was pushed")
-    with pytest.raises(DigestMismatchError) as caught:
+    with pytest.raises(CorruptContentError) as caught:
         verify(DATA, digest=expected)
     assert (caught.value.expected, caught.value.actual) == (expected, sha256_digest(DATA))
 
@@ -138,6 +140,8 @@ def test_the_backoff_grows_within_bounds_and_honours_retry_after_up_to_the_maxim
         (NotFoundError("x"), "NotFound", False),
         (UnauthorizedError("x"), "Unauthorized", False),
         (DigestMismatchError("x"), "DigestMismatch", False),
+        (PinMismatchError("x"), "DigestMismatch", False),
+        (CorruptContentError("x"), "DigestMismatch", True),
         (TooLargeError("x"), "TooLarge", False),
         (UnsupportedArtifactError("x"), "UnsupportedArtifact", False),
         (UnreachableError("x"), "Unreachable", True),

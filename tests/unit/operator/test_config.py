@@ -47,3 +47,16 @@ def test_a_non_integer_limit_names_the_variable() -> None:
 def test_a_zero_worker_limit_is_refused() -> None:
     with pytest.raises(ConfigError, match="at least 1"):
         load_config({"WASMFLOW_WORKER_LIMIT": "0"})
+
+
+def test_a_registry_ca_file_is_taken_when_it_names_a_readable_file(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.crt"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert load_config({"WASMFLOW_REGISTRY_CA_FILE": str(bundle)}).registry_ca_file == bundle
+
+
+def test_a_registry_ca_file_that_does_not_exist_stops_the_start_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"WASMFLOW_REGISTRY_CA_FILE": str(tmp_path / "missing.crt")})
+    assert info.value.where == "WASMFLOW_REGISTRY_CA_FILE"
+    assert "missing.crt" in info.value.message
