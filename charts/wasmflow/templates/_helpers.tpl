@@ -43,11 +43,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-An image reference from a registry, a repository, a tag and a digest; the digest wins.
-global.azure.images.wasmflow (Arc / Marketplace retagging) wins over everything when its image is set.
+An image reference from a registry, a repository, a tag and a digest; the digest wins over the tag.
+Arguments: root (the chart context), image (image or worker.image), azure (a global.azure.images entry).
+The Azure entry (Arc / Marketplace retagging) wins over image values whenever its image is set.
 */}}
 {{- define "wasmflow.imageRef" -}}
-{{- $az := .root.Values.global.azure.images.wasmflow -}}
+{{- $az := .azure -}}
 {{- if $az.image -}}
 {{- $ref := ternary (printf "%s/%s" $az.registry $az.image) $az.image (ne $az.registry "") -}}
 {{- if $az.digest }}{{ printf "%s@%s" $ref $az.digest }}{{ else }}{{ printf "%s:%s" $ref .root.Chart.AppVersion }}{{ end -}}
@@ -60,12 +61,19 @@ global.azure.images.wasmflow (Arc / Marketplace retagging) wins over everything 
 {{- end -}}
 {{- end }}
 
+{{/* The operator's image: global.azure.images.wasmflow, else image.*. */}}
 {{- define "wasmflow.operatorImage" -}}
-{{- include "wasmflow.imageRef" (dict "root" . "image" .Values.image) }}
+{{- include "wasmflow.imageRef" (dict "root" . "image" .Values.image "azure" .Values.global.azure.images.wasmflow) }}
 {{- end }}
 
+{{/*
+The workers' image (passed to the operator as WASMFLOW_WORKER_IMAGE): global.azure.images.worker, else
+global.azure.images.wasmflow (one image runs both), else worker.image.* falling back to image.*.
+*/}}
 {{- define "wasmflow.workerImage" -}}
-{{- include "wasmflow.imageRef" (dict "root" . "image" .Values.worker.image) }}
+{{- $az := .Values.global.azure.images -}}
+{{- $entry := ternary $az.worker $az.wasmflow (ne $az.worker.image "") -}}
+{{- include "wasmflow.imageRef" (dict "root" . "image" .Values.worker.image "azure" $entry) }}
 {{- end }}
 
 {{/* The namespaces the operator watches when not cluster-wide. */}}
