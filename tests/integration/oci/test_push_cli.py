@@ -132,3 +132,15 @@ def test_a_password_is_only_taken_from_stdin_with_a_user_name(component: Callabl
     result = push(str(component("wat_identity_map")), "127.0.0.1:5000/ops/op:1", "--password-stdin", stdin="pw\n")
     assert result.returncode == 2
     assert "--password-stdin needs --username" in result.stderr
+
+
+def test_wasmflow_inspect_reads_a_pushed_component_from_its_reference(
+    registry: Registry, component: Callable[[str], Path]
+) -> None:
+    """The CLI's sources pull an OCI reference (``wasmflow inspect/run REF``), verified like the controller's."""
+    ref = f"{repo(registry.host)}:1.0"
+    assert push(str(component("wat_identity_map")), ref, "--insecure").returncode == 0
+    result = subprocess.run([WASMFLOW, "inspect", "--insecure", ref], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "valid      yes" in result.stdout
+    assert "world      wasmflow:operator/map-operator@0.1.0" in result.stdout
