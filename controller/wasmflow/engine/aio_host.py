@@ -12,6 +12,7 @@ trapping; in the result variant by ``err``. Either fails that one item, never th
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.aio import AioOperator, Returns
 from wasmflow.contract.aio_names import aio_interface
 from wasmflow.contract.capabilities import split_name
-from wasmflow.engine import aio_codec, sandbox
+from wasmflow.engine import aio_codec, codec, sandbox
 from wasmflow.engine.aio_codec import BufferTable, Lifter
 from wasmflow.engine.aio_imports import AioHostContext, DeniedImportError, define_aio_imports
 from wasmflow.engine.aio_metrics import AioMetrics
@@ -80,7 +81,7 @@ def find_operator(engine: Any, component: Any, operation: str) -> AioOperator | 
 class _Live:
     store: Store
     instance: Instance
-    process: Func
+    process: Callable[..., Any]
     lifter: Lifter
 
 
@@ -119,6 +120,8 @@ class AioOperatorNode:
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._tagged_result: bool | None = None
+        #: wasmtime-py's own conversions when the layouts the fast codec relies on do not hold (codec.py).
+        self._fast = host.fast_codec and codec.FAST_PATH
         self._live: _Live | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -166,12 +169,16 @@ class AioOperatorNode:
         if not accepted:
             store.close()
             raise EngineError(f"node {spec.node!r}: init returned false (it refused its parameters; see its log)")
-        if self._tagged_result is None:
+        if self._fast:
+            call: Callable[..., Any] = aio_codec.BoundProcess(store, process)
+            self._tagged_result = True  # lift_c tags every variant and result
+        else:
+            call = functools.partial(process, store)
             result = process.type(store).result
             self._tagged_result = isinstance(result, ResultType) and bool(result._tagged())
         if self.host.metrics is not None:
             self._m_instantiations.inc()
-        return _Live(store, instance, process, Lifter(store, self._buffers))
+        return _Live(store, instance, call, Lifter(store, self._buffers))
 
     def _func(self, store: Store, instance: Instance, name: str) -> Func:
         index = instance.get_export_index(store, self.operator.export)
@@ -228,7 +235,7 @@ class AioOperatorNode:
         self._log.begin_call()
         started = time.perf_counter()
         try:
-            value = live.process(store, *lower(self._buffers))
+            value = live.process(*lower(self._buffers))
             ok = True
             if self.operator.returns is Returns.RESULT:
                 ok, value = aio_codec.split_result(value, bool(self._tagged_result))

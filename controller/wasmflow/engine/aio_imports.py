@@ -8,17 +8,22 @@ answer with AIO's error cases (``metrics-error``, ``state-store-error``), as AIO
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmtime import Engine, Store
+from wasmtime import Engine, Store, StoreContext, WasmtimeError
+from wasmtime import _ffi as ffi
 from wasmtime.component import Component, Linker, LinkerInstance, ResourceAny, ResourceType, Variant
 from wasmtime.component import FuncType as ComponentFuncType
+from wasmtime.component._enter import catch_exceptions
 
 from wasmflow.contract.aio_names import DENIED, aio_interface
 from wasmflow.contract.capabilities import split_name
+from wasmflow.engine import codec
 from wasmflow.engine.aio_codec import BUFFER_TYPE, BufferTable, record
 from wasmflow.engine.aio_metrics import AioMetrics, MetricsError
 from wasmflow.engine.aio_model import Hlc
@@ -76,7 +81,44 @@ def _types(instance: LinkerInstance, context: AioHostContext) -> None:
         return context.buffers.read(handle.to_host(store).rep)
 
     instance.add_resource("buffer", BUFFER_TYPE, dropped)
-    instance.add_func("[method]buffer.read", read)
+    if codec.FAST_PATH:
+        _add_fast_read(instance, context.buffers)
+    else:
+        instance.add_func("[method]buffer.read", read)
+
+
+# ``buffer.read`` returns a list<u8>: wasmtime-py converts one Python object per byte (about 4 µs a byte, 65 ms for
+# 16 KiB). This callback writes the C API's value array with one strided copy instead (codec._set_bytes_list, the
+# same writer the message codec uses); it is registered with the C API directly, as wasmtime-py's add_func does.
+_READ_TABLES: dict[int, BufferTable] = {}
+_READ_IDS = itertools.count(1)
+
+
+@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
+def _fast_read(idx: int, context: Any, _ty: Any, args: Any, _nargs: int, results: Any, _nresults: int) -> Any:
+    def run(store: StoreContext) -> None:
+        handle = ResourceAny._from_ptr(ffi.take_pointer(args[0].of, "resource"))
+        table = _READ_TABLES.get(idx or 0)
+        codec.set_bytes_list(results[0], table.read(handle.to_host(store).rep) if table is not None else b"")
+
+    return catch_exceptions(context, run)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
+def _fast_read_done(idx: int | None) -> None:
+    _READ_TABLES.pop(idx or 0, None)
+
+
+def _add_fast_read(instance: LinkerInstance, buffers: BufferTable) -> None:
+    idx = next(_READ_IDS)
+    _READ_TABLES[idx] = buffers
+    name = b"[method]buffer.read"
+    error = ffi.wasmtime_component_linker_instance_add_func(
+        instance.ptr(), ctypes.create_string_buffer(name), len(name), _fast_read, idx, _fast_read_done
+    )
+    if error:
+        _READ_TABLES.pop(idx, None)
+        raise WasmtimeError._from_ptr(error)
 
 
 def _logger(instance: LinkerInstance, context: AioHostContext) -> None:

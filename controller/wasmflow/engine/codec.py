@@ -86,6 +86,10 @@ def _set_bytes_list(val: Any, data: bytes) -> None:
     val.of.list = raw
 
 
+#: The list<u8> writer, for other host functions that return bytes (engine/aio_imports.py).
+set_bytes_list = _set_bytes_list
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
