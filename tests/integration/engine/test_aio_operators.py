@@ -140,3 +140,17 @@ def test_an_import_wasmflow_does_not_serve_links_and_each_call_fails_naming_it(
     assert "tinykube-graph:processor/command-invoker@1.0.0 [constructor]command-request-builder" in caught.value.message
     assert isinstance(invoker.map(message("hello again")), AioMessage)  # a fresh instance goes on
     invoker.close()
+
+
+def test_wasmtime_pys_own_conversions_give_the_same_answers(component_bytes: Bytes) -> None:
+    """The fallback when the fast codec's layouts do not hold (a wasmtime-py upgrade): same values, both variants."""
+    with EngineHost(cache_dir=cache_dir().parent / "compiled", fast_codec=False) as host:
+        f2c = node(host, component_bytes, "aio_f2c_map", "map")
+        out = f2c.map(message({"value": 212, "unit": "F"}))
+        assert isinstance(out, AioMessage) and json.loads(out.payload) == {"value": 100.0, "unit": "C"}
+        bounded = node(host, component_bytes, "aio_range_filter", "filter", parameters=(("upper", "50"),))
+        assert (bounded.filter(message({"value": 20})), bounded.filter(message({"value": 80}))) == (True, False)
+        with pytest.raises(OperatorFailure, match="numeric 'value'"):
+            bounded.filter(message("{}"))
+        f2c.close()
+        bounded.close()
