@@ -23,7 +23,9 @@ from prometheus_client import CollectorRegistry
 
 from tests.components.engine.wat import operator
 from tests.integration.conftest import wait_until
-from tests.registry_env import RegistryEnv, start_registries, stop_registries
+from tests.integration.oci.storage import flipped, stored_blob, unique
+from tests.integration.oci.unavailable_proxy import unavailable_proxy
+from tests.registry_env import RegistryEnv, TlsRegistry, start_registries, stop_registries
 from tests.services import HACK, AuthRegistry, KubeEnv, Registry
 from wasmflow.oci import Access, push_component
 from wasmflow.oci import mediatypes as mt
@@ -354,9 +356,44 @@ def test_a_wrong_digest_pin_is_stalled_digest_mismatch_naming_both_digests(
     digest = wasmflow_push(wasm_file(tmp_path), ref)
     pin = "sha256:" + ("1" if digest[-1] == "0" else "0") * 64
     create_module(kube_client, namespace, "op", oci(ref, digest=pin))
-    assert_stalled(
+    body = assert_stalled(
         kube_client, namespace, "op", "DigestMismatch", pin, digest, "set spec.source.oci.digest to the digest"
     )
+    assert "corrupt" not in condition(body, "Ready")["message"]  # type: ignore[index]
+
+
+def test_a_registry_blob_that_no_longer_matches_its_digest_is_retried_saying_the_registry_is_corrupt_and_heals(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registries: RegistryEnv
+) -> None:
+    """No pin is wrong here: the message blames the registry's storage, not the user, and the module is retried
+    (Reconciling, not Stalled) until the registry serves the right bytes again."""
+    component = unique(operator("map"))
+    ref = new_ref(registries.plain.host)
+    asyncio.run(push_component(ref, component, access=Access(insecure=True)))
+    blob = stored_blob(registries.state_dir, sha256_digest(component))
+    blob.write_bytes(flipped(component))
+    create_module(kube_client, namespace, "op", oci(ref))
+    body = wait_until(
+        lambda: (
+            (b := get_module(kube_client, namespace, "op"))
+            and (c := condition(b, "Ready"))
+            and c["reason"] == "DigestMismatch"
+            and b
+        ),
+        what="the module retrying the corrupt blob",
+    )
+    ready, reconciling = condition(body, "Ready"), condition(body, "Reconciling")
+    assert ready is not None and ready["status"] == "False"
+    assert reconciling is not None and reconciling["reason"] == "ProgressingWithRetry"
+    assert condition(body, "Stalled") is None
+    assert sha256_digest(component) in ready["message"]
+    assert "storage is corrupt or something between it and the controller tampers" in ready["message"]
+    assert "no pin of yours is wrong" in ready["message"] and "retrying in" in ready["message"]
+    assert "set spec.source.oci.digest" not in ready["message"]
+    assert "artifact" not in body["status"]
+    blob.write_bytes(component)
+    status = wait_for_condition(kube_client, namespace, "op", "Ready", timeout=120)["status"]
+    assert status["artifact"]["digest"] == sha256_digest(component)
 
 
 def test_a_core_module_instead_of_a_component_is_stalled_contract_violation(
@@ -424,6 +461,86 @@ class TestWithASmallModuleLimit:
         assert_stalled(
             kube_client, namespace, "op", "TooLarge", f"{path.stat().st_size} bytes", "WASMFLOW_MAX_MODULE_BYTES"
         )
+
+
+class TestWithTheRegistryCaSetting:
+    """A controller started with WASMFLOW_REGISTRY_CA_FILE naming the TLS test registry's CA."""
+
+    @pytest.fixture
+    def controller_config(self, tmp_path: Path, registry_tls: TlsRegistry) -> OperatorConfig:
+        return OperatorConfig(
+            worker_image="registry.test/wasmflow:test",
+            metrics_port=0,
+            cache_dir=tmp_path / "controller-cache",
+            registry_ca_file=registry_tls.ca_file,
+        )
+
+    def test_a_module_on_the_tls_registry_becomes_ready(
+        self, controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry_tls: TlsRegistry
+    ) -> None:
+        component = operator("map")
+        ref = new_ref(registry_tls.host)
+        asyncio.run(push_component(ref, component, access=Access(ca_file=registry_tls.ca_file)))
+        create_module(kube_client, namespace, "op", {"oci": {"reference": ref}})
+        status = wait_for_condition(kube_client, namespace, "op", "Ready")["status"]
+        assert status["artifact"]["digest"] == sha256_digest(component)
+
+
+def test_without_the_registry_ca_setting_a_module_on_the_tls_registry_is_not_ready_saying_it_is_not_trusted(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry_tls: TlsRegistry
+) -> None:
+    ref = new_ref(registry_tls.host)
+    asyncio.run(push_component(ref, operator("map"), access=Access(ca_file=registry_tls.ca_file)))
+    create_module(kube_client, namespace, "op", {"oci": {"reference": ref}})
+    body = wait_for_condition(kube_client, namespace, "op", "Ready", status="False")
+    ready = condition(body, "Ready")
+    assert ready is not None and ready["reason"] == "Unreachable"
+    assert f"the TLS certificate of {registry_tls.host} is not trusted" in ready["message"]
+    assert "WASMFLOW_REGISTRY_CA_FILE" in ready["message"]
+
+
+def test_a_registry_answering_503_at_first_makes_the_module_ready_within_one_reconcile(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry, tmp_path: Path
+) -> None:
+    """The OCI client's own retries absorb a short outage: the user never sees it in the status."""
+    path = wasm_file(tmp_path)
+    ref = new_ref(registry.host)
+    wasmflow_push(path, ref)
+    with unavailable_proxy(registry.url, failing=2) as (host, proxy):
+        create_module(kube_client, namespace, "op", oci(ref.replace(registry.host, host)))
+        status = wait_for_condition(kube_client, namespace, "op", "Ready")["status"]
+    assert status["artifact"]["digest"] == sha256_digest(path.read_bytes())
+    assert proxy.refused == 2
+    assert [e.reason for e in events(kube_client, namespace, "op")] == ["Succeeded"]
+
+
+def test_a_registry_that_keeps_answering_503_is_retried_not_stalled_and_the_module_is_ready_once_it_heals(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry, tmp_path: Path
+) -> None:
+    path = wasm_file(tmp_path)
+    ref = new_ref(registry.host)
+    wasmflow_push(path, ref)
+    with unavailable_proxy(registry.url, failing=None) as (host, proxy):
+        create_module(kube_client, namespace, "op", oci(ref.replace(registry.host, host)))
+        body = wait_until(
+            lambda: (
+                (b := get_module(kube_client, namespace, "op"))
+                and (c := condition(b, "Ready"))
+                and c["reason"] == "ServerError"
+                and b
+            ),
+            what="the module retrying after 503s",
+        )
+        ready, reconciling = condition(body, "Ready"), condition(body, "Reconciling")
+        assert ready is not None and ready["status"] == "False"
+        assert "answered 503" in ready["message"] and "retrying in" in ready["message"]
+        assert reconciling is not None and reconciling["reason"] == "ProgressingWithRetry"
+        assert condition(body, "Stalled") is None
+        proxy.heal()
+        status = wait_for_condition(kube_client, namespace, "op", "Ready", timeout=120)["status"]
+    assert status["artifact"]["digest"] == sha256_digest(path.read_bytes())
+    assert condition({"status": status}, "Reconciling") is None
+    assert proxy.refused >= 4  # at least one reconcile's worth of client tries
 
 
 # ------------------------------------------------------------------------------------------------- healing and change
