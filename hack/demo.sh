@@ -23,7 +23,8 @@ TAG=0.1.0
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/wasmflow-demo.XXXXXX")
 cleanup() {
   local status=$?
-  trap - EXIT INT TERM
+  trap - EXIT
+  trap '' INT TERM # a second Ctrl-C must not leave the services running
   [[ -n ${STEP_PID:-} ]] && { kill "$STEP_PID" 2>/dev/null || true; }
   [[ -f $RUN/worker.pid ]] && stop_pidfile "$RUN/worker.pid" 30
   hack/mosquitto.sh stop --dir "$RUN/mosquitto" >/dev/null 2>&1 || true
