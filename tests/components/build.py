@@ -27,6 +27,7 @@ ROOT = HERE.parent.parent
 WIT_DIR = ROOT / "controller" / "wasmflow" / "contract" / "wit"
 AIO_V1_0 = WIT_DIR / "aio" / "tinykube-graph-1.0.0"
 AIO_V1_1 = WIT_DIR / "aio" / "wasm-graph-1.1.0"
+INVOKER_WIT = HERE / "aio" / "invoker_map" / "wit"
 BIN = Path(sys.executable).parent
 
 
@@ -76,7 +77,8 @@ SOURCES: dict[str, Source] = {
     "aio_window_delay": Source("python", HERE / "aio" / "window_delay", "delay-impl", AIO_V1_0),
     "aio_average_accumulate": Source("python", HERE / "aio" / "average_accumulate", "accumulate-impl", AIO_V1_1),
     "aio_counting_map": Source("python", HERE / "aio" / "counting_map", "map-impl", AIO_V1_1),
-    "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", HERE / "aio" / "invoker_map" / "wit"),
+    # an AIO map that also imports the command invoker (its own world, AIO's package as a dependency)
+    "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", INVOKER_WIT),
 }
 
 
