@@ -69,22 +69,30 @@ cleanup() {
 trap cleanup EXIT
 rootfs=$(buildah mount "$ctr")
 
+# in_root DIR: make DIR inside the image's root and print where it really is there. Symlinks are resolved by the
+# image's own tools under chroot (Debian's /var/run -> /run must not lead to the host's /run).
+in_root() {
+  chroot "$rootfs" /bin/mkdir -p "$1"
+  chroot "$rootfs" /usr/bin/realpath -e "$1"
+}
+
 # Mount points for the volumes are made in the throwaway container's own layer, before its root turns read-only.
 binds=()
 for v in "${volumes[@]}"; do
   host=${v%%:*}
   target=${v#*:}
   [[ -d $host && $target == /* ]] || die "--volume $v: need an existing host directory and an absolute target"
-  mkdir -p "$rootfs$target"
-  binds+=("$(cd "$host" && pwd)" "$target")
+  binds+=("$(cd "$host" && pwd)" "$(in_root "$target")")
 done
+tmpfs_dirs=()
 for dir in "${tmpfs[@]}"; do
   [[ $dir == /* ]] || die "--tmpfs $dir: need an absolute path"
-  mkdir -p "$rootfs$dir"
+  tmpfs_dirs+=("$(in_root "$dir")")
 done
 
 # In private mount and PID namespaces, so every mount below disappears with the command. The command is PID 1 there:
-# TERM (or INT) to this script reaches it through unshare --kill-child, as a kubelet's stop reaches a container.
+# TERM (or INT) to this script is passed to it, as a kubelet's stop reaches a container; if this script is killed
+# outright, unshare --kill-child still stops it.
 unshare --mount --pid --fork --kill-child=TERM --propagation private bash -euo pipefail -c '
   rootfs=$1 user=$2 workdir=$3 nbinds=$4 ntmpfs=$5
   shift 5
@@ -112,10 +120,11 @@ unshare --mount --pid --fork --kill-child=TERM --propagation private bash -euo p
   # The image'"'"'s own setpriv (util-linux is essential in Debian) changes to the user and drops every capability.
   exec chroot "$rootfs" /usr/bin/setpriv --reuid="${user%%:*}" --regid="${user#*:}" --clear-groups \
     --no-new-privs --inh-caps=-all --bounding-set=-all /usr/bin/env -i -C "$workdir" "$@"
-' image-run "$rootfs" "$user" "$workdir" "${#binds[@]}" "${#tmpfs[@]}" "${binds[@]}" "${tmpfs[@]}" \
+' image-run "$rootfs" "$user" "$workdir" "${#binds[@]}" "${#tmpfs_dirs[@]}" "${binds[@]}" "${tmpfs_dirs[@]}" \
   "${env_vars[@]}" "${entry[@]}" "${cmd[@]}" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null || true' TERM INT
+# unshare --fork ignores TERM and INT itself: pass them to its child, the command (PID 1 of the new namespace).
+trap 'pkill -TERM -P "$child" 2>/dev/null || true' TERM INT
 status=0
 wait "$child" || status=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child" || status=$?; done

@@ -70,11 +70,11 @@ def release(helm: Helm, kube: KubeEnv, namespace: str, watched: str) -> Iterator
 
 def _mounted_service_account(kube: KubeEnv, kube_client: ApiClient, release: Release, directory: Path) -> Path:
     """What the kubelet projects into the pod: token, ca.crt, namespace (readable by the pod's user)."""
-    directory.mkdir()
+    directory.mkdir(parents=True)
     (directory / "token").write_text(service_account_token(kube_client, release), encoding="utf-8")
     (directory / "ca.crt").write_bytes(kube.ca_file.read_bytes())
     (directory / "namespace").write_text(release.namespace, encoding="utf-8")
-    for path in [directory.parent, directory, *directory.iterdir()]:
+    for path in [directory, *directory.iterdir()]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return directory
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import kopf
@@ -58,9 +59,17 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
 
 def _login(*, logger: kopf.Logger, settings: kopf.OperatorSettings, **_: object) -> kopf.ConnectionInfo | None:
-    """The pod's service account in a cluster; otherwise $KUBECONFIG or ~/.kube/config (read at login time)."""
+    """The pod's service account in a cluster; otherwise $KUBECONFIG or ~/.kube/config (read at login time).
+
+    In a pod, the API server is where KUBERNETES_SERVICE_HOST/PORT say (as for our own client, ``kube.api_client``):
+    Kopf's helper assumes https://kubernetes.default.svc, which needs cluster DNS (not there with hostNetwork pods).
+    """
     if Path(SERVICE_ACCOUNT_TOKEN).exists():
-        return kopf.login_with_service_account(logger=logger, settings=settings)
+        info = kopf.login_with_service_account(logger=logger, settings=settings)
+        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+        if info is None or not host or not port:
+            return info
+        return replace(info, server=f"https://{f'[{host}]' if ':' in host else host}:{port}")
     return kopf.login_with_kubeconfig(logger=logger, settings=settings)
 
 
