@@ -2,9 +2,11 @@
 
 Every per-message figure is measured next to its comparators in the same run, on the same instance:
 
-* ``raw core-wasm call``: the floor. A core module's identity function called through wasmtime-py's core API, the
-  payload written into and read back out of linear memory: what moving the bytes across costs with no component
-  model at all.
+* ``raw core-wasm call (C API)``: the floor. A core module's identity function called through wasmtime's C API
+  with prepared arguments, the payload copied into and out of linear memory: what moving the bytes across costs
+  with no component model and no Python conversions.
+* ``core call via wasmtime-py``: the same through wasmtime-py's public core API (it looks the function type up and
+  converts every value on each call).
 * ``stock component call``: the same component instance called with wasmtime-py's ``Func.__call__`` and
   ``Record`` values (what the engine would do without its codec).
 * ours: ``OperatorNode.map`` end to end (epoch deadline, metrics, fast codec, result lifting).
@@ -16,6 +18,7 @@ as ``text``) unless the figure says binary (``list<u8>``).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -28,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from tests.components.build import build
 from tests.components.build import cache_dir as components_dir
 from tests.components.engine import wat
+from wasmtime import _ffi as ffi
 from wasmtime.component import Record
 
 from bench.report import Sample, compare
@@ -46,14 +50,46 @@ _CORE_IDENTITY = """(module
   (func (export "process") (param $ptr i32) (param $len i32) (result i32) (local.get $len)))"""
 
 
-def _raw_core(size: int) -> Callable[[], object]:
-    """The floor: bytes into linear memory, a core call, bytes back out."""
+def _core_instance() -> tuple[wasmtime.Store, wasmtime.Memory, wasmtime.Func]:
     engine = wasmtime.Engine()
     store = wasmtime.Store(engine)
     instance = wasmtime.Instance(store, wasmtime.Module(engine, bytes(wasmtime.wat2wasm(_CORE_IDENTITY))), [])
     exports = instance.exports(store)
     memory, process = exports["memory"], exports["process"]
     assert isinstance(memory, wasmtime.Memory) and isinstance(process, wasmtime.Func)
+    return store, memory, process
+
+
+def _raw_core(size: int) -> Callable[[], object]:
+    """The floor: the payload copied into linear memory, one call through wasmtime's C API with prepared
+    arguments, the result copied out. No type lookups, no value conversions: only what crossing costs."""
+    store, memory, process = _core_instance()
+    payload = b"x" * size
+    params = (ffi.wasmtime_val_t * 2)()
+    for param in params:
+        param.kind = ffi.WASMTIME_I32.value
+    params[0].of.i32 = 1024
+    results = (ffi.wasmtime_val_t * 1)()
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    base = ctypes.addressof(memory.data_ptr(store).contents)  # one page, never grown: the address stays valid
+
+    def call() -> bytes:
+        ctypes.memmove(base + 1024, payload, len(payload))
+        params[1].of.i32 = len(payload)
+        error = ffi.wasmtime_func_call(
+            store._context(), ctypes.byref(process._func), params, 2, results, 1, ctypes.byref(trap)
+        )
+        if error or trap:
+            raise RuntimeError("the raw core call failed")
+        return ctypes.string_at(base + 1024, results[0].of.i32)
+
+    assert call() == payload
+    return call
+
+
+def _core_python(size: int) -> Callable[[], object]:
+    """The same core call through wasmtime-py's public core API (``Memory.write``, ``Func.__call__``, ``read``)."""
+    store, memory, process = _core_instance()
     payload = b"x" * size
 
     def call() -> object:
@@ -95,7 +131,14 @@ def _per_message(
         payload = (b"\xff" if binary else b"x") * size
         msg = Message(payload, "factory/1/temperature", "application/json", (("site", "plant"),), 1)
         node = host.load(OperatorSpec(f"bench-{label}", OperatorKind.MAP, component, timeout_seconds=5.0))
-        samples = compare({"ours": _ours(node, msg), "raw": _raw_core(size), "stock": _stock(node, msg)})
+        samples = compare(
+            {
+                "ours": _ours(node, msg),
+                "raw": _raw_core(size),
+                "core": _core_python(size),
+                "stock": _stock(node, msg),
+            }
+        )
         node.close()
         ours, raw, stock = samples["ours"], samples["raw"], samples["stock"]
         note = f"ours - raw = {(ours.median - raw.median) * 1e6:.1f} µs"
@@ -106,7 +149,11 @@ def _per_message(
                 "name": f"1. identity map, {label}, {size_name}{' binary' if binary else ''}: per message",
                 "unit": "s",
                 "ours": ours,
-                "comparators": {"raw core-wasm call": raw, "stock wasmtime-py call": stock},
+                "comparators": {
+                    "raw core-wasm call (C API)": raw,
+                    "core call via wasmtime-py": samples["core"],
+                    "stock wasmtime-py component call": stock,
+                },
                 "target": _target(label, size, binary),
                 "note": note,
             }

@@ -35,8 +35,8 @@ class Sample:
         n = len(ordered)
         return cls(
             median=statistics.median(ordered),
-            p10=ordered[int(0.1 * (n - 1))],
-            p90=ordered[int(0.9 * (n - 1))],
+            p10=ordered[round(0.1 * (n - 1))],
+            p90=ordered[round(0.9 * (n - 1))],
             runs=n,
         )
 
