@@ -363,6 +363,40 @@ def test_a_cluster_wide_install_can_list_our_kinds_everywhere_but_no_secrets(
             assert _forbidden(core.list_namespace) == 403
         finally:
             client.close()  # type: ignore[no-untyped-call]
-        assert RbacAuthorizationV1Api(kube_client).read_cluster_role(cluster.fullname).rules
+        assert RbacAuthorizationV1Api(kube_client).read_cluster_role(f"{cluster.fullname}-{namespace}").rules
+    finally:
+        uninstall(helm, kube, name, namespace)
+
+
+def test_two_cluster_wide_releases_of_one_name_in_two_namespaces_install_side_by_side(
+    helm: Helm, kube: KubeEnv, kube_client: ApiClient, namespace: str, watched: str
+) -> None:
+    name = f"wf{uuid.uuid4().hex[:6]}"
+    install(helm, kube, name, namespace)
+    try:
+        install(helm, kube, name, watched)
+        try:
+            rbac = RbacAuthorizationV1Api(kube_client)
+            for ns in (namespace, watched):
+                binding = plain(kube_client, rbac.read_cluster_role_binding(f"{name}-wasmflow-{ns}"))
+                assert binding["roleRef"]["name"] == f"{name}-wasmflow-{ns}"
+                assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{name}-wasmflow", "namespace": ns}]
+        finally:
+            uninstall(helm, kube, name, watched)
+    finally:
+        uninstall(helm, kube, name, namespace)
+
+
+def test_the_api_server_accepts_the_operator_pod_with_a_registry_ca_bundle(
+    helm: Helm, kube: KubeEnv, kube_client: ApiClient, namespace: str
+) -> None:
+    name = f"wf{uuid.uuid4().hex[:6]}"
+    install(helm, kube, name, namespace, "registry.caBundle.configMapName=registry-ca", "registry.caBundle.key=ca.pem")
+    try:
+        release = Release(name, namespace, "", service_account=f"{name}-wasmflow", fullname=f"{name}-wasmflow")
+        pod = deployed_operator(kube_client, release)["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "registry-ca")
+        assert volume["configMap"]["name"] == "registry-ca"
+        assert container_env({"spec": {"template": {"spec": pod}}})["WASMFLOW_REGISTRY_CA_FILE"].endswith("/ca.pem")
     finally:
         uninstall(helm, kube, name, namespace)

@@ -45,6 +45,7 @@ def test_defaults_render_the_promised_objects(helm: Helm) -> None:
         ("watch.allNamespace=false", "allNamespace"),
         ("global.azure.images.wasmflow.imag=x", "imag"),
         ("securityContext=", None),
+        ("registry.caBundle.secretNam=registry-ca", "secretNam"),
     ],
 )
 def test_a_misspelled_or_mistyped_value_is_refused_by_the_schema(helm: Helm, flag: str, mistake: str | None) -> None:
@@ -177,6 +178,76 @@ def test_watching_no_listed_namespace_means_the_release_namespace(helm: Helm) ->
 
     assert only(objects, "Role")["metadata"]["namespace"] == "edge"
     assert "--namespace=edge" in _operator(objects)["args"]
+
+
+def test_cluster_scoped_rbac_names_carry_the_release_namespace(helm: Helm) -> None:
+    """Two cluster-wide releases named alike in two namespaces must not fight over one ClusterRole."""
+    in_a, in_b = helm.template(namespace="plant-a"), helm.template(namespace="plant-b")
+
+    for objects, ns in ((in_a, "plant-a"), (in_b, "plant-b")):
+        role, binding = only(objects, "ClusterRole"), only(objects, "ClusterRoleBinding")
+        assert role["metadata"]["name"] == f"wf-wasmflow-{ns}"
+        assert binding["metadata"]["name"] == f"wf-wasmflow-{ns}"
+        assert binding["roleRef"]["name"] == f"wf-wasmflow-{ns}"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "wf-wasmflow", "namespace": ns}]
+
+
+def test_namespaced_roles_keep_the_release_fullname(helm: Helm) -> None:
+    objects = helm.template({"watch": {"allNamespaces": False, "namespaces": ["plant-a"]}}, namespace="edge")
+
+    assert only(objects, "Role")["metadata"]["name"] == "wf-wasmflow"
+    binding = only(objects, "RoleBinding")
+    assert binding["metadata"]["name"] == "wf-wasmflow"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "wf-wasmflow"}
+
+
+def _volumes(objects: list[Any]) -> dict[str, Any]:
+    return {v["name"]: v for v in only(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_no_registry_ca_bundle_means_no_ca_env_and_no_ca_volume(helm: Helm) -> None:
+    objects = helm.template()
+
+    assert "WASMFLOW_REGISTRY_CA_FILE" not in container_env(only(objects, "Deployment"))
+    assert "registry-ca" not in _volumes(objects)
+    assert "registry-ca" not in {m["name"] for m in _operator(objects)["volumeMounts"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "source"),
+    [
+        ({"secretName": "registry-ca", "key": "bundle.pem"}, {"secret": {"secretName": "registry-ca"}}),
+        ({"configMapName": "registry-ca", "key": "bundle.pem"}, {"configMap": {"name": "registry-ca"}}),
+    ],
+)
+def test_a_registry_ca_bundle_is_mounted_read_only_and_named_by_the_ca_env(
+    helm: Helm, value: dict[str, str], source: dict[str, dict[str, str]]
+) -> None:
+    objects = helm.template({"registry": {"caBundle": value}})
+
+    ((kind, reference),) = source.items()
+    volume = _volumes(objects)["registry-ca"]
+    assert volume[kind] == {**reference, "items": [{"key": "bundle.pem", "path": "bundle.pem"}]}
+    (mount,) = [m for m in _operator(objects)["volumeMounts"] if m["name"] == "registry-ca"]
+    assert mount["readOnly"] is True
+    ca_file = container_env(only(objects, "Deployment"))["WASMFLOW_REGISTRY_CA_FILE"]
+    assert ca_file == f"{mount['mountPath']}/bundle.pem"
+
+
+def test_a_registry_ca_bundle_from_both_a_secret_and_a_configmap_is_refused(helm: Helm) -> None:
+    result = helm.run(
+        "template",
+        "wf",
+        str(CHART),
+        "--set",
+        "registry.caBundle.secretName=a",
+        "--set",
+        "registry.caBundle.configMapName=b",
+    )
+
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert "caBundle" in result.stderr
 
 
 def test_rbac_grants_no_wildcards_and_no_delete(helm: Helm) -> None:
