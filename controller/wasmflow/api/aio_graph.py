@@ -269,6 +269,8 @@ class AioModule(Model):
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     insecure: bool = False
     pull_secret_file: str | None = None
+    #: A CA bundle that the registry's TLS certificate must chain to (a private CA).
+    ca_file: str | None = None
     #: A local file instead of a registry (development and tests; the digest is still verified).
     path: str | None = None
     limits: Limits = Field(default_factory=Limits)

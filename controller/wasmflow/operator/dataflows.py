@@ -21,6 +21,7 @@ Deployment fresh, compute, and patch under a resourceVersion precondition, recom
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,12 +30,17 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from wasmflow.api import status as conditions
+from wasmflow.api.aio_graph import parse_graph, plan_graph
 from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
+from wasmflow.api.dataflow_graph import DataflowGraph
 from wasmflow.api.graph import GraphError, validate_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
-from wasmflow.errors import WasmflowError
+from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
+from wasmflow.errors import ConfigError, WasmflowError
+from wasmflow.oci import OciError
+from wasmflow.oci.pull import Access, pull_artifact, pull_graph
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
@@ -138,8 +144,22 @@ def _graph_message(exc: GraphError) -> str:
     return "; ".join(f"{p.where}: {p.message}" for p in exc.problems)
 
 
-def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) -> Plan:
-    """What to do with this Dataflow, given the modules ``lookup`` knows (pure)."""
+GraphResolution = PinnedGraph | Stalled | Waiting | None
+
+
+def plan(
+    body: Mapping[str, Any],
+    lookup: ModuleLookup,
+    config: OperatorConfig,
+    *,
+    registry_ca: bytes | None = None,
+    graph: GraphResolution = None,
+) -> Plan:
+    """What to do with this Dataflow, given the modules ``lookup`` knows (pure).
+
+    ``registry_ca`` is the content of ``config.registry_ca_file``; ``graph`` what ``resolve_graph`` made of
+    ``spec.graph`` (its artifact and modules pinned by digest, or why they are not).
+    """
     try:
         dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError as exc:
@@ -149,6 +169,13 @@ def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) 
         validate_graph(dataflow.spec)
     except GraphError as exc:
         return Stalled("InvalidGraph", _graph_message(exc))
+    if dataflow.spec.graph is not None:
+        if graph is None:
+            return Waiting("GraphNotResolved", "the graph's modules are not resolved to digests yet")
+        if not isinstance(graph, PinnedGraph):
+            return graph
+        graph_digests = {name: module.digest for name, module in graph.modules.items()}
+        return Apply(render(dataflow, {}, {}, config, registry_ca=registry_ca, graph=graph), graph_digests)
     namespace = dataflow.metadata.namespace or "default"
     used: dict[str, list[str]] = {}
     for node in dataflow.spec.nodes:
@@ -179,7 +206,88 @@ def plan(body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig) 
         return Waiting("ModuleNotReady", text)
     modules = {n: s.module for n, s in found.items() if s.module is not None}
     digests = {n: s.digest for n, s in found.items() if s.digest is not None}
-    return Apply(render(dataflow, modules, digests, config), digests)
+    return Apply(render(dataflow, modules, digests, config, registry_ca=registry_ca), digests)
+
+
+def _access(insecure: bool, config: OperatorConfig) -> Access:
+    return Access(insecure=insecure, ca_file=config.registry_ca_file, timeout=config.request_timeout)
+
+
+def _registry_failure(exc: OciError, what: str) -> Stalled | Waiting:
+    if exc.transient:
+        return Waiting(exc.reason, f"{what}: {exc}")
+    return Stalled(exc.reason, f"{what}: {exc}: fix spec.graph, or push it there")
+
+
+async def _resolve(body: Mapping[str, Any], config: OperatorConfig) -> GraphResolution:
+    """``resolve_graph`` of the Dataflow's ``spec.graph``; None without one (or when it does: ``plan`` says why)."""
+    try:
+        dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
+    except ValidationError:
+        return None
+    return None if dataflow.spec.graph is None else await resolve_graph(dataflow.spec.graph, config)
+
+
+async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedGraph | Stalled | Waiting:
+    """Pin ``spec.graph``: the artifact's digest, and the digest each ``repository:tag`` module names now.
+
+    The workers pull exactly these digests, so replicas started after a tag moves run what the others run; the
+    tags are resolved again at each reconcile. Each module is pulled in full (into the controller's cache), so a
+    digest is pinned only for content that verified.
+    """
+    artifact: str | None = None
+    if graph.definition is not None:
+        definition = graph.definition
+    else:
+        assert graph.artifact is not None  # the model allows exactly one of them
+        reference = graph.artifact.reference
+        try:
+            pulled = await pull_graph(
+                reference, access=_access(graph.artifact.insecure, config), cache_dir=config.cache_dir
+            )
+        except OciError as exc:
+            return _registry_failure(exc, f"graph artifact {reference}")
+        artifact = str(pulled.reference.with_tag(None).with_digest(pulled.manifest_digest or pulled.digest))
+        try:
+            definition = pulled.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return Stalled("InvalidGraph", f"graph artifact {reference}: the definition is not UTF-8 text")
+    try:
+        graph_plan = plan_graph(parse_graph(definition, "spec.graph"))
+    except ConfigError as exc:
+        return Stalled("InvalidGraph", str(exc))
+    except GraphError as exc:
+        return Stalled("InvalidGraph", _graph_message(exc))
+    modules: dict[str, PinnedGraphModule] = {}
+    for name in graph_plan.order:
+        module = graph_plan.operation(name).module
+        if not module or module in modules:
+            continue
+        if not graph.registry:
+            return Stalled("InvalidGraph", f"operation {name} names module {module!r}: set spec.graph.registry")
+        reference = f"{graph.registry.rstrip('/')}/{module}"
+        try:
+            component = await pull_artifact(
+                reference,
+                access=_access(graph.insecure, config),
+                cache_dir=config.cache_dir,
+                max_bytes=config.max_module_bytes,
+            )
+        except OciError as exc:
+            return _registry_failure(exc, f"module {module!r} of operation {name} ({reference})")
+        modules[module] = PinnedGraphModule(reference=reference, digest=component.digest, insecure=graph.insecure)
+    return PinnedGraph(artifact=artifact, modules=modules)
+
+
+async def read_registry_ca(config: OperatorConfig) -> bytes | None:
+    """The registry CA the workers are given, read at each reconcile so that a rotated one reaches them."""
+    path = config.registry_ca_file
+    if path is None:
+        return None
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the registry CA: {exc.strerror}", where=str(path)) from exc
 
 
 def _expected_kind(dataflow: Dataflow, module: str) -> OperatorKind:
@@ -320,7 +428,8 @@ async def reconcile(
     metadata = body.get("metadata", {})
     namespace, name = metadata.get("namespace") or "default", metadata["name"]
     generation = metadata.get("generation")
-    decided = plan(body, lookup, config)
+    registry_ca = await read_registry_ca(config)
+    decided = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
     if isinstance(decided, Apply):
         for manifest in (decided.children.config_map, decided.children.service, decided.children.deployment):
             await kube.apply(api, manifest)

@@ -7,6 +7,7 @@ owned by the Dataflow, so deleting it deletes them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,11 @@ from wasmflow.api.workerconfig import (
     CACHE_DIR,
     CONFIG_DIR,
     CONFIG_KEY,
+    REGISTRY_CA_FILE,
+    REGISTRY_CA_KEY,
     SECRETS_DIR,
     EndpointFiles,
+    PinnedGraph,
     PinnedModule,
     WorkerConfig,
 )
@@ -72,8 +76,31 @@ def owner_reference(dataflow: Dataflow) -> dict[str, Any]:
     }
 
 
-def worker_config(dataflow: Dataflow, modules: dict[str, WasmModule], digests: dict[str, str]) -> WorkerConfig:
-    """The worker's config: every module the graph uses pinned to the digest its WasmModule resolved."""
+def _trusting(graph: PinnedGraph, ca_file: str | None, artifact_insecure: bool, insecure: bool) -> PinnedGraph:
+    """The resolved graph with the registry CA named on every pull that uses TLS."""
+    if ca_file is None:
+        return graph
+    modules = {
+        name: module.model_copy(update={"ca_file": None if insecure else ca_file})
+        for name, module in graph.modules.items()
+    }
+    artifact_ca = ca_file if graph.artifact and not artifact_insecure else None
+    return graph.model_copy(update={"modules": modules, "ca_file": artifact_ca})
+
+
+def worker_config(
+    dataflow: Dataflow,
+    modules: dict[str, WasmModule],
+    digests: dict[str, str],
+    *,
+    registry_ca: bool = False,
+    graph: PinnedGraph | None = None,
+) -> WorkerConfig:
+    """The worker's config: every module pinned to the digest its WasmModule (or the graph's resolution) gave.
+
+    With ``registry_ca`` the ConfigMap carries the controller's registry CA, and every TLS pull names it.
+    """
+    ca_file = REGISTRY_CA_FILE if registry_ca else None
     pinned = {}
     for name in used_modules(dataflow):
         module = modules[name]
@@ -85,6 +112,7 @@ def worker_config(dataflow: Dataflow, modules: dict[str, WasmModule], digests: d
             digest=digests[name],
             insecure=bool(oci and oci.insecure),
             pull_secret_file=f"{SECRETS_DIR}/registry/{secret}/.dockerconfigjson" if secret else None,
+            ca_file=ca_file if oci and not oci.insecure else None,
             path=f"{MODULES_DIR}/{name}/{local.key}" if local else None,
             operator=module.spec.operator,
             capabilities=list(module.spec.capabilities),
@@ -107,10 +135,18 @@ def worker_config(dataflow: Dataflow, modules: dict[str, WasmModule], digests: d
         dataflow=dataflow.metadata.name,
         spec=dataflow.spec,
         modules=pinned,
+        graph=_graph_pins(dataflow, graph, ca_file),
         endpoint_files=files,
         http_port=HTTP_PORT,
         cache_dir=CACHE_DIR,
     )
+
+
+def _graph_pins(dataflow: Dataflow, graph: PinnedGraph | None, ca_file: str | None) -> PinnedGraph | None:
+    spec = dataflow.spec.graph
+    if spec is None or graph is None:
+        return None
+    return _trusting(graph, ca_file, bool(spec.artifact and spec.artifact.insecure), spec.insecure)
 
 
 def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -168,13 +204,28 @@ def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[d
 
 
 def render(
-    dataflow: Dataflow, modules: dict[str, WasmModule], digests: dict[str, str], config: OperatorConfig
+    dataflow: Dataflow,
+    modules: dict[str, WasmModule],
+    digests: dict[str, str],
+    config: OperatorConfig,
+    *,
+    registry_ca: bytes | None = None,
+    graph: PinnedGraph | None = None,
 ) -> Children:
-    """The ConfigMap, Deployment and Service of ``dataflow`` (modules and digests by WasmModule name)."""
+    """The ConfigMap, Deployment and Service of ``dataflow`` (modules and digests by WasmModule name).
+
+    ``registry_ca`` is the content of ``config.registry_ca_file`` (read by the caller: rendering does no I/O). It is
+    copied into the ConfigMap because the controller's Secret cannot be mounted in the Dataflow's namespace, and
+    it is public. ``graph`` is what the reconcile resolved of ``spec.graph``.
+    """
     name = child_name(dataflow.metadata.name)
     namespace = dataflow.metadata.namespace or "default"
-    body = worker_config(dataflow, modules, digests).model_dump_json(by_alias=True, exclude_none=True, indent=2)
-    config_hash = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    pinned = worker_config(dataflow, modules, digests, registry_ca=registry_ca is not None, graph=graph)
+    body = pinned.model_dump_json(by_alias=True, exclude_none=True, indent=2)
+    digest = hashlib.sha256(body.encode())
+    if registry_ca is not None:
+        digest.update(b"\0" + registry_ca)  # a rotated CA rolls the workers
+    config_hash = "sha256:" + digest.hexdigest()
     volumes, mounts = _volumes(dataflow, modules)
     worker = dataflow.spec.worker
     resources = worker.resources.model_dump(by_alias=True, exclude_none=True)
@@ -220,7 +271,7 @@ def render(
         pod_spec["nodeSelector"] = dict(worker.node_selector)
     if worker.tolerations:
         pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in worker.tolerations]
-    config_map = {
+    config_map: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -231,6 +282,11 @@ def render(
         },
         "data": {CONFIG_KEY: body},
     }
+    if registry_ca is not None:
+        try:
+            config_map["data"][REGISTRY_CA_KEY] = registry_ca.decode("utf-8")  # PEM
+        except UnicodeDecodeError:
+            config_map["binaryData"] = {REGISTRY_CA_KEY: base64.b64encode(registry_ca).decode("ascii")}  # DER
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -62,6 +62,7 @@ async def fetch(reference: str, module: AioModule, cache_dir: Path) -> bytes:
             f"{module.reference.split('@')[0]}@{module.digest}",
             insecure=module.insecure,
             docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
+            ca_file=Path(module.ca_file) if module.ca_file else None,
             cache_dir=cache_dir,
         )
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -213,37 +214,29 @@ class AioWorker:
 async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
     """The AIO worker config of a Dataflow whose ``spec.graph`` references a graph definition.
 
-    The definition (inline, or pulled from its OCI artifact) and every module it names (``<registry>/<repo:tag>``)
-    are pulled here, each pull verified against the registry's digests; the modules are then pinned to exactly
-    the bytes pulled, so every operation of this worker runs the same version of a module.
+    The controller resolved the graph (``config.graph``): the definition's artifact and every module it names are
+    pulled by those digests and verified, never by their tags, so a tag that moved after the controller rendered
+    this config changes nothing until the controller renders it again.
     """
-    graph = config.spec.graph
+    graph, pins = config.spec.graph, config.graph
     assert graph is not None
-    cache = Path(config.cache_dir) / "blobs"
+    if pins is None:
+        raise ConfigError("the graph is not resolved to digests: render this config with the controller", where="graph")
     if graph.definition is not None:
         definition = graph.definition
     else:
+        if pins.artifact is None:
+            raise ConfigError("the graph artifact is not pinned to a digest", where="graph.artifact")
         assert graph.artifact is not None
-        pulled = await pull_graph(
-            graph.artifact.reference, access=Access(insecure=graph.artifact.insecure), cache_dir=cache
-        )
+        access = Access(insecure=graph.artifact.insecure, ca_file=Path(pins.ca_file) if pins.ca_file else None)
+        pulled = await pull_graph(pins.artifact, access=access, cache_dir=Path(config.cache_dir) / "blobs")
         definition = pulled.data.decode("utf-8")
-    plan = plan_graph(parse_graph(definition, "spec.graph"))
-    modules: dict[str, AioModule] = {}
-    files = Path(config.cache_dir) / "aio-modules"
-    files.mkdir(parents=True, exist_ok=True)
-    for name in plan.order:
-        module = plan.operation(name).module
-        if not module or module in modules:
-            continue
-        if not graph.registry:
-            raise ConfigError(f"operation {name} names module {module!r}: set spec.graph.registry", where="spec.graph")
-        reference = f"{graph.registry.rstrip('/')}/{module}"
-        data = await pull_component(reference, insecure=graph.insecure, cache_dir=cache)
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        path = files / digest.replace(":", "-")
-        await asyncio.to_thread(path.write_bytes, data)
-        modules[module] = AioModule(reference=reference, digest=digest, path=str(path))
+    modules = {
+        name: AioModule(
+            reference=module.reference, digest=module.digest, insecure=module.insecure, ca_file=module.ca_file
+        )
+        for name, module in pins.modules.items()
+    }
     return AioWorkerConfig(
         namespace=config.namespace,
         dataflow=config.dataflow,

@@ -20,6 +20,7 @@ async def fetch_module(name: str, module: PinnedModule, cache_dir: Path | None) 
             reference,
             insecure=module.insecure,
             docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
+            ca_file=Path(module.ca_file) if module.ca_file else None,
             cache_dir=cache_dir,
         )
     digest = "sha256:" + hashlib.sha256(data).hexdigest()

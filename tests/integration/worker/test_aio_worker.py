@@ -3,6 +3,7 @@ componentize-py, the operators' own metrics on /metrics, SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -27,8 +28,10 @@ from tests.services import BrokerEnv, Registry
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
-from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.api.workerconfig import PinnedGraph, WorkerConfig
 from wasmflow.oci import mediatypes as mt
+from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.dataflows import resolve_graph
 
 GRAPH = Path(__file__).resolve().parents[1] / "run" / "aio" / "graph.yaml"
 INPUT = Path(__file__).resolve().parents[1] / "run" / "aio" / "input.jsonl"
@@ -178,9 +181,18 @@ def test_a_dataflow_referencing_a_graph_artifact_runs_it_with_modules_from_the_r
             },
         }
     )
+    assert spec.graph is not None
+    pins = asyncio.run(resolve_graph(spec.graph, OperatorConfig(cache_dir=tmp_path / "controller")))
+    assert isinstance(pins, PinnedGraph)  # what the controller renders: the worker pulls only these digests
     port = free_port()
     config = WorkerConfig(
-        namespace="t", dataflow="temps", spec=spec, modules={}, http_port=port, cache_dir=str(cache_dir().parent)
+        namespace="t",
+        dataflow="temps",
+        spec=spec,
+        modules={},
+        graph=pins,
+        http_port=port,
+        cache_dir=str(cache_dir().parent),
     )
     (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
     process = subprocess.Popen(

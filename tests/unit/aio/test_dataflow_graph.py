@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from wasmflow.api.dataflow import DataflowSpec
 from wasmflow.api.graph import GraphError, validate_graph
-from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule, WorkerConfig
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflows import Apply, Stalled, plan
 
@@ -83,8 +83,13 @@ def body(graph: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_controller_renders_the_graph_into_the_workers_config() -> None:
+    f2c = PinnedGraphModule(reference="registry.local/aio/wasmflow-tests/f2c:1.0.0", digest="sha256:" + "a" * 64)
+    pins = PinnedGraph(modules={"wasmflow-tests/f2c:1.0.0": f2c})
     planned = plan(
-        body({"definition": GRAPH, "registry": "registry.local/aio", **PORTS}), lambda _name: None, OperatorConfig()
+        body({"definition": GRAPH, "registry": "registry.local/aio", **PORTS}),
+        lambda _name: None,
+        OperatorConfig(),
+        graph=pins,
     )
     assert isinstance(planned, Apply)
     config_map = next(
@@ -93,6 +98,7 @@ def test_the_controller_renders_the_graph_into_the_workers_config() -> None:
     config = WorkerConfig.model_validate_json(config_map["data"]["config.json"])
     assert config.spec.graph is not None and config.spec.graph.definition == GRAPH
     assert config.modules == {}
+    assert config.graph == pins
 
 
 def test_the_controller_stalls_a_graph_whose_sink_is_not_bound() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflows import (
     Apply,
@@ -187,3 +188,37 @@ def test_worker_counts_move_but_a_stalled_condition_stays() -> None:
     assert updated is not None
     assert updated["workers"] == {"desired": 2, "ready": 2}
     assert updated["conditions"] == status["conditions"]
+
+
+GRAPH = (Path(__file__).resolve().parents[2] / "integration" / "run" / "aio" / "graph.yaml").read_text()
+
+
+def graph_body() -> dict[str, Any]:
+    return {
+        "apiVersion": "wasmflow.io/v1alpha1",
+        "kind": "Dataflow",
+        "metadata": {"name": "temps", "namespace": "plant", "generation": 1, "uid": "u1"},
+        "spec": {
+            "endpoints": {"broker": {"mqtt": {"url": "mqtt://broker:1883"}}},
+            "graph": {
+                "definition": GRAPH,
+                "registry": "registry.local/aio",
+                "sources": {"source": {"endpoint": "broker", "topic": "in"}},
+                "sinks": {"sink": {"endpoint": "broker", "topic": "out"}},
+            },
+        },
+    }
+
+
+def test_a_resolved_graph_is_applied_with_its_module_digests_for_the_status() -> None:
+    module = PinnedGraphModule(reference="registry.local/aio/wasmflow-tests/f2c:1.0.0", digest=DIGEST)
+    planned = plan(
+        graph_body(), lookup(), OperatorConfig(), graph=PinnedGraph(modules={"wasmflow-tests/f2c:1.0.0": module})
+    )
+    assert isinstance(planned, Apply)
+    assert planned.digests == {"wasmflow-tests/f2c:1.0.0": DIGEST}
+
+
+def test_a_graph_whose_modules_cannot_be_resolved_is_not_applied_and_says_why() -> None:
+    why = Waiting("Unreachable", "module 'wasmflow-tests/f2c:1.0.0' of operation module-f2c/map: connection refused")
+    assert plan(graph_body(), lookup(), OperatorConfig(), graph=why) == why

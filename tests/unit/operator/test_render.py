@@ -18,6 +18,7 @@ import yaml
 
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule, WorkerConfig
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.render import CONFIG_HASH, Children, render, render_yaml
 
@@ -117,9 +118,47 @@ SECURED_CONFIG = OperatorConfig(
 )
 
 
-def rendered(case: tuple[Dataflow, dict[str, WasmModule]], config: OperatorConfig) -> Children:
+#: A CA certificate as ``WASMFLOW_REGISTRY_CA_FILE`` holds it (the render copies the bytes, it does not parse them).
+REGISTRY_CA = b"-----BEGIN CERTIFICATE-----\nMIIBplantCA\n-----END CERTIFICATE-----\n"
+
+
+def rendered(
+    case: tuple[Dataflow, dict[str, WasmModule]], config: OperatorConfig, registry_ca: bytes | None = None
+) -> Children:
     dataflow, modules = case
-    return render(dataflow, modules, {name: digest(name) for name in modules}, config)
+    return render(dataflow, modules, {name: digest(name) for name in modules}, config, registry_ca=registry_ca)
+
+
+def graph_case() -> tuple[Dataflow, PinnedGraph]:
+    """A Dataflow running an AIO graph artifact from a TLS registry, as the reconcile resolved it."""
+    dataflow = Dataflow.model_validate(
+        {
+            "metadata": {"name": "temps", "namespace": "plant", "uid": UID, "generation": 2},
+            "spec": {
+                "endpoints": {"site": {"mqtt": {"url": "mqtt://broker.plant:1883"}}},
+                "graph": {
+                    "artifact": {"reference": "registry.plant:5000/graphs/temperatures:1.0.0"},
+                    "registry": "registry.plant:5000/aio",
+                    "sources": {"source": {"endpoint": "site", "topic": "sensors/in"}},
+                    "sinks": {"sink": {"endpoint": "site", "topic": "sensors/out"}},
+                },
+            },
+        }
+    )
+    graph = PinnedGraph(
+        artifact="registry.plant:5000/graphs/temperatures@" + digest("graph"),
+        modules={
+            "f2c:1.0.0": PinnedGraphModule(reference="registry.plant:5000/aio/f2c:1.0.0", digest=digest("f2c")),
+            "window:1.0.0": PinnedGraphModule(
+                reference="registry.plant:5000/aio/window:1.0.0", digest=digest("window")
+            ),
+        },
+    )
+    return dataflow, graph
+
+
+def worker_config_of(children: Children) -> WorkerConfig:
+    return WorkerConfig.model_validate_json(children.config_map["data"]["config.json"])
 
 
 def check_golden(name: str, text: str) -> None:
@@ -137,6 +176,74 @@ def check_golden(name: str, text: str) -> None:
 )
 def test_children_match_the_reviewed_golden_file(golden: str, case: Any, config: OperatorConfig) -> None:
     check_golden(golden, render_yaml(rendered(case(), config)))
+
+
+def test_children_with_the_registry_ca_match_the_reviewed_golden_file() -> None:
+    check_golden("line-3-registry-ca.yaml", render_yaml(rendered(secured(), SECURED_CONFIG, REGISTRY_CA)))
+
+
+def test_children_of_a_pinned_aio_graph_with_the_registry_ca_match_the_reviewed_golden_file() -> None:
+    dataflow, graph = graph_case()
+    children = render(dataflow, {}, {}, SECURED_CONFIG, registry_ca=REGISTRY_CA, graph=graph)
+    check_golden("temps-aio-graph.yaml", render_yaml(children))
+
+
+def test_the_registry_ca_is_copied_into_the_config_map_and_named_by_every_module_pulled_over_tls() -> None:
+    children = rendered(secured(), SECURED_CONFIG, REGISTRY_CA)
+    assert children.config_map["data"]["registry-ca.crt"] == REGISTRY_CA.decode()
+    modules = worker_config_of(children).modules
+    assert modules["to-celsius"].ca_file == "/etc/wasmflow/registry-ca.crt"
+    assert modules["in-range"].ca_file is None  # a ConfigMap module is not pulled
+    mounts = children.deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "config", "mountPath": "/etc/wasmflow", "readOnly": True} in mounts
+
+
+def test_a_module_pulled_over_plain_http_is_not_given_the_registry_ca() -> None:
+    dataflow, modules = secured()
+    insecure = modules["to-celsius"].model_dump(by_alias=True, exclude_none=True)
+    insecure["spec"]["source"]["oci"]["insecure"] = True
+    modules["to-celsius"] = WasmModule.model_validate(insecure)
+    children = rendered((dataflow, modules), SECURED_CONFIG, REGISTRY_CA)
+    assert worker_config_of(children).modules["to-celsius"].ca_file is None
+
+
+def test_without_a_registry_ca_the_config_map_holds_only_the_worker_config() -> None:
+    children = rendered(secured(), SECURED_CONFIG)
+    assert set(children.config_map["data"]) == {"config.json"}
+    assert worker_config_of(children).modules["to-celsius"].ca_file is None
+
+
+def test_a_rotated_registry_ca_changes_the_config_hash() -> None:
+    before = rendered(secured(), SECURED_CONFIG, REGISTRY_CA)
+    after = rendered(secured(), SECURED_CONFIG, REGISTRY_CA.replace(b"plantCA", b"plantCA2"))
+    assert before.config_hash != after.config_hash
+
+
+def test_a_graph_dataflow_pins_its_artifact_and_every_module_by_digest_naming_the_registry_ca() -> None:
+    dataflow, graph = graph_case()
+    config = worker_config_of(render(dataflow, {}, {}, OperatorConfig(), registry_ca=REGISTRY_CA, graph=graph))
+    assert config.graph is not None
+    assert config.graph.artifact == "registry.plant:5000/graphs/temperatures@" + digest("graph")
+    assert config.graph.ca_file == "/etc/wasmflow/registry-ca.crt"
+    assert {name: (m.digest, m.ca_file) for name, m in config.graph.modules.items()} == {
+        "f2c:1.0.0": (digest("f2c"), "/etc/wasmflow/registry-ca.crt"),
+        "window:1.0.0": (digest("window"), "/etc/wasmflow/registry-ca.crt"),
+    }
+
+
+def test_a_new_graph_module_digest_changes_the_config_hash() -> None:
+    dataflow, graph = graph_case()
+    moved = graph.model_copy(
+        update={
+            "modules": {
+                **graph.modules,
+                "f2c:1.0.0": graph.modules["f2c:1.0.0"].model_copy(update={"digest": digest("f2c-2")}),
+            }
+        }
+    )
+    before = render(dataflow, {}, {}, OperatorConfig(), graph=graph)
+    after = render(dataflow, {}, {}, OperatorConfig(), graph=moved)
+    assert before.config_hash != after.config_hash
 
 
 def test_the_config_map_pins_every_module_by_digest_with_its_limits_and_grants() -> None:
