@@ -18,6 +18,7 @@ import click
 
 from wasmflow.cli.build import check_built
 from wasmflow.cli.inspect import render
+from wasmflow.cli.sources import read_file
 from wasmflow.errors import ConfigError, RegistryError
 from wasmflow.oci import Access, ComponentInfo, Credentials, load_docker_config, parse_reference, push_component
 
@@ -95,7 +96,10 @@ def push_command(
         raise click.BadParameter(str(exc), param_hint="REF") from exc
     manifest_annotations = _annotations(annotations)
     credentials = _credentials(reference.registry, username, password_stdin, docker_config)
-    data = file.read_bytes()
+    try:
+        data = read_file(file)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from exc
     report = check_built(data)  # compiled through the cache `wasmflow build` filled
     if not report.valid:
         click.echo(render(str(file), report), err=True)

@@ -81,7 +81,10 @@ def _operator_specs(
         module = modules.get(node.module)
         if node.module not in loaded:
             if node.module in overrides:
-                loaded[node.module] = read_component(overrides[node.module], insecure=insecure)
+                try:
+                    loaded[node.module] = read_component(overrides[node.module], insecure=insecure)
+                except ConfigError as exc:  # a path or reference the user typed: a usage error (exit 2)
+                    raise click.BadParameter(f"{node.module}={exc}", param_hint="--module") from exc
             elif module is not None and module.spec.source.oci is not None:
                 oci = module.spec.source.oci
                 loaded[node.module] = read_component(oci.reference, insecure=insecure or oci.insecure)
