@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+
+from wasmflow.errors import WasmflowError
 
 GROUP = "wasmflow.io"
 VERSION = "v1alpha1"
@@ -134,6 +137,33 @@ async def get_deployment(api: client.ApiClient, namespace: str, name: str) -> di
     return await asyncio.to_thread(call)
 
 
+class AccessDenied(WasmflowError):  # noqa: N818 - a refusal by the API server, named as kubectl says it
+    """The API server refused one of our reads: 403 (the identity lacks an RBAC permission) or 401 (its token).
+
+    ``verb`` on ``resource`` ``name`` in ``namespace`` is what was refused; ``server_message`` is the API server's
+    own sentence, which names the identity (``User "system:serviceaccount:NS:SA" cannot get resource ...``).
+    """
+
+    def __init__(self, status: int, verb: str, resource: str, namespace: str, name: str, server_message: str) -> None:
+        self.status = status
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.name = name
+        self.server_message = server_message
+        super().__init__(f"{status} {verb} {resource} {namespace}/{name}: {server_message}")
+
+
+def _access_denied(exc: ApiException, verb: str, resource: str, namespace: str, name: str) -> AccessDenied | None:
+    if exc.status not in (401, 403):
+        return None
+    try:
+        message = str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        message = str(exc.reason)
+    return AccessDenied(int(exc.status), verb, resource, namespace, name, message)
+
+
 @dataclass(frozen=True)
 class SecretData:
     """A Secret's type and decoded data; the values never appear in a repr (nor, by our rules, anywhere else)."""
@@ -143,7 +173,7 @@ class SecretData:
 
 
 async def get_secret(api: client.ApiClient, namespace: str, name: str) -> SecretData | None:
-    """The Secret ``name`` (type and base64-decoded data), or None when it does not exist."""
+    """The Secret ``name`` (type and base64-decoded data), or None when it does not exist; AccessDenied on 401/403."""
 
     def call() -> SecretData | None:
         try:
@@ -151,6 +181,9 @@ async def get_secret(api: client.ApiClient, namespace: str, name: str) -> Secret
         except ApiException as exc:
             if exc.status == 404:
                 return None
+            denied = _access_denied(exc, "get", "secrets", namespace, name)
+            if denied is not None:
+                raise denied from exc
             raise
         data = {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
         return SecretData(type=str(secret.type or "Opaque"), data=data)
@@ -167,7 +200,7 @@ class ConfigMapData:
 
 
 async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> ConfigMapData | None:
-    """The ConfigMap ``name``, or None when it does not exist."""
+    """The ConfigMap ``name``, or None when it does not exist; AccessDenied on 401/403."""
 
     def call() -> ConfigMapData | None:
         try:
@@ -175,6 +208,9 @@ async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> Co
         except ApiException as exc:
             if exc.status == 404:
                 return None
+            denied = _access_denied(exc, "get", "configmaps", namespace, name)
+            if denied is not None:
+                raise denied from exc
             raise
         binary = {key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}
         return ConfigMapData(binary=binary, text_keys=tuple(sorted((config_map.data or {}).keys())))

@@ -37,6 +37,8 @@ from wasmflow.operator.wasmmodules import (
 )
 
 GROUP, VERSION, PLURAL = "wasmflow.io", "v1alpha1", "wasmmodules"
+#: Reasons of a refusal by the API server: retried, but someone must grant the permission, so a Warning Event.
+ACCESS_REFUSED = frozenset({"Forbidden", "Unauthorized"})
 
 
 def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -139,7 +141,7 @@ def _report(
     moved = outcome.result is Result.READY and old_digest is not None and old_digest != new_digest
     if changed or moved:
         message = after["message"] + (f" (was {old_digest})" if moved else "")
-        if outcome.result is Result.STALLED:
+        if outcome.result is Result.STALLED or after["reason"] in ACCESS_REFUSED:
             kopf.warn(body, reason=after["reason"], message=message)
         else:
             kopf.info(body, reason=after["reason"], message=message)

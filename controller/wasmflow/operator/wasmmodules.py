@@ -11,7 +11,9 @@ One reconcile, whatever triggered it (create, update, resume, the ``spec.interva
    or Stalled=True + Ready=False with a reason the user must act on (NotFound, Unauthorized, DigestMismatch for a
    pin the artifact does not match, ContractViolation, TooLarge, InvalidReference); or Ready=False +
    Reconciling=True (ProgressingWithRetry) for what may heal by itself (registry unreachable, 5xx, content that
-   does not match its own digest: DigestMismatch too, but the registry's fault), retried with exponential backoff.
+   does not match its own digest: DigestMismatch too, but the registry's fault; Forbidden or Unauthorized when the
+   API server refuses the controller the pull Secret or the ConfigMap, naming them and the RBAC verb it needs),
+   retried with exponential backoff.
 
 The last good ``artifact`` stays in the status when a later reconcile fails (as Flux keeps its last artifact);
 consumers only trust it with Ready=True for the current generation. Messages never carry credentials: the OCI
@@ -334,7 +336,10 @@ async def _credentials(api: client.ApiClient, oci: OciSource, namespace: str, re
         return None
     name = oci.secret_ref.name
     where = f"Secret {name!r} (spec.source.oci.secretRef)"
-    secret = await kube.get_secret(api, namespace, name)
+    try:
+        secret = await kube.get_secret(api, namespace, name)
+    except kube.AccessDenied as exc:
+        raise _access_failure(exc, where) from exc
     if secret is None:
         raise _Failure(
             "NotFound",
@@ -366,6 +371,28 @@ async def _credentials(api: client.ApiClient, oci: OciSource, namespace: str, re
             f"add {registry} to it",
         )
     return found
+
+
+def _access_failure(exc: kube.AccessDenied, where: str) -> _Failure:
+    """The API server refused a read the module needs: say what is missing, and retry (it heals once granted).
+
+    Retried with backoff rather than Stalled: the permission can appear without any edit of the module (an admin
+    fixes a Role, or a RoleBinding applied together with the module is not effective yet).
+    """
+    if exc.status == 401:
+        return _Failure(
+            "Unauthorized",
+            f"the API server refused the controller's credentials when it read {where} in namespace "
+            f"{exc.namespace} ({exc.server_message}): check the controller's ServiceAccount token",
+            transient=True,
+        )
+    return _Failure(
+        "Forbidden",
+        f"the controller may not {exc.verb} {where} in namespace {exc.namespace} ({exc.server_message}): grant its "
+        f"ServiceAccount the verb {exc.verb!r} on {exc.resource!r} in namespace {exc.namespace} (a Role and "
+        "RoleBinding; the chart's rbac.create makes them in every watched namespace)",
+        transient=True,
+    )
 
 
 def _oci_failure(exc: OciError, oci: OciSource, registry: str, config: OperatorConfig) -> _Failure:
@@ -413,7 +440,10 @@ async def _fetch_config_map(
     api: client.ApiClient, ref: ConfigMapSource, namespace: str, config: OperatorConfig
 ) -> Fetched:
     where = f"ConfigMap {ref.name!r} (spec.source.configMapRef)"
-    config_map = await kube.get_config_map(api, namespace, ref.name)
+    try:
+        config_map = await kube.get_config_map(api, namespace, ref.name)
+    except kube.AccessDenied as exc:
+        raise _access_failure(exc, where) from exc
     if config_map is None:
         raise _Failure(
             "NotFound",

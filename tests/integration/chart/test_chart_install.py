@@ -289,6 +289,91 @@ def test_the_operator_with_only_the_charts_rbac_reconciles_modules_and_a_dataflo
     assert refused == []
 
 
+def _set_role_rules(kube_client: ApiClient, release: Release, rules: list[dict[str, Any]]) -> None:
+    """Replace the rules of the chart's Role in the watched namespace (as the admin, as a cluster admin would)."""
+    RbacAuthorizationV1Api(kube_client).patch_namespaced_role(release.fullname, release.watched, {"rules": rules})
+
+
+def _role_rules(kube_client: ApiClient, release: Release) -> list[dict[str, Any]]:
+    role = plain(
+        kube_client, RbacAuthorizationV1Api(kube_client).read_namespaced_role(release.fullname, release.watched)
+    )
+    rules: list[dict[str, Any]] = role["rules"]
+    return rules
+
+
+def _without_get(rules: list[dict[str, Any]], resource: str) -> list[dict[str, Any]]:
+    """The rules without ``get`` on the core ``resource`` (a rule left with no verb is dropped)."""
+    kept = []
+    for rule in rules:
+        core = rule.get("apiGroups") == [""] and resource in rule["resources"]
+        verbs = [v for v in rule["verbs"] if not (core and v == "get")]
+        if verbs:
+            kept.append({**rule, "verbs": verbs})
+    return kept
+
+
+def _not_ready_because(kube_client: ApiClient, ns: str, name: str, reason: str) -> dict[str, Any] | None:
+    body = get(kube_client, ns, "wasmmodules", name)
+    found = condition(body, "Ready")
+    return body if found and found["status"] == "False" and found["reason"] == reason and judged(body) else None
+
+
+def _module_needing_a_secret(kube_client: ApiClient, ns: str, registry: AuthRegistry) -> str:
+    pull_secret(kube_client, ns, "registry-creds", registry)
+    reference = push_with_credentials(registry, wat_operator("map"))
+    source = {"oci": {"reference": reference, "insecure": True, "secretRef": {"name": "registry-creds"}}}
+    create(kube_client, ns, "wasmmodules", "WasmModule", "to-celsius", {"source": source, "operator": "map"})
+    return "Secret 'registry-creds' (spec.source.oci.secretRef)"
+
+
+def _module_from_a_config_map(kube_client: ApiClient, ns: str, registry: AuthRegistry) -> str:
+    CoreV1Api(kube_client).create_namespaced_config_map(
+        ns,
+        V1ConfigMap(
+            metadata=V1ObjectMeta(name="to-celsius-wasm"),
+            binary_data={"module.wasm": base64.b64encode(wat_operator("map")).decode()},
+        ),
+    )
+    spec = {"source": {"configMapRef": {"name": "to-celsius-wasm"}}, "operator": "map"}
+    create(kube_client, ns, "wasmmodules", "WasmModule", "to-celsius", spec)
+    return "ConfigMap 'to-celsius-wasm' (spec.source.configMapRef)"
+
+
+@pytest.mark.parametrize(
+    ("resource", "make_module"),
+    [("secrets", _module_needing_a_secret), ("configmaps", _module_from_a_config_map)],
+    ids=["pull-secret", "configmap"],
+)
+def test_a_module_the_controller_may_not_read_says_which_permission_is_missing_and_heals_once_granted(
+    kube_client: ApiClient,
+    release: Release,
+    chart_controller: dict[str, str],
+    registry_auth: AuthRegistry,
+    resource: str,
+    make_module: Callable[[ApiClient, str, AuthRegistry], str],
+) -> None:
+    ns, granted = release.watched, _role_rules(kube_client, release)
+    _set_role_rules(kube_client, release, _without_get(granted, resource))
+
+    where = make_module(kube_client, ns, registry_auth)
+
+    module = wait_until(
+        lambda: _not_ready_because(kube_client, ns, "to-celsius", "Forbidden"), what="Ready=False Forbidden"
+    )
+    message = condition(module, "Ready")["message"]  # type: ignore[index]
+    assert f"may not get {where} in namespace {ns}" in message
+    assert f"system:serviceaccount:{release.namespace}:{release.service_account}" in message
+    assert f"the verb 'get' on '{resource}' in namespace {ns}" in message
+    assert condition(module, "Reconciling")["reason"] == "ProgressingWithRetry"  # type: ignore[index]
+    assert condition(module, "Stalled") is None
+
+    _set_role_rules(kube_client, release, granted)
+
+    healed = wait_until(lambda: ready(kube_client, ns, "wasmmodules", "to-celsius"), what="Ready once granted")
+    assert healed["status"]["artifact"]["digest"] == sha256_digest(wat_operator("map"))
+
+
 def _forbidden(call: Callable[[], object]) -> int:
     try:
         call()
