@@ -11,14 +11,23 @@ JCO_VERSION="${JCO_VERSION:-1.35.0}"
 COMPONENTIZE_JS_VERSION="${COMPONENTIZE_JS_VERSION:-0.22.0}"
 PREFIX="$WASMFLOW_CACHE/node/jco-$JCO_VERSION-cjs-$COMPONENTIZE_JS_VERSION"
 
+# The install goes into a fresh directory beside PREFIX, which is renamed into place only once npm succeeded, and
+# concurrent first runs take turns on a lock: a half-finished or interleaved install is never taken for a good one.
 install_jco() {
-  [[ -x $PREFIX/node_modules/.bin/jco ]] && return 0
+  [[ -f $PREFIX/.complete ]] && return 0
   command -v npm >/dev/null || die "npm is missing: install Node.js 20+ (Debian: apt-get install nodejs npm)"
+  take_lock "$PREFIX.lock" 1800 || die "timed out waiting for $PREFIX.lock (another install of jco)"
+  if [[ -f $PREFIX/.complete ]]; then release_lock && return 0; fi
   log "installing jco $JCO_VERSION and componentize-js $COMPONENTIZE_JS_VERSION (first run on this machine)"
-  mkdir -p "$PREFIX"
-  [[ -f $PREFIX/package.json ]] || echo '{"name": "wasmflow-toolchain", "private": true}' >"$PREFIX/package.json"
-  npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error \
+  local staging="$PREFIX.partial"
+  rm -rf "$staging" && mkdir -p "$staging"
+  echo '{"name": "wasmflow-toolchain", "private": true}' >"$staging/package.json"
+  npm install --prefix "$staging" --no-audit --no-fund --loglevel=error \
     "@bytecodealliance/jco@$JCO_VERSION" "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >&2
+  [[ -x $staging/node_modules/.bin/jco ]] || die "npm finished but $staging/node_modules/.bin/jco is missing"
+  touch "$staging/.complete"
+  rm -rf "$PREFIX" && mv "$staging" "$PREFIX"
+  release_lock
 }
 
 case ${1:-} in
