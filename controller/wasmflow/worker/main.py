@@ -45,22 +45,35 @@ def _under(root: Path, path: str | None) -> str | None:
 
 
 def relocate(config: WorkerConfig, root: Path) -> WorkerConfig:
-    """The config with every file and folder it names (cache, pull secrets, module files, endpoint secrets) read
-    under ``root``: a pod's config run outside the pod, its volumes laid out under ``root`` as the kubelet would
-    mount them at ``/``."""
+    """The config with every file and folder it names (cache, pull secrets, registry CA, module files, endpoint
+    secrets) read under ``root``: a pod's config run outside the pod, its volumes laid out under ``root`` as the
+    kubelet would mount them at ``/``."""
     modules = {
         name: module.model_copy(
-            update={"pull_secret_file": _under(root, module.pull_secret_file), "path": _under(root, module.path)}
+            update={
+                "pull_secret_file": _under(root, module.pull_secret_file),
+                "ca_file": _under(root, module.ca_file),
+                "path": _under(root, module.path),
+            }
         )
         for name, module in config.modules.items()
     }
+    graph = config.graph
+    if graph is not None:
+        graph_modules = {
+            name: module.model_copy(update={"ca_file": _under(root, module.ca_file)})
+            for name, module in graph.modules.items()
+        }
+        graph = graph.model_copy(update={"ca_file": _under(root, graph.ca_file), "modules": graph_modules})
     files = {
         name: endpoint.model_copy(update={k: _under(root, v) for k, v in endpoint.model_dump().items()})
         for name, endpoint in config.endpoint_files.items()
     }
     cache_dir = _under(root, config.cache_dir)
     assert cache_dir is not None
-    return config.model_copy(update={"modules": modules, "endpoint_files": files, "cache_dir": cache_dir})
+    return config.model_copy(
+        update={"modules": modules, "graph": graph, "endpoint_files": files, "cache_dir": cache_dir}
+    )
 
 
 def _settings(config: WorkerConfig, endpoint: str, role: str) -> MqttSettings:

@@ -8,6 +8,7 @@ through the real mosquitto. Errors are read the way a user reads them: ``kubectl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import queue
@@ -26,7 +27,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.integration.conftest import wait_until
 from tests.integration.e2e_dataflow.pod import WASMFLOW, WorkerPod
+from tests.registry_env import TlsRegistry
 from tests.services import HACK, BrokerEnv, KubeEnv, Registry
+from wasmflow.oci import Access, push_component
 from wasmflow.operator.config import OperatorConfig
 
 GROUP, VERSION = "wasmflow.io", "v1alpha1"
@@ -377,3 +380,54 @@ def test_a_module_of_the_wrong_kind_is_stalled_naming_the_node(
     kubectl.apply(dataflow(mqtt_broker, "kinds"))
     row = stalled_row(kubectl)
     assert "spec.nodes[2] (in-range): is a filter node, but WasmModule range is a map operator" in row
+
+
+class TestWorkersOfAControllerWithTheRegistryCaSetting:
+    """The controller started with WASMFLOW_REGISTRY_CA_FILE naming the CA of the TLS test registry (a private CA
+    that neither the controller's nor the worker's system trust store knows)."""
+
+    @pytest.fixture
+    def controller_config(self, tmp_path: Path, registry_tls: TlsRegistry) -> OperatorConfig:
+        return OperatorConfig(
+            worker_image="registry.test/wasmflow:test",
+            metrics_port=0,
+            cache_dir=tmp_path / "controller-cache",
+            registry_ca_file=registry_tls.ca_file,
+        )
+
+    def test_a_worker_pulls_its_modules_from_the_private_ca_registry_and_becomes_ready(
+        self,
+        controller: OperatorConfig,
+        kubectl: Kubectl,
+        kube_client: ApiClient,
+        namespace: str,
+        registry_tls: TlsRegistry,
+        mqtt_broker: BrokerEnv,
+        component: Callable[[str], Path],
+        pods: Callable[[dict[str, Any]], WorkerPod],
+    ) -> None:
+        prefix = f"tls{uuid.uuid4().hex[:8]}"
+        documents, digests = [], {}
+        for name, built, operator in (("f2c", "f2c_map", "map"), ("range", "range_filter", "filter")):
+            data = component(built).read_bytes()
+            reference = f"{registry_tls.host}/{prefix}/{name}:1.0.0"
+            asyncio.run(push_component(reference, data, access=Access(ca_file=registry_tls.ca_file)))
+            digests[name] = "sha256:" + hashlib.sha256(data).hexdigest()
+            module = wasm_module(name, reference, operator)
+            del module["spec"]["source"]["oci"]["insecure"]  # HTTPS, verified against the CA
+            documents.append(module)
+        kubectl.apply(*documents)
+        kubectl("wait", "--for=condition=Ready", "wasmmodules/f2c", "wasmmodules/range", "--timeout=180s")
+        kubectl.apply(dataflow(mqtt_broker, prefix))
+        deployment = applied(kube_client, namespace)
+        config_map = CoreV1Api(kube_client).read_namespaced_config_map(f"{DATAFLOW}-worker", namespace)
+        assert config_map.data is not None
+        assert config_map.data["registry-ca.crt"] == registry_tls.ca_file.read_text()
+        pinned = json.loads(config_map.data["config.json"])["modules"]
+        assert {n: (m["digest"], m["caFile"]) for n, m in pinned.items()} == {
+            n: (d, "/etc/wasmflow/registry-ca.crt") for n, d in digests.items()
+        }
+
+        pod = start_pod(kube_client, deployment, pods)  # ready: both modules pulled over TLS and verified
+        assert (pod.root / "etc/wasmflow/registry-ca.crt").read_bytes() == registry_tls.ca_file.read_bytes()
+        assert pod.terminate() == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wasmflow.api.dataflow import DataflowSpec
 from wasmflow.api.kinds import OperatorKind
-from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
+from wasmflow.api.workerconfig import EndpointFiles, PinnedGraph, PinnedGraphModule, PinnedModule, WorkerConfig
 from wasmflow.worker.main import relocate
 
 SPEC = DataflowSpec.model_validate(
@@ -47,3 +47,20 @@ def test_cache_secrets_and_module_files_move_under_the_root() -> None:
         username_file="/tmp/pod/var/run/s/username", password_file="/tmp/pod/var/run/s/password"
     )
     assert (moved.spec, moved.modules["m"].digest) == (config.spec, config.modules["m"].digest)
+
+
+def test_the_registry_ca_named_by_modules_and_the_graph_moves_under_the_root() -> None:
+    ca = "/etc/wasmflow/registry-ca.crt"
+    module = PinnedModule(reference="r.example/m:1", digest="sha256:" + "a" * 64, ca_file=ca, operator=OperatorKind.MAP)
+    graph = PinnedGraph(
+        artifact="r.example/g@sha256:" + "b" * 64,
+        ca_file=ca,
+        modules={"f2c:1": PinnedGraphModule(reference="r.example/f2c:1", digest="sha256:" + "c" * 64, ca_file=ca)},
+    )
+    config = WorkerConfig(namespace="ns", dataflow="df", spec=SPEC, modules={"m": module}, graph=graph)
+    moved = relocate(config, Path("/tmp/pod"))
+    assert moved.modules["m"].ca_file == "/tmp/pod/etc/wasmflow/registry-ca.crt"
+    assert moved.graph is not None
+    assert moved.graph.ca_file == "/tmp/pod/etc/wasmflow/registry-ca.crt"
+    assert moved.graph.modules["f2c:1"].ca_file == "/tmp/pod/etc/wasmflow/registry-ca.crt"
+    assert moved.graph.artifact == graph.artifact
