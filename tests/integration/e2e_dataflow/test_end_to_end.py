@@ -25,8 +25,11 @@ import yaml
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.components.build import cache_dir
 from tests.integration.conftest import wait_until
 from tests.integration.e2e_dataflow.pod import WASMFLOW, WorkerPod
+from tests.integration.operator.test_aio_dataflow import GRAPH_MODULES
+from tests.integration.worker.test_aio_worker import GRAPH, MODULES
 from tests.registry_env import TlsRegistry
 from tests.services import HACK, BrokerEnv, KubeEnv, Registry
 from wasmflow.oci import Access, push_component
@@ -430,4 +433,42 @@ class TestWorkersOfAControllerWithTheRegistryCaSetting:
 
         pod = start_pod(kube_client, deployment, pods)  # ready: both modules pulled over TLS and verified
         assert (pod.root / "etc/wasmflow/registry-ca.crt").read_bytes() == registry_tls.ca_file.read_bytes()
+        assert pod.terminate() == 0
+
+    def test_a_worker_pulls_the_modules_of_an_aio_graph_from_the_private_ca_registry_and_becomes_ready(
+        self,
+        controller: OperatorConfig,
+        kubectl: Kubectl,
+        kube_client: ApiClient,
+        namespace: str,
+        registry_tls: TlsRegistry,
+        mqtt_broker: BrokerEnv,
+        component: Callable[[str], Path],
+        pods: Callable[[dict[str, Any]], WorkerPod],
+    ) -> None:
+        base = f"{registry_tls.host}/tls{uuid.uuid4().hex[:8]}"
+        digests = {}
+        for reference in sorted(GRAPH_MODULES):
+            data = component(MODULES[reference]).read_bytes()
+            asyncio.run(push_component(f"{base}/{reference}", data, access=Access(ca_file=registry_tls.ca_file)))
+            digests[reference] = "sha256:" + hashlib.sha256(data).hexdigest()
+        graph = {
+            "definition": GRAPH.read_text(),
+            "registry": base,
+            "sources": {"source": {"endpoint": "broker", "topic": "tls/in"}},
+            "sinks": {"sink": {"endpoint": "broker", "topic": "tls/out"}},
+        }
+        doc = dataflow(mqtt_broker, "tls")
+        doc["spec"] = {"endpoints": doc["spec"]["endpoints"], "graph": graph}
+        kubectl.apply(doc)
+        deployment = applied(kube_client, namespace)
+        status = get_dataflow(kube_client, namespace)["status"]
+        assert {m["name"]: m["digest"] for m in status["modules"]} == digests
+
+        pod = pods(deployment)
+        pod.mount(kube_client)
+        # The session's compiled code in the pod's cache volume: this test is about pulling, not compiling.
+        (pod.root / "var/cache/wasmflow/compiled").symlink_to(cache_dir().parent / "compiled")
+        pod.start()
+        wait_until(pod.ready, what="the worker's readiness probe", timeout=300)  # every module pulled and verified
         assert pod.terminate() == 0
