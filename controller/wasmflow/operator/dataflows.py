@@ -2,7 +2,10 @@
 
 Level-based and idempotent: every reconcile renders the full desired state and server-side applies it, so a
 restart, a retry or a duplicate event converges to the same objects. The decisions are pure functions (``plan``,
-the ``status_*`` functions); the async shell around them only reads, applies and writes.
+the ``status_*`` functions); the async shell around them only reads, applies and writes. What the shell reads
+besides the API: the registry CA file (copied into the worker ConfigMap), and, for a Dataflow with ``spec.graph``,
+the registry, to pin the graph artifact and each of its ``repository:tag`` modules to a digest
+(``resolve_graph``). A moved tag is picked up at the next reconcile, never by a worker on its own.
 
 What re-triggers a reconcile:
 - the Dataflow changes (Kopf create/update/resume);
@@ -446,7 +449,17 @@ async def reconcile(
         replicas = int(decided.children.deployment["spec"]["replicas"])
         return status_for_apply(current, decided, worker_counts(deployment, replicas), generation)
 
-    return await write_status(api, namespace, name, compose)
+    outcome = await write_status(api, namespace, name, compose)
+    if not isinstance(decided, Apply) or outcome is None:
+        return outcome
+    # The Deployment may have become ready between compose's read of it and the status write; its watch event then
+    # met a status without this config hash and was ignored, and no later event would come. One more read after the
+    # write closes that window (seen with 7 of 100 Dataflows whose Deployments turned ready at once); every later
+    # change of the Deployment arrives as an event that finds the hash.
+    refreshed = await refresh_workers(api, namespace, name)
+    if refreshed is None or refreshed.status == outcome.status:
+        return outcome
+    return Outcome(refreshed.status, outcome.previous, refreshed.result)
 
 
 async def refresh_workers(api: client.ApiClient, namespace: str, dataflow: str) -> Outcome | None:
