@@ -358,3 +358,14 @@ def test_a_new_module_digest_changes_the_config_hash() -> None:
     before = render(dataflow, modules, digests, OperatorConfig())
     after = render(dataflow, modules, {**digests, "enrich": "sha256:" + "e" * 64}, OperatorConfig())
     assert before.config_hash != after.config_hash
+
+
+def test_graph_modules_pulled_over_plain_http_are_not_given_the_registry_ca() -> None:
+    dataflow, graph = graph_case()
+    doc = dataflow.model_dump(by_alias=True, exclude_none=True)
+    doc["spec"]["graph"]["insecure"] = True
+    children = render(Dataflow.model_validate(doc), {}, {}, OperatorConfig(), registry_ca=REGISTRY_CA, graph=graph)
+    pinned = worker_config_of(children).graph
+    assert pinned is not None
+    assert [m.ca_file for m in pinned.modules.values()] == [None, None]
+    assert pinned.ca_file == "/etc/wasmflow/registry-ca.crt"  # the artifact is still pulled over TLS
