@@ -3,8 +3,9 @@
 The definition is given inline (AIO's YAML, as text) or as the OCI artifact AIO publishes (config
 ``application/vnd.microsoft.aio.graph.v1+yaml``). The graph's ``module`` references (``repository:tag``) resolve
 against ``registry``; each source and sink operation of the graph is bound to one of the Dataflow's endpoints and
-a topic. The worker pulls the definition and the modules, verifying each pull's digest, and runs the graph with
-AIO's semantics (``wasmflow.engine.aio_pipeline``).
+a topic. The controller pins the definition and every module to a digest at each reconcile (so replicas started
+after a tag moved still run what was checked, and ``status.modules`` lists them); the worker pulls only those digests,
+verifies each, and runs the graph with AIO's semantics (``wasmflow.engine.aio_pipeline``).
 """
 
 from __future__ import annotations
