@@ -10,7 +10,9 @@ At-least-once for QoS 1:
 - the source PUBACKs a message only when the pipeline calls its ``ack`` (after everything derived from it reached
   a sink or was dropped on purpose), in arrival order (``ack_order``), and never on a newer connection than the one
   that delivered it;
-- the sink's ``send`` returns only after the broker's PUBACK (a refusal raises ConnectorError);
+- the sink's ``send`` returns only after the broker's PUBACK (a refusal raises ConnectorError); concurrent sends
+  are published in the order they were called and await their PUBACKs together (the pipeline keeps a window of
+  them in flight);
 - with a stable client id the source's session is persistent (clean start off, session expiry on), so what was
   not acknowledged when the worker or the broker went away is delivered again. Duplicates are possible, loss is not.
 
@@ -493,6 +495,9 @@ class MqttSource:
 class MqttSink:
     """Publishes to one topic. QoS 1: ``send`` returns after the broker's PUBACK. QoS 0: once paho has it queued.
 
+    Several sends may be awaited at once: they are published in call order and their PUBACKs awaited together
+    (paho itself writes at most its ``max_inflight_messages``, 20, and queues the rest until PUBACKs free room).
+
     The sink's session is never persistent: it subscribes to nothing, and paho itself resends an unacknowledged
     QoS 1 PUBLISH after a reconnect.
     """
@@ -504,6 +509,9 @@ class MqttSink:
         self._conn = _Connection(settings, role=f"sink {topic}", manual_ack=False, persistent=False)
         self._conn.client.on_publish = self._on_publish
         self._pending: dict[int, asyncio.Future[None]] = {}
+        # Concurrent sends publish one at a time, in the order they were called (asyncio's Lock is FIFO and an
+        # uncontended acquire does not yield), even while they wait for a reconnect; PUBACKs are awaited outside.
+        self._publishing = asyncio.Lock()
         # QoS 0: messages handed to paho and not yet written to the socket (paho's queue is unbounded).
         self._window = threading.Lock()
         self._queued = 0
@@ -519,6 +527,11 @@ class MqttSink:
     @property
     def last_error(self) -> str:
         return self._conn.last_error
+
+    @property
+    def in_flight(self) -> int:
+        """QoS 1 messages published and still awaiting the broker's PUBACK."""
+        return len(self._pending)
 
     def start(self) -> None:
         """Connect in the background (idempotent; ``send`` does it too)."""
@@ -549,15 +562,16 @@ class MqttSink:
             future.set_result(None)
 
     async def send(self, message: Message) -> None:
-        if not self.connected:
-            await self.wait_connected(self.timeout)
-        if self.settings.qos == 0:
-            await self._send_qos0(message)
-            return
-        info = self._publish(message)
-        # Registered before the next await: the PUBACK callback runs on this loop, so it cannot come first.
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[info.mid] = future
+        async with self._publishing:
+            if not self.connected:
+                await self.wait_connected(self.timeout)
+            if self.settings.qos == 0:
+                await self._send_qos0(message)
+                return
+            info = self._publish(message)
+            # Registered before the next await: the PUBACK callback runs on this loop, so it cannot come first.
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending[info.mid] = future
         try:
             await asyncio.wait_for(future, self.timeout)
         except TimeoutError as exc:

@@ -3,6 +3,10 @@
 - Backpressure: each node has a bounded queue; a slow sink fills its queue, then its producers wait, up to the
   sources, which stop reading (for MQTT QoS 1 the broker keeps the unacknowledged messages).
 - Order: each node handles its queue in order with one task, so messages from one source keep their order.
+- Sinks keep a bounded window of sends in flight (``sink_window``): for MQTT QoS 1 a send takes one PUBACK round
+  trip, and awaiting them one by one caps a pipeline at one message per round trip. Sends start in queue order
+  (a sink's ``send`` must take its place in line before its first await, as ``MqttSink`` does); each releases its
+  tracker only when it has returned, so at-least-once and the source's acknowledgement order are unchanged.
 - At-least-once: every input carries a tracker; forking to N successors adds N-1 to it, every terminal event
   (delivered to a sink, filtered, dropped, dead-lettered, folded into a window that was then delivered) releases
   one; at zero the source's ``ack`` runs.
@@ -33,6 +37,8 @@ from wasmflow.errors import OperatorFailure
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+#: Sends a sink node keeps in flight at once (for MQTT QoS 1: PUBLISHes awaiting their PUBACK).
+SINK_WINDOW = 32
 
 
 class Operator(Protocol):
@@ -129,7 +135,10 @@ class Pipeline:
         dead_letters: Mapping[tuple[str, str], Sink] | None = None,
         metrics: EngineMetrics | None = None,
         queue_size: int = QUEUE_SIZE,
+        sink_window: int = SINK_WINDOW,
     ) -> None:
+        if sink_window < 1:
+            raise ValueError(f"a sink window needs room for at least one send, got {sink_window}")
         self.spec = spec
         self.graph = graph
         self.nodes: dict[str, Node] = {n.name: n for n in spec.nodes}
@@ -138,6 +147,7 @@ class Pipeline:
         self.sinks = sinks
         self.dead_letters = dict(dead_letters or {})
         self.metrics = metrics
+        self.sink_window = sink_window
         self.queues: dict[str, asyncio.Queue[Envelope | None]] = {
             name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.types[name] is not NodeType.SOURCE
         }
@@ -202,6 +212,9 @@ class Pipeline:
     async def _node_loop(self, name: str) -> None:
         node = self.nodes[name]
         queue = self.queues[name]
+        if node.type is NodeType.SINK:
+            await self._sink_loop(name, queue)
+            return
         while True:
             envelope = await queue.get()
             if envelope is None:
@@ -209,14 +222,56 @@ class Pipeline:
                     await self._close_window(name)
                 return
             self._count_in(name)
-            if node.type is NodeType.SINK:
-                await self.sinks[name].send(envelope.message)
-                self.stats[name].emitted += 1
-                if self.metrics:
-                    self.metrics.messages_out.labels(name).inc()
-                await envelope.release()
-                continue
             await self._operate(name, node, envelope)
+
+    async def _sink_loop(self, name: str, queue: asyncio.Queue[Envelope | None]) -> None:
+        """Start one send per envelope, in queue order, with at most ``sink_window`` unfinished; return once all
+        have finished (the end of the queue: drain and SIGTERM wait for every PUBACK here).
+
+        A failed send ends the node with its error, as when sends were awaited one at a time: the failed message
+        is never acknowledged (nor, by the source's arrival order, anything after it from the same connection),
+        and the node takes no new message. Sends still in flight then are abandoned unacknowledged (the broker
+        delivers those inputs again), as is everything behind them in the queue.
+        """
+        room = asyncio.Semaphore(self.sink_window)
+        in_flight: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        def settled(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            room.release()
+            if not task.cancelled() and (error := task.exception()) is not None:
+                failures.append(error)
+
+        try:
+            while True:
+                envelope = await queue.get()
+                if failures:
+                    raise failures[0]
+                if envelope is None:
+                    break
+                self._count_in(name)
+                await room.acquire()
+                if failures:
+                    raise failures[0]
+                task = asyncio.create_task(self._deliver(name, envelope), name=f"send:{name}")
+                in_flight.add(task)
+                task.add_done_callback(settled)
+            if in_flight:
+                await asyncio.wait(set(in_flight))
+            if failures:
+                raise failures[0]
+        finally:
+            for task in list(in_flight):
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _deliver(self, name: str, envelope: Envelope) -> None:
+        await self.sinks[name].send(envelope.message)
+        self.stats[name].emitted += 1
+        if self.metrics:
+            self.metrics.messages_out.labels(name).inc()
+        await envelope.release()
 
     async def _operate(self, name: str, node: Node, envelope: Envelope) -> None:
         operator = self.operators[name]
