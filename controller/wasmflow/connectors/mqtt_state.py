@@ -18,7 +18,9 @@ Guarantees, and what they are not:
   exclusion should fence with a token they obtained elsewhere, or run one replica.
 
 Host functions call it synchronously from the graph's event loop: a write waits for one PUBACK (about a
-millisecond on loopback), reads never touch the network.
+millisecond on loopback), reads never touch the network. The local view is an ``engine.aio_state.MemoryStateStore``,
+so conditions, fencing and expiry mean the same as in ``wasmflow run``; this class only publishes the writes and
+applies the broker's retained messages to that view.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import uuid
-from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,8 +36,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from wasmflow.connectors.mqtt_settings import MqttSettings, read_credentials, tls_context
-from wasmflow.engine.aio_model import Hlc, HlcClock
-from wasmflow.engine.aio_state import FencingRefused, SetCondition
+from wasmflow.engine.aio_model import Hlc
+from wasmflow.engine.aio_state import Entry, MemoryStateStore, SetCondition
 from wasmflow.errors import ConnectorError
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,6 @@ def _hlc_parse(text: str) -> Hlc | None:
     return Hlc(int(parts[0]), int(parts[1]), int(parts[2]), parts[3])
 
 
-@dataclass
-class _Entry:
-    value: bytes
-    version: Hlc | None
-    fencing: Hlc | None
-    expires_at: float | None
-
-
 class MqttStateStore:
     """The state store of one Dataflow in the broker under ``prefix``; ``start()`` before use, ``close()`` after."""
 
@@ -73,9 +65,7 @@ class MqttStateStore:
         self.settings = settings
         self.prefix = prefix.rstrip("/")
         self.timeout = timeout
-        self._clock = HlcClock(node_id)
-        self._entries: dict[bytes, _Entry] = {}
-        self._lock = threading.Lock()
+        self._local = MemoryStateStore(node_id)
         self._synced = threading.Event()
         self._sentinel = f"{self.prefix}/{_SYNC}/{uuid.uuid4().hex}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -112,21 +102,18 @@ class MqttStateStore:
             key = bytes.fromhex(suffix)
         except ValueError:
             return
+        if not message.payload:
+            self._local.apply(key, None, None, None, None)
+            return
         user = dict(getattr(message.properties, "UserProperty", None) or [])
-        with self._lock:
-            if not message.payload:
-                self._entries.pop(key, None)
-                return
-            version = _hlc_parse(user.get("version", ""))
-            if version is not None:
-                self._clock.observe(version)
-            expiry = getattr(message.properties, "MessageExpiryInterval", None)
-            self._entries[key] = _Entry(
-                bytes(message.payload),
-                version,
-                _hlc_parse(user.get("fencing", "")),
-                time.monotonic() + expiry if expiry else None,
-            )
+        expiry = getattr(message.properties, "MessageExpiryInterval", None)
+        self._local.apply(
+            key,
+            bytes(message.payload),
+            _hlc_parse(user.get("version", "")),
+            _hlc_parse(user.get("fencing", "")),
+            float(expiry) if expiry else None,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -148,63 +135,36 @@ class MqttStateStore:
 
     # -- the StateStore protocol -------------------------------------------------------------------------------
 
-    def _live(self, key: bytes) -> _Entry | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires_at is not None and entry.expires_at <= time.monotonic():
-            del self._entries[key]
-            return None
-        return entry
-
-    def _publish(self, key: bytes, value: bytes, version: Hlc, fencing: Hlc | None, expires: float | None) -> None:
+    def _publish(self, key: bytes, entry: Entry, expires: float | None) -> None:
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.UserProperty = [("version", _hlc_text(version))] + (
-            [("fencing", _hlc_text(fencing))] if fencing else []
-        )
+        properties.UserProperty = [
+            (name, _hlc_text(stamp))
+            for name, stamp in (("version", entry.version), ("fencing", entry.fencing))
+            if stamp
+        ]
         if expires is not None:
             properties.MessageExpiryInterval = max(1, int(expires + 0.999))
-        info = self._client.publish(f"{self.prefix}/{key.hex()}", value, qos=1, retain=True, properties=properties)
+        info = self._client.publish(
+            f"{self.prefix}/{key.hex()}", entry.value, qos=1, retain=True, properties=properties
+        )
         info.wait_for_publish(self.timeout)
         if not info.is_published():
             raise ConnectorError(f"state store: the broker did not acknowledge a write within {self.timeout:g}s")
 
-    @staticmethod
-    def _fenced(entry: _Entry | None, fencing: Hlc | None) -> None:
-        if entry is not None and entry.fencing is not None and (fencing is None or fencing < entry.fencing):
-            raise FencingRefused("the key is fenced by a newer token")
-
     def get(self, key: bytes) -> tuple[bytes | None, Hlc | None]:
-        with self._lock:
-            entry = self._live(key)
-            return (None, None) if entry is None else (entry.value, entry.version)
+        return self._local.get(key)
 
     def set(
         self, key: bytes, value: bytes, fencing: Hlc | None, condition: SetCondition, expires_seconds: float | None
     ) -> tuple[bool, Hlc | None]:
-        with self._lock:
-            entry = self._live(key)
-            self._fenced(entry, fencing)
-            if entry is not None and (
-                condition is SetCondition.ONLY_IF_DOES_NOT_EXIST
-                or (condition is SetCondition.ONLY_IF_EQUAL_OR_DOES_NOT_EXIST and entry.value != value)
-            ):
-                return False, entry.version
-            version = self._clock.stamp()
-            token = fencing or (entry.fencing if entry else None)
-            expires_at = None if expires_seconds is None else time.monotonic() + expires_seconds
-            self._entries[key] = _Entry(value, version, token, expires_at)
-        self._publish(key, value, version, token, expires_seconds)
-        return True, version
+        written, entry = self._local.put(key, value, fencing, condition, expires_seconds)
+        if written:
+            self._publish(key, entry, expires_seconds)
+        return written, entry.version
 
     def delete(self, key: bytes, fencing: Hlc | None, value: bytes | None = None) -> tuple[int, Hlc | None]:
-        with self._lock:
-            entry = self._live(key)
-            if entry is None:
-                return 0, None
-            self._fenced(entry, fencing)
-            if value is not None and entry.value != value:
-                return -1, entry.version
-            del self._entries[key]
-            version = self._clock.stamp()
-        info = self._client.publish(f"{self.prefix}/{key.hex()}", b"", qos=1, retain=True)
-        info.wait_for_publish(self.timeout)
-        return 1, version
+        deleted, version = self._local.delete(key, fencing, value)
+        if deleted == 1:
+            info = self._client.publish(f"{self.prefix}/{key.hex()}", b"", qos=1, retain=True)
+            info.wait_for_publish(self.timeout)
+        return deleted, version
