@@ -36,7 +36,7 @@ from wasmtime.component import Record
 
 from bench.report import Sample, compare
 from wasmflow.api.kinds import OperatorKind
-from wasmflow.engine import codec
+from wasmflow.engine import codec, sandbox
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message
 from wasmflow.engine.metrics import EngineMetrics
@@ -106,7 +106,7 @@ def _stock(node: OperatorNode, msg: Message) -> Callable[[], object]:
     live = node._live
     assert live is not None
     store = live.store
-    func = node._func(store, live.instance, node._operator_name, "process")
+    func = sandbox.export_func(store, live.instance, node._operator_name, "process", node.node)
     record: Record = codec.to_record(msg)
 
     def call() -> object:

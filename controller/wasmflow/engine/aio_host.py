@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from wasmtime import Store, WasmtimeError
-from wasmtime.component import Func, Instance, ResultType
+from wasmtime.component import Instance, ResultType
 
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.aio import AioOperator, Returns
@@ -38,7 +38,6 @@ from wasmflow.errors import EngineError, OperatorFailure
 
 log = logging.getLogger(__name__)
 
-_INIT_FUEL = 10**15
 T = TypeVar("T")
 
 
@@ -107,10 +106,7 @@ class AioOperatorNode:
             spec.node, on_dropped=(metrics.guest_log_dropped.labels(spec.node).inc if metrics is not None else None)
         )
         self._buffers = BufferTable()
-        verdicts = sandbox.import_verdicts(self._engine, self._component)
-        sandbox.refuse_unknown_imports(spec.node, verdicts)
-        self._http = sandbox.imports_http(verdicts)
-        self._linker = sandbox.build_linker(self._engine, self._log, http=self._http)
+        self._linker, self._http = sandbox.node_linker(self._engine, self._component, self._log)
         context = AioHostContext(spec.node, self._log, self._buffers, aio_metrics, state)
         try:
             define_aio_imports(self._engine, self._component, self._linker, context)
@@ -141,20 +137,20 @@ class AioOperatorNode:
     def _instantiate(self) -> _Live:
         spec = self.spec
         self._buffers.clear()
-        store = sandbox.new_store(
+        store = sandbox.init_store(
             self._engine,
             self._limits,
-            sandbox.wasi_config(spec.grants, self._log),
-            http=self._http and "http" in spec.grants,
+            spec.grants,
+            self._log,
+            http=self._http,
+            init_deadline=self._init_deadline,
+            fuel=spec.fuel is not None,
         )
-        store.set_epoch_deadline(self._init_deadline)
-        if spec.fuel is not None:
-            store.set_fuel(_INIT_FUEL)
         self._log.begin_call()
         try:
             instance = self._linker.instantiate(store, self._component)
-            init = self._func(store, instance, "init")
-            process = self._func(store, instance, "process")
+            init = sandbox.export_func(store, instance, self.operator.export, "init", spec.node)
+            process = sandbox.export_func(store, instance, self.operator.export, "process", spec.node)
             accepted = init(store, aio_codec.lower_configuration(spec.parameters))
         except DeniedImportError as exc:
             store.close()
@@ -179,14 +175,6 @@ class AioOperatorNode:
         if self.host.metrics is not None:
             self._m_instantiations.inc()
         return _Live(store, instance, call, Lifter(store, self._buffers))
-
-    def _func(self, store: Store, instance: Instance, name: str) -> Func:
-        index = instance.get_export_index(store, self.operator.export)
-        func_index = instance.get_export_index(store, name, index) if index is not None else None
-        func = instance.get_func(store, func_index) if func_index is not None else None
-        if func is None:
-            raise EngineError(f"node {self.node!r}: the component has no function {self.operator.export}#{name}")
-        return func
 
     def close(self) -> None:
         self._closed = True

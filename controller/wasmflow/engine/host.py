@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from wasmtime import Config, Engine, Store, WasmtimeError
-from wasmtime.component import Component, Func, Instance, Linker
+from wasmtime.component import Component, Instance
 
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import split_name
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 CONTRACT_PACKAGE = "wasmflow:operator"
 #: Contract versions the host accepts (operator.wit: same major.minor).
 CONTRACT_VERSION_PREFIX = "0.1."
-_INIT_FUEL = 10**15
 #: Payload conversion allowance added to the per-message deadline (see OperatorNode._deadline_for).
 _CONVERSION_FREE_BYTES = 64 * 1024
 _CONVERSION_SECONDS_PER_BYTE = 4e-7
@@ -283,10 +282,7 @@ class OperatorNode:
             )
         self._lifecycle_name = lifecycle
         self._operator_name = operator
-        verdicts = sandbox.import_verdicts(engine, component)
-        sandbox.refuse_unknown_imports(spec.node, verdicts)
-        self._http = sandbox.imports_http(verdicts)
-        self._linker: Linker = sandbox.build_linker(engine, self._log, http=self._http)
+        self._linker, self._http = sandbox.node_linker(engine, component, self._log)
         self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
@@ -316,20 +312,20 @@ class OperatorNode:
     def _instantiate(self) -> _Live:
         """A fresh store and instance, ``init`` called. EngineError names the node and what went wrong."""
         spec = self.spec
-        store = sandbox.new_store(
+        store = sandbox.init_store(
             self._engine,
             self._limits,
-            sandbox.wasi_config(spec.grants, self._log),
-            http=self._http and "http" in spec.grants,
+            spec.grants,
+            self._log,
+            http=self._http,
+            init_deadline=self._init_deadline,
+            fuel=spec.fuel is not None,
         )
-        store.set_epoch_deadline(self._init_deadline)
-        if spec.fuel is not None:
-            store.set_fuel(_INIT_FUEL)  # set-up is bounded by the init deadline; fuel limits messages
         self._log.begin_call()
         try:
             instance = self._linker.instantiate(store, self._component)
-            init = self._func(store, instance, self._lifecycle_name, "init")
-            process = self._func(store, instance, self._operator_name, "process")
+            init = sandbox.export_func(store, instance, self._lifecycle_name, "init", spec.node)
+            process = sandbox.export_func(store, instance, self._operator_name, "process", spec.node)
             error = codec.call_init(store, init, spec.node, spec.configuration)
         except WasmtimeError as exc:
             store.close()
@@ -346,14 +342,6 @@ class OperatorNode:
         return _Live(
             store, instance, codec.bind_process(store, process, self._returns_message, fast=self.host.fast_codec)
         )
-
-    def _func(self, store: Store, instance: Instance, interface: str, name: str) -> Func:
-        index = instance.get_export_index(store, interface)
-        func_index = instance.get_export_index(store, name, index) if index is not None else None
-        func = instance.get_func(store, func_index) if func_index is not None else None
-        if func is None:
-            raise EngineError(f"node {self.node!r}: the component has no function {interface}#{name}")
-        return func
 
     @property
     def degraded(self) -> bool:

@@ -5,6 +5,9 @@ wasmtime's own implementation with a ``WasiConfig`` that, by default, has no pre
 no network and an empty stdin; grants open exactly one of those each. Which import needs which grant is the
 contract's knowledge (``wasmflow.contract.capabilities``); this module only applies it. Guest stdout and stderr
 go to the node's rate-limited log, never to the worker's own streams.
+
+Our operators (``host``) and AIO's (``aio_host``) share this sandbox and the steps that set up one instance of it
+(``node_linker``, ``init_store``, ``export_func``); what they call once it runs is theirs.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wasmtime import Engine, Store, WasiConfig, WasmtimeError
-from wasmtime.component import Component, Linker
+from wasmtime.component import Component, Func, Instance, Linker
 
 from wasmflow.contract.capabilities import Capability, ImportClass, ImportVerdict, classify_import
 from wasmflow.engine import codec
@@ -59,6 +62,14 @@ def build_linker(engine: Engine, log: GuestLog, *, http: bool) -> Linker:
     return linker
 
 
+def node_linker(engine: Engine, component: Component, log: GuestLog) -> tuple[Linker, bool]:
+    """The linker of one node, after refusing imports no grant can serve; also whether it links wasi:http."""
+    verdicts = import_verdicts(engine, component)
+    refuse_unknown_imports(log.node, verdicts)
+    http = imports_http(verdicts)
+    return build_linker(engine, log, http=http), http
+
+
 def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
     """The WASI context of one instance: denied unless granted; stdout/stderr always to the node's log."""
     config = WasiConfig()
@@ -99,6 +110,39 @@ def new_store(engine: Engine, limits: StoreLimits, wasi: WasiConfig, *, http: bo
     if http:
         store.set_wasi_http()
     return store
+
+
+#: Fuel while instantiating and in ``init``: set-up is bounded by the init deadline, fuel limits messages.
+INIT_FUEL = 10**15
+
+
+def init_store(
+    engine: Engine,
+    limits: StoreLimits,
+    grants: frozenset[str],
+    log: GuestLog,
+    *,
+    http: bool,
+    init_deadline: int,
+    fuel: bool,
+) -> Store:
+    """A fresh store ready for instantiation and ``init``: its WASI as granted, wasi:http when imported and granted,
+    the init deadline, and fuel enough for set-up when the node meters fuel."""
+    store = new_store(engine, limits, wasi_config(grants, log), http=http and "http" in grants)
+    store.set_epoch_deadline(init_deadline)
+    if fuel:
+        store.set_fuel(INIT_FUEL)
+    return store
+
+
+def export_func(store: Store, instance: Instance, interface: str, name: str, node: str) -> Func:
+    """``interface#name`` of an instance; EngineError naming the node when the component lacks it."""
+    index = instance.get_export_index(store, interface)
+    func_index = instance.get_export_index(store, name, index) if index is not None else None
+    func = instance.get_func(store, func_index) if func_index is not None else None
+    if func is None:
+        raise EngineError(f"node {node!r}: the component has no function {interface}#{name}")
+    return func
 
 
 #: Guest output that accompanies an allocation failure in the toolchains we know (CPython, Rust, SpiderMonkey).
