@@ -9,7 +9,6 @@ of this worker), or, with ``state_store``, kept in the broker and shared by ever
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
@@ -31,10 +30,10 @@ from wasmflow.engine.aio_state import MemoryStateStore, StateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
-from wasmflow.errors import ConfigError, ContractError, RegistryError
-from wasmflow.oci import pull_component
+from wasmflow.errors import ConfigError, ContractError
 from wasmflow.oci.pull import Access, pull_graph
 from wasmflow.worker.http import Readiness, build_app, serve
+from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker.aio")
 
@@ -51,24 +50,6 @@ def load_aio_config(path: Path) -> AioWorkerConfig:
         raise ConfigError(f"cannot read the worker config: {exc.strerror}", where=str(path)) from exc
     except ValueError as exc:
         raise ConfigError(f"invalid AIO worker config: {exc}", where=str(path)) from exc
-
-
-async def fetch(reference: str, module: AioModule, cache_dir: Path) -> bytes:
-    """The pinned bytes of one module reference; RegistryError when they are not the pinned ones."""
-    if module.path:
-        data = await asyncio.to_thread(Path(module.path).read_bytes)
-    else:
-        data = await pull_component(
-            f"{module.reference.split('@')[0]}@{module.digest}",
-            insecure=module.insecure,
-            docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
-            ca_file=Path(module.ca_file) if module.ca_file else None,
-            cache_dir=cache_dir,
-        )
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    if digest != module.digest:
-        raise RegistryError(f"module {reference!r}: content has digest {digest}, the config pins {module.digest}")
-    return data
 
 
 class AioWorker:
@@ -143,7 +124,7 @@ class AioWorker:
             module = config.modules.get(operation.module)
             if module is None:
                 raise ConfigError(f"module {operation.module!r} is not pinned in modules", where=f"operation {name}")
-            data = await fetch(operation.module, module, Path(config.cache_dir) / "blobs")
+            data = await fetch_module(operation.module, module, Path(config.cache_dir) / "blobs")
             spec = AioNodeSpec(
                 node=name,
                 operation=operation.operation_type.value,

@@ -1,4 +1,7 @@
-"""Fetch the bytes of a pinned module and prove they are the pinned ones: nothing unverified ever runs."""
+"""Fetch the bytes of a pinned module and prove they are the pinned ones: nothing unverified ever runs.
+
+Both workers use it: ours (``PinnedModule``) and the AIO graph's (``AioModule``), whose modules are pinned alike.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from wasmflow.api.aio_graph import AioModule
 from wasmflow.api.workerconfig import PinnedModule
 from wasmflow.errors import RegistryError
 from wasmflow.oci import pull_component
 
 
-async def fetch_module(name: str, module: PinnedModule, cache_dir: Path | None) -> bytes:
+async def fetch_module(name: str, module: PinnedModule | AioModule, cache_dir: Path | None) -> bytes:
+    """The pinned bytes of module ``name``; RegistryError when they are not the pinned ones."""
     if module.path:
         data = await asyncio.to_thread(Path(module.path).read_bytes)
     else:
