@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from wasmflow.oci import (
     pull_artifact,
 )
 from wasmflow.oci.auth import registry_key
+from wasmflow.oci.digests import sha256_digest
 from wasmflow.oci.mediatypes import WASM_LAYER
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
@@ -464,7 +464,7 @@ async def _fetch_config_map(
             f"{where} key {ref.key!r} holds {len(data):,} bytes, over the controller's limit of "
             f"{config.max_module_bytes:,} bytes (WASMFLOW_MAX_MODULE_BYTES)",
         )
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     return Fetched(
         data=data, digest=digest, media_type=WASM_LAYER, source=f"configmap {ref.name}/{ref.key}", pulled=False
     )
