@@ -33,6 +33,7 @@ from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError
 from wasmflow.oci.pull import Access, pull_graph
 from wasmflow.worker.http import Readiness, build_app, serve
+from wasmflow.worker.main import endpoint_settings
 from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker.aio")
@@ -73,21 +74,13 @@ class AioWorker:
         config = self.config
         if endpoint not in config.endpoints:
             raise ConfigError(f"endpoint {endpoint!r} is not in endpoints", where=f"{role}")
-        mqtt = config.endpoints[endpoint].mqtt
-        files = config.endpoint_files.get(endpoint)
-        host = os.environ.get("HOSTNAME") or socket.gethostname()
-        prefix = mqtt.client_id_prefix or "wasmflow"
         safe_role = "".join(c if c.isalnum() or c in "-_" else "-" for c in role)
-        return MqttSettings.from_url(
-            mqtt.url,
-            qos=mqtt.qos,
-            shared_group=mqtt.shared_subscription_group,
-            client_id=f"{prefix}-{config.namespace}-{config.dataflow}-{safe_role}-{host}"[:128],
-            ca_file=Path(files.ca_file) if files and files.ca_file else None,
-            cert_file=Path(files.cert_file) if files and files.cert_file else None,
-            key_file=Path(files.key_file) if files and files.key_file else None,
-            username_file=Path(files.username_file) if files and files.username_file else None,
-            password_file=Path(files.password_file) if files and files.password_file else None,
+        return endpoint_settings(
+            config.endpoints[endpoint],
+            config.endpoint_files.get(endpoint),
+            config.namespace,
+            config.dataflow,
+            safe_role,
         )
 
     def _state_store(self) -> StateStore:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.dataflow import ErrorAction, NodeType
+from wasmflow.api.dataflow import Endpoint, ErrorAction, NodeType
 from wasmflow.api.graph import validate_graph
-from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.contract.check import check_component
 from wasmflow.engine.host import EngineHost, OperatorSpec
@@ -77,15 +77,23 @@ def relocate(config: WorkerConfig, root: Path) -> WorkerConfig:
 
 
 def _settings(config: WorkerConfig, endpoint: str, role: str) -> MqttSettings:
-    mqtt = config.spec.endpoints[endpoint].mqtt
-    files = config.endpoint_files.get(endpoint)
+    return endpoint_settings(
+        config.spec.endpoints[endpoint], config.endpoint_files.get(endpoint), config.namespace, config.dataflow, role
+    )
+
+
+def endpoint_settings(
+    endpoint: Endpoint, files: EndpointFiles | None, namespace: str, dataflow: str, role: str
+) -> MqttSettings:
+    """One MQTT client per endpoint and role; its id names the Dataflow, the role and the pod (shared by worker/aio)."""
+    mqtt = endpoint.mqtt
     host = os.environ.get("HOSTNAME") or socket.gethostname()
     prefix = mqtt.client_id_prefix or "wasmflow"
     return MqttSettings.from_url(
         mqtt.url,
         qos=mqtt.qos,
         shared_group=mqtt.shared_subscription_group,
-        client_id=f"{prefix}-{config.namespace}-{config.dataflow}-{role}-{host}"[:128],
+        client_id=f"{prefix}-{namespace}-{dataflow}-{role}-{host}"[:128],
         ca_file=Path(files.ca_file) if files and files.ca_file else None,
         cert_file=Path(files.cert_file) if files and files.cert_file else None,
         key_file=Path(files.key_file) if files and files.key_file else None,
