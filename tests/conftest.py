@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,23 @@ def kube_client(kube: KubeEnv) -> Iterator[ApiClient]:
         client.close()
 
 
-@pytest.fixture
-def namespace(kube_client: ApiClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards (there is no controller-manager to finish deletion)."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
+@contextmanager
+def fresh_namespace(kube_client: ApiClient, prefix: str) -> Iterator[str]:
+    """A new namespace named ``<prefix>-<random>``, deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     core = CoreV1Api(kube_client)
     core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name, labels={"wasmflow.io/test": "true"})))
     try:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(kube_client: ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (there is no controller-manager to finish deletion)."""
+    with fresh_namespace(kube_client, "t") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

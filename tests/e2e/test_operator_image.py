@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import socket
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, V1ConfigMap, V1Namespace, V1ObjectMeta
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, V1ConfigMap, V1ObjectMeta
 
 from tests.chart_env import (
     Helm,
@@ -30,6 +29,7 @@ from tests.chart_env import (
     uninstall,
 )
 from tests.components.engine.wat import operator as wat_operator
+from tests.conftest import fresh_namespace
 from tests.e2e.conftest import Image
 from tests.integration.conftest import wait_until
 from tests.services import KubeEnv
@@ -50,13 +50,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def watched(kube_client: ApiClient) -> Iterator[str]:
-    name = f"w-{uuid.uuid4().hex[:10]}"
-    core = CoreV1Api(kube_client)
-    core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name, labels={"wasmflow.io/test": "true"})))
-    try:
+    with fresh_namespace(kube_client, "w") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture

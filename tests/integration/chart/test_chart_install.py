@@ -30,7 +30,6 @@ from kubernetes.client import (
     RbacAuthorizationV1Api,
     V1ConfigMap,
     V1Container,
-    V1Namespace,
     V1ObjectMeta,
     V1Pod,
     V1PodSpec,
@@ -50,6 +49,7 @@ from tests.chart_env import (
     uninstall,
 )
 from tests.components.engine.wat import operator as wat_operator
+from tests.conftest import fresh_namespace
 from tests.integration.conftest import wait_until
 from tests.services import AuthRegistry, KubeEnv
 from wasmflow.oci import Access, Credentials, push_component
@@ -63,13 +63,8 @@ GROUP, VERSION = "wasmflow.io", "v1alpha1"
 @pytest.fixture
 def watched(kube_client: ApiClient) -> Iterator[str]:
     """A second fresh namespace: the one the release watches (the release itself lives in ``namespace``)."""
-    name = f"w-{uuid.uuid4().hex[:10]}"
-    core = CoreV1Api(kube_client)
-    core.create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name, labels={"wasmflow.io/test": "true"})))
-    try:
+    with fresh_namespace(kube_client, "w") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture
