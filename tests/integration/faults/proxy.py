@@ -8,11 +8,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-import httpx
-
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+from tests.http_proxy import forward, read_body, send_upstream_headers, serving
 
 
 @dataclass
@@ -35,18 +33,10 @@ def _handler(state: CutBlobs) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _forward(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else None
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"host"}}
-            upstream = httpx.request(
-                self.command, state.upstream + self.path, headers=headers, content=body, follow_redirects=False
-            )
+            upstream = forward(self, state.upstream, read_body(self))
             cut = self.command == "GET" and "/blobs/sha256:" in self.path and upstream.status_code == 200
             cut = cut and state.next_is_cut()
-            self.send_response(upstream.status_code)
-            for key, value in upstream.headers.items():
-                if key.lower() not in _HOP_BY_HOP:
-                    self.send_header(key, value)
+            send_upstream_headers(self, upstream)
             self.send_header("Content-Length", str(len(upstream.content)))
             if cut:
                 self.send_header("Connection", "close")
@@ -69,12 +59,5 @@ def _handler(state: CutBlobs) -> type[BaseHTTPRequestHandler]:
 def cutting_proxy(upstream: str, cut: int | None) -> Iterator[tuple[str, CutBlobs]]:
     """``(host:port, state)`` of a proxy to ``upstream`` (``http://host:port``) cutting ``cut`` blob downloads."""
     state = CutBlobs(upstream, cut)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(_handler(state)) as address:
+        yield address, state

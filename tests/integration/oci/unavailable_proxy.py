@@ -13,11 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-import httpx
+from tests.http_proxy import forward, read_body, send_upstream_headers, serving
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 _UNAVAILABLE = json.dumps(
     {"errors": [{"code": "UNAVAILABLE", "message": "service unavailable: backend restarting"}]}
 ).encode()
@@ -54,8 +53,7 @@ def _handler(state: Unavailable) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _forward(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else None
+            body = read_body(self)
             if state.next_is_refused():
                 self.send_response(503)
                 self.send_header("Content-Type", "application/json")
@@ -64,14 +62,8 @@ def _handler(state: Unavailable) -> type[BaseHTTPRequestHandler]:
                 if self.command != "HEAD":
                     self.wfile.write(_UNAVAILABLE)
                 return
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-            upstream = httpx.request(
-                self.command, state.upstream + self.path, headers=headers, content=body, follow_redirects=False
-            )
-            self.send_response(upstream.status_code)
-            for key, value in upstream.headers.items():
-                if key.lower() not in _HOP_BY_HOP:
-                    self.send_header(key, value)
+            upstream = forward(self, state.upstream, body)
+            send_upstream_headers(self, upstream)
             # HEAD: the upstream's Content-Length describes the body a GET would get, so pass it on as it is.
             self.send_header(
                 "Content-Length",
@@ -93,12 +85,5 @@ def _handler(state: Unavailable) -> type[BaseHTTPRequestHandler]:
 def unavailable_proxy(upstream: str, failing: int | None) -> Iterator[tuple[str, Unavailable]]:
     """``(host:port, state)`` of a proxy to ``upstream`` (``http://host:port``) refusing ``failing`` requests."""
     state = Unavailable(upstream, failing)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(_handler(state)) as address:
+        yield address, state
