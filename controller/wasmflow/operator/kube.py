@@ -9,9 +9,9 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -23,6 +23,8 @@ GROUP = "wasmflow.io"
 VERSION = "v1alpha1"
 FIELD_MANAGER = "wasmflow"
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+_T = TypeVar("_T")
 
 
 def api_client() -> client.ApiClient:
@@ -154,14 +156,20 @@ class AccessDenied(WasmflowError):  # noqa: N818 - a refusal by the API server, 
         super().__init__(f"{status} {verb} {resource} {namespace}/{name}: {server_message}")
 
 
-def _access_denied(exc: ApiException, verb: str, resource: str, namespace: str, name: str) -> AccessDenied | None:
-    if exc.status not in (401, 403):
-        return None
+def _get_or_none(read: Callable[[], _T], resource: str, namespace: str, name: str) -> _T | None:
+    """``read()``, or None when the object does not exist (404); AccessDenied when the get is refused (401/403)."""
     try:
-        message = str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        message = str(exc.reason)
-    return AccessDenied(int(exc.status), verb, resource, namespace, name, message)
+        return read()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        if exc.status not in (401, 403):
+            raise
+        try:
+            message = str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        except (ValueError, AttributeError):
+            message = str(exc.reason)
+        raise AccessDenied(int(exc.status), "get", resource, namespace, name, message) from exc
 
 
 @dataclass(frozen=True)
@@ -176,15 +184,10 @@ async def get_secret(api: client.ApiClient, namespace: str, name: str) -> Secret
     """The Secret ``name`` (type and base64-decoded data), or None when it does not exist; AccessDenied on 401/403."""
 
     def call() -> SecretData | None:
-        try:
-            secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            denied = _access_denied(exc, "get", "secrets", namespace, name)
-            if denied is not None:
-                raise denied from exc
-            raise
+        read = client.CoreV1Api(api).read_namespaced_secret
+        secret = _get_or_none(lambda: read(name, namespace), "secrets", namespace, name)
+        if secret is None:
+            return None
         data = {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
         return SecretData(type=str(secret.type or "Opaque"), data=data)
 
@@ -203,15 +206,10 @@ async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> Co
     """The ConfigMap ``name``, or None when it does not exist; AccessDenied on 401/403."""
 
     def call() -> ConfigMapData | None:
-        try:
-            config_map = client.CoreV1Api(api).read_namespaced_config_map(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            denied = _access_denied(exc, "get", "configmaps", namespace, name)
-            if denied is not None:
-                raise denied from exc
-            raise
+        read = client.CoreV1Api(api).read_namespaced_config_map
+        config_map = _get_or_none(lambda: read(name, namespace), "configmaps", namespace, name)
+        if config_map is None:
+            return None
         binary = {key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}
         return ConfigMapData(binary=binary, text_keys=tuple(sorted((config_map.data or {}).keys())))
 
