@@ -10,7 +10,6 @@ naming the operation or connection) and orders it for the engine.
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from wasmflow.api.common import Model
 from wasmflow.api.dataflow import Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
-from wasmflow.api.graph import GraphError, GraphProblem
+from wasmflow.api.graph import GraphError, GraphProblem, topological_order
 from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
 from wasmflow.errors import ConfigError
@@ -227,7 +226,7 @@ def plan_graph(definition: GraphDefinition) -> GraphPlan:
         problems.append(GraphProblem("operations", "the graph has no source"))
     if OperationType.SINK not in types.values():
         problems.append(GraphProblem("operations", "the graph has no sink"))
-    order = _topological(list(index), outputs)
+    order = topological_order(outputs, lambda edge: edge.target)
     if order is None:
         problems.append(GraphProblem("connections", "the connections form a cycle"))
     if problems:
@@ -240,23 +239,6 @@ def plan_graph(definition: GraphDefinition) -> GraphPlan:
         outputs={k: tuple(v) for k, v in outputs.items()},
         inputs={k: tuple(v) for k, v in inputs.items()},
     )
-
-
-def _topological(names: list[str], outputs: dict[str, list[Edge]]) -> list[str] | None:
-    indegree = dict.fromkeys(names, 0)
-    for edges in outputs.values():
-        for edge in edges:
-            indegree[edge.target] += 1
-    queue = deque(n for n in names if indegree[n] == 0)
-    order = []
-    while queue:
-        name = queue.popleft()
-        order.append(name)
-        for edge in outputs[name]:
-            indegree[edge.target] -= 1
-            if indegree[edge.target] == 0:
-                queue.append(edge.target)
-    return order if len(order) == len(names) else None
 
 
 # -- running a graph definition on a worker ----------------------------------------------------------------------

@@ -12,12 +12,15 @@ repeats them so a spec built any other way (``model_construct``, a worker's conf
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from wasmflow.api.dataflow import DataflowSpec, NodeType
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.errors import ConfigError
+
+_E = TypeVar("_E")
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | Non
     if not any(n.type is NodeType.SINK for n in spec.nodes):
         problems.append(GraphProblem("spec.nodes", "the graph has no sink"))
 
-    order = _topological(successors)
+    order = topological_order(successors, lambda s: s.node)
     if order is None:
         cycle = _find_cycle(successors)
         problems.append(GraphProblem(at_node(cycle[0]), "is on a cycle: " + " -> ".join(cycle)))
@@ -200,20 +203,22 @@ def _module_problems(
     return problems
 
 
-def _topological(successors: dict[str, list[Successor]]) -> list[str] | None:
-    indegree = {n: 0 for n in successors}
+def topological_order(successors: Mapping[str, Sequence[_E]], target: Callable[[_E], str]) -> list[str] | None:
+    """Kahn's order of the nodes (keys of ``successors``, ties in key order); None when the edges form a cycle.
+    ``target`` names the node an edge leads to, so our Successors and AIO's Edges (api/aio_graph.py) share it."""
+    indegree = dict.fromkeys(successors, 0)
     for outs in successors.values():
         for s in outs:
-            indegree[s.node] += 1
+            indegree[target(s)] += 1
     queue = deque(n for n, d in indegree.items() if d == 0)
     order = []
     while queue:
         node = queue.popleft()
         order.append(node)
         for s in successors[node]:
-            indegree[s.node] -= 1
-            if indegree[s.node] == 0:
-                queue.append(s.node)
+            indegree[target(s)] -= 1
+            if indegree[target(s)] == 0:
+                queue.append(target(s))
     return order if len(order) == len(successors) else None
 
 
