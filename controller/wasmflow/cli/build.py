@@ -32,6 +32,7 @@ from wasmflow.contract.signatures import OperatorKind
 from wasmflow.contract.wit import wit_files
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.errors import ConfigError, ContractError, EngineError
+from wasmflow.oci.digests import sha256_digest
 
 COMPONENTIZE_PY = "0.25.1"
 NODE_INSTALL = "install Node.js 20 or later with npm (https://nodejs.org, or on Debian `apt-get install nodejs npm`)"
@@ -237,7 +238,7 @@ def build_project(root: Path, *, force: bool = False, say: Callable[[str], None]
     report = check_built(data, project.kind, project.name)
     if not report.valid:
         raise ComponentRefusedError(artifact, report)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = sha256_digest(data)
     _stamp(artifact).write_text(f"{inputs}\n{digest}\n", encoding="utf-8")
     return BuildResult(project, artifact, built=True, digest=digest, size=len(data))
 
