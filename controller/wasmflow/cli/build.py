@@ -160,13 +160,14 @@ def _stamp(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".inputs")
 
 
-def is_up_to_date(artifact: Path, inputs: str) -> bool:
-    """True when the artefact is the one the last good build of exactly these inputs wrote."""
+def up_to_date_digest(artifact: Path, inputs: str) -> str | None:
+    """The artefact's digest when it is the one the last good build of exactly these inputs wrote, else None."""
     stamp = _stamp(artifact)
     if not artifact.is_file() or not stamp.is_file():
-        return False
+        return None
     recorded = stamp.read_text(encoding="utf-8").split()
-    return recorded == [inputs, _file_digest(artifact)]
+    digest = _file_digest(artifact)
+    return digest if recorded == [inputs, digest] else None
 
 
 def check_built(data: bytes, kind: OperatorKind | None = None, node: str = "check") -> ContractReport:
@@ -218,8 +219,8 @@ def build_project(root: Path, *, force: bool = False, say: Callable[[str], None]
     toolchain = find_toolchain(project, root)
     wit = _wit_dir(root)
     inputs = inputs_digest(root, project, toolchain, wit)
-    if not force and is_up_to_date(artifact, inputs):
-        return BuildResult(project, artifact, built=False, digest=_file_digest(artifact), size=artifact.stat().st_size)
+    if not force and (digest := up_to_date_digest(artifact, inputs)) is not None:
+        return BuildResult(project, artifact, built=False, digest=digest, size=artifact.stat().st_size)
     artifact.parent.mkdir(parents=True, exist_ok=True)
     _stamp(artifact).unlink(missing_ok=True)
     wit_arg = wit.relative_to(root).as_posix()
