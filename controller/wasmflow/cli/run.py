@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from wasmflow.api.graph import GraphError, validate_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.manifests import load_manifests
 from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.cli.build import cache_base
 from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
 from wasmflow.contract.check import check_component
@@ -37,10 +37,7 @@ log = logging.getLogger("wasmflow.run")
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("WASMFLOW_CACHE") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wasmflow"
-    )
-    return Path(base) / "compiled"
+    return cache_base() / "compiled"
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
