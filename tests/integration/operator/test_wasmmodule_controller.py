@@ -303,6 +303,26 @@ def assert_stalled(
     return body
 
 
+def wait_retrying(
+    kube_client: ApiClient, namespace: str, name: str, reason: str, what: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(module, its Ready condition)`` once Ready says ``reason``: False, retried (Reconciling), not Stalled."""
+    body: dict[str, Any] = wait_until(
+        lambda: (
+            (b := get_module(kube_client, namespace, name))
+            and (c := condition(b, "Ready"))
+            and c["reason"] == reason
+            and b
+        ),
+        what=what,
+    )
+    ready, reconciling = condition(body, "Ready"), condition(body, "Reconciling")
+    assert ready is not None and ready["status"] == "False"
+    assert reconciling is not None and reconciling["reason"] == "ProgressingWithRetry"
+    assert condition(body, "Stalled") is None
+    return body, ready
+
+
 def test_a_missing_tag_is_stalled_not_found_and_says_to_push_it(
     controller: OperatorConfig,
     kube: KubeEnv,
@@ -373,19 +393,7 @@ def test_a_registry_blob_that_no_longer_matches_its_digest_is_retried_saying_the
     blob = stored_blob(registries.state_dir, sha256_digest(component))
     blob.write_bytes(flipped(component))
     create_module(kube_client, namespace, "op", oci(ref))
-    body = wait_until(
-        lambda: (
-            (b := get_module(kube_client, namespace, "op"))
-            and (c := condition(b, "Ready"))
-            and c["reason"] == "DigestMismatch"
-            and b
-        ),
-        what="the module retrying the corrupt blob",
-    )
-    ready, reconciling = condition(body, "Ready"), condition(body, "Reconciling")
-    assert ready is not None and ready["status"] == "False"
-    assert reconciling is not None and reconciling["reason"] == "ProgressingWithRetry"
-    assert condition(body, "Stalled") is None
+    body, ready = wait_retrying(kube_client, namespace, "op", "DigestMismatch", "the module retrying the corrupt blob")
     assert sha256_digest(component) in ready["message"]
     assert "storage is corrupt or something between it and the controller tampers" in ready["message"]
     assert "no pin of yours is wrong" in ready["message"] and "retrying in" in ready["message"]
@@ -522,20 +530,8 @@ def test_a_registry_that_keeps_answering_503_is_retried_not_stalled_and_the_modu
     wasmflow_push(path, ref)
     with unavailable_proxy(registry.url, failing=None) as (host, proxy):
         create_module(kube_client, namespace, "op", oci(ref.replace(registry.host, host)))
-        body = wait_until(
-            lambda: (
-                (b := get_module(kube_client, namespace, "op"))
-                and (c := condition(b, "Ready"))
-                and c["reason"] == "ServerError"
-                and b
-            ),
-            what="the module retrying after 503s",
-        )
-        ready, reconciling = condition(body, "Ready"), condition(body, "Reconciling")
-        assert ready is not None and ready["status"] == "False"
+        _, ready = wait_retrying(kube_client, namespace, "op", "ServerError", "the module retrying after 503s")
         assert "answered 503" in ready["message"] and "retrying in" in ready["message"]
-        assert reconciling is not None and reconciling["reason"] == "ProgressingWithRetry"
-        assert condition(body, "Stalled") is None
         proxy.heal()
         status = wait_for_condition(kube_client, namespace, "op", "Ready", timeout=120)["status"]
     assert status["artifact"]["digest"] == sha256_digest(path.read_bytes())
