@@ -25,9 +25,9 @@ from wasmflow.operator.dataflows import (
     refresh_workers,
     used_modules,
 )
+from wasmflow.operator.kube import GROUP, VERSION
 from wasmflow.operator.metrics import ControllerMetrics
 
-GROUP, VERSION = "wasmflow.io", "v1alpha1"
 #: Index ids double as the keyword arguments Kopf passes them under, so they are Python identifiers.
 MODULES_INDEX = "wasmflow_module_states"
 USERS_INDEX = "wasmflow_module_users"

@@ -26,6 +26,7 @@ from kubernetes import client
 
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.kube import GROUP, VERSION
 from wasmflow.operator.metrics import ControllerMetrics
 from wasmflow.operator.wasmmodules import (
     ContractChecks,
@@ -36,7 +37,7 @@ from wasmflow.operator.wasmmodules import (
     status_started,
 )
 
-GROUP, VERSION, PLURAL = "wasmflow.io", "v1alpha1", "wasmmodules"
+PLURAL = "wasmmodules"
 #: Reasons of a refusal by the API server: retried, but someone must grant the permission, so a Warning Event.
 ACCESS_REFUSED = frozenset({"Forbidden", "Unauthorized"})
 
