@@ -20,8 +20,8 @@ from tests.components.build import cache_dir
 from tests.integration.conftest import wait_until
 from tests.integration.oci.test_registry import push_raw
 from tests.integration.operator.test_dataflow_controller import condition, get_dataflow
-from tests.integration.worker.test_aio_worker import GRAPH, INPUT, MODULES, publish
-from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
+from tests.integration.worker.test_aio_worker import GRAPH, GRAPH_OUTPUT, MODULES, publish_input
+from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready
 from tests.services import BrokerEnv, Registry
 from wasmflow.api.aio_graph import parse_graph, plan_graph
 from wasmflow.oci import mediatypes as mt
@@ -155,16 +155,8 @@ def test_a_dataflow_with_an_aio_graph_artifact_runs_on_its_worker(
     try:
         wait_until(lambda: ready(port) or process.poll() is not None, what="worker /readyz", timeout=600)
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        client, received = subscriber(mqtt_broker, f"{topics}/out")
-        lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
-        publish(mqtt_broker, f"{topics}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
-        got = [received.get(timeout=60).payload.decode() for _ in range(4)]
-        assert got == [
-            '{"value":40.0,"unit":"C"}',
-            '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
-            '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
-            '{"value":100.0,"unit":"C"}',
-        ]
+        client, got = publish_input(mqtt_broker, topics)
+        assert got == GRAPH_OUTPUT
         client.loop_stop()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0

@@ -111,22 +111,31 @@ def publish(broker: BrokerEnv, topic: str, records: list[tuple[bytes, int]]) -> 
     publisher.disconnect()
 
 
+# What GRAPH makes of INPUT (as tests/integration/run/test_aio_graph.py has ``wasmflow run`` make of it).
+GRAPH_OUTPUT = [
+    '{"value":40.0,"unit":"C"}',
+    '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
+    '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
+    '{"value":100.0,"unit":"C"}',
+]
+
+
+def publish_input(broker: BrokerEnv, prefix: str) -> tuple[mqtt.Client, list[str]]:
+    """INPUT published to ``<prefix>/in``: the subscribed client and the first four payloads on ``<prefix>/out``."""
+    client, received = subscriber(broker, f"{prefix}/out")
+    lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
+    publish(broker, f"{prefix}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
+    return client, [received.get(timeout=60).payload.decode() for _ in range(4)]
+
+
 @pytest.mark.timeout(900)
 def test_the_aio_graph_on_a_worker_gives_the_same_output_as_wasmflow_run(
     start_worker: Callable[[str], tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
 ) -> None:
     process, port, prefix = start_worker(GRAPH.read_text())
     wait_until(lambda: ready(port), what="AIO worker /readyz", timeout=600)
-    client, received = subscriber(mqtt_broker, f"{prefix}/out")
-    lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
-    publish(mqtt_broker, f"{prefix}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
-    got = [received.get(timeout=60).payload.decode() for _ in range(4)]
-    assert got == [
-        '{"value":40.0,"unit":"C"}',
-        '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
-        '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
-        '{"value":100.0,"unit":"C"}',
-    ]
+    client, got = publish_input(mqtt_broker, prefix)
+    assert got == GRAPH_OUTPUT
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert 'wasmflow_node_messages_in_total{node="module-f2c/map"} 7.0' in metrics
     assert 'wasmflow_node_messages_dropped_total{node="module-range/filter",reason="filtered"} 1.0' in metrics
@@ -204,16 +213,8 @@ def test_a_dataflow_referencing_a_graph_artifact_runs_it_with_modules_from_the_r
     try:
         wait_until(lambda: ready(port) or process.poll() is not None, what="AIO worker /readyz", timeout=600)
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        client, received = subscriber(mqtt_broker, f"{prefix}/out")
-        lines = [json.loads(line) for line in INPUT.read_text().splitlines()]
-        publish(mqtt_broker, f"{prefix}/in", [(json.dumps(r["payload"]).encode(), r["timestampMs"]) for r in lines])
-        got = [received.get(timeout=60).payload.decode() for _ in range(4)]
-        assert got == [
-            '{"value":40.0,"unit":"C"}',
-            '{"count":2,"min":10.0,"max":20.0,"sum":30.0}',
-            '{"count":2,"min":5.0,"max":15.0,"sum":20.0}',
-            '{"value":100.0,"unit":"C"}',
-        ]
+        client, got = publish_input(mqtt_broker, prefix)
+        assert got == GRAPH_OUTPUT
         client.loop_stop()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
