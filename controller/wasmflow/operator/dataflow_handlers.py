@@ -6,12 +6,12 @@ module for missing because its watch has not been read yet.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from kubernetes import client
 
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
@@ -63,12 +63,7 @@ def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Any:
 
 def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Attach the Dataflow handlers and indexes: reconcile on changes, follow modules and worker Deployments."""
-    api_holder: dict[str, client.ApiClient] = {}
-
-    def api() -> client.ApiClient:
-        if "api" not in api_holder:
-            api_holder["api"] = kube.api_client()
-        return api_holder["api"]
+    api = functools.cache(kube.api_client)  # made at its first call, not at registration; then reused
 
     kopf.index(GROUP, VERSION, "wasmmodules", registry=registry, id=MODULES_INDEX)(index_module_states)
     kopf.index(GROUP, VERSION, "dataflows", registry=registry, id=USERS_INDEX)(index_module_users)

@@ -17,12 +17,12 @@ act). Metrics: reconciles by result, their duration, modules and bytes pulled fr
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from typing import Any, cast
 
 import kopf
-from kubernetes import client
 
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
@@ -44,14 +44,9 @@ ACCESS_REFUSED = frozenset({"Forbidden", "Unauthorized"})
 
 def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``."""
-    api_holder: dict[str, client.ApiClient] = {}
+    api = functools.cache(kube.api_client)  # made at its first call, not at registration; then reused
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
     checks = ContractChecks()
-
-    def api() -> client.ApiClient:
-        if "api" not in api_holder:
-            api_holder["api"] = kube.api_client()
-        return api_holder["api"]
 
     def lock_for(uid: str) -> asyncio.Lock:
         lock = locks.get(uid)
