@@ -258,6 +258,12 @@ class AioModule(Model):
     limits: Limits = Field(default_factory=Limits)
 
 
+def is_aio_config(text: str) -> bool:
+    """True when a worker config's JSON is an ``AioWorkerConfig`` (``"kind": "aio-graph"``), not a Dataflow's: a
+    text check, so the worker command can pick its worker before importing either."""
+    return '"kind":"aio-graph"' in text.replace(" ", "")
+
+
 class AioWorkerConfig(Model):
     """What a worker is given to run an AIO graph definition: the definition, its modules pinned by their
     ``repository:tag`` reference, and the endpoints its sources and sinks are bound to."""

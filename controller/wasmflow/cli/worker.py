@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from wasmflow.api.aio_graph import is_aio_config
 from wasmflow.errors import WasmflowError
 from wasmflow.worker.main import main
 
@@ -42,8 +43,6 @@ def worker_command(config_path: Path, root: Path | None, http_port: int | None, 
 
 def _is_aio_graph(config_path: Path) -> bool:
     """An AIO graph definition's worker config (``kind: aio-graph``, see worker/aio.py) rather than a Dataflow's."""
-    from wasmflow.worker.aio import is_aio_config  # noqa: PLC0415
-
     try:
         return is_aio_config(config_path.read_text(encoding="utf-8"))
     except OSError:

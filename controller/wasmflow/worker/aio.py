@@ -32,16 +32,11 @@ from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError
 from wasmflow.oci.pull import Access, pull_graph
-from wasmflow.worker.http import Readiness, build_app, serve
+from wasmflow.worker.http import Readiness, serve
 from wasmflow.worker.main import endpoint_settings
 from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker.aio")
-
-
-def is_aio_config(text: str) -> bool:
-    """True when a worker config is for an AIO graph definition (``"kind": "aio-graph"``)."""
-    return '"kind":"aio-graph"' in text.replace(" ", "")
 
 
 def load_aio_config(path: Path) -> AioWorkerConfig:
@@ -143,7 +138,8 @@ class AioWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
-        runner = await serve(build_app(self.registry, self.readiness), "0.0.0.0", config.http_port)  # noqa: S104
+        loop = asyncio.get_running_loop()
+        http = serve(self.registry, self.readiness, "0.0.0.0", config.http_port, loop=loop)  # noqa: S104
         operators: dict[str, AioOperatorNode] = {}
         try:
             with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
@@ -182,7 +178,7 @@ class AioWorker:
                 source.close()
             for sink in self.sinks.values():
                 await sink.close()
-            await runner.cleanup()
+            http.close()
 
 
 async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:

@@ -25,7 +25,7 @@ from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.pipeline import Pipeline
 from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError
-from wasmflow.worker.http import Readiness, build_app, serve
+from wasmflow.worker.http import Readiness, serve
 from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker")
@@ -125,7 +125,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
         graph = validate_graph(config.spec)
-        runner = await serve(build_app(self.registry, self.readiness), "0.0.0.0", config.http_port)  # noqa: S104
+        loop = asyncio.get_running_loop()
+        http = serve(self.registry, self.readiness, "0.0.0.0", config.http_port, loop=loop)  # noqa: S104
         cache = Path(config.cache_dir)
         try:
             with EngineHost(cache_dir=cache / "compiled", metrics=self.metrics) as host:
@@ -205,7 +206,7 @@ class Worker:
                 source.close()
             for sink in self.sinks.values():
                 await sink.close()
-            await runner.cleanup()
+            http.close()
 
 
 def main(config_path: Path, *, root: Path | None = None, http_port: int | None = None) -> None:
