@@ -11,6 +11,7 @@ processes compiling the same component at once both end up with a complete one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 _SUFFIX = ".cwasm"
 
 
+@functools.cache
 def wasmtime_version() -> str:
     """The installed wasmtime-py version (the native library ships inside it, same version)."""
     return metadata.version("wasmtime")

@@ -116,6 +116,7 @@ class EngineHost:
         self.fast_codec = fast_codec
         self._profiles: dict[bool, _Profile] = {}
         self._lock = threading.Lock()
+        self._compile_lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
         self._nodes: weakref.WeakSet[OperatorNode] = weakref.WeakSet()
@@ -165,7 +166,13 @@ class EngineHost:
         key = cache_key(spec.content_digest(), profile.settings)
         component = self._from_disk(profile.engine, key)
         if component is None:
-            component = self._compile_fresh(profile.engine, spec, key)
+            # One compile at a time: a compile already uses every core, and a componentize-py component peaks at
+            # ~370 MiB while compiling (three at once would overrun a worker's default 512Mi limit).
+            with self._compile_lock:
+                with self._lock:
+                    component = profile.components.get(spec.content_digest())
+                if component is None:
+                    component = self._compile_fresh(profile.engine, spec, key)
         with self._lock:
             profile.components[spec.content_digest()] = component
         return profile.engine, component

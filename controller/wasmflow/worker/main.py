@@ -15,12 +15,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.dataflow import Endpoint, ErrorAction, NodeType
+from wasmflow.api.dataflow import Endpoint, ErrorAction, Node, NodeType
 from wasmflow.api.graph import validate_graph
 from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.contract.check import check_component
-from wasmflow.engine.host import EngineHost, OperatorSpec
+from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.pipeline import Pipeline
 from wasmflow.engine.ports import Sink, Source
@@ -102,6 +102,18 @@ def endpoint_settings(
     )
 
 
+def _checked_load(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> OperatorNode:
+    """Compile (or load from cache), check against the contract, instantiate: ContractError names the module."""
+    engine, component = host.compile(spec)
+    report = check_component(
+        spec.component, grants=spec.grants, strict=strict, expected_kind=spec.kind, engine=engine, component=component
+    )
+    if not report.valid:
+        problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
+        raise ContractError(f"module {module!r} does not satisfy the contract: {problems}")
+    return host.load(spec)
+
+
 class Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
@@ -122,45 +134,45 @@ class Worker:
                 reasons.append(f"sink {name} not connected" + (f": {sink.last_error}" if sink.last_error else ""))
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
+    async def _load(self, host: EngineHost) -> dict[str, OperatorNode]:
+        """Every operator node loaded, the nodes side by side in threads: reading, verifying, loading compiled code
+        and instantiating mostly run outside the GIL, and the loop keeps answering /healthz meanwhile (a cold
+        compile takes seconds per component). Waits for every node before raising the first failure, so no thread
+        still uses the host when it closes."""
+        nodes = [node for node in self.config.spec.nodes if node.type.is_operator]
+        results = await asyncio.gather(*(self._load_node(host, node) for node in nodes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return {
+            node.name: result for node, result in zip(nodes, results, strict=True) if isinstance(result, OperatorNode)
+        }
+
+    async def _load_node(self, host: EngineHost, node: Node) -> OperatorNode:
+        assert node.module is not None
+        pinned = self.config.modules[node.module]
+        data = await fetch_module(node.module, pinned, Path(self.config.cache_dir) / "blobs")
+        spec = OperatorSpec(
+            node=node.name,
+            kind=pinned.operator,
+            component=data,
+            digest=pinned.digest,
+            memory_bytes=pinned.limits.memory_bytes,
+            timeout_seconds=pinned.limits.timeout_seconds,
+            fuel=pinned.limits.fuel,
+            grants=frozenset(str(c) for c in pinned.capabilities),
+            configuration=tuple(node.configuration.items()),
+        )
+        return await asyncio.to_thread(_checked_load, host, spec, node.module, pinned.strict)
+
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
         graph = validate_graph(config.spec)
         loop = asyncio.get_running_loop()
         http = serve(self.registry, self.readiness, "0.0.0.0", config.http_port, loop=loop)  # noqa: S104
-        cache = Path(config.cache_dir)
         try:
-            with EngineHost(cache_dir=cache / "compiled", metrics=self.metrics) as host:
-                operators = {}
-                for node in config.spec.nodes:
-                    if not node.type.is_operator:
-                        continue
-                    assert node.module is not None
-                    pinned = config.modules[node.module]
-                    data = await fetch_module(node.module, pinned, cache / "blobs")
-                    spec = OperatorSpec(
-                        node=node.name,
-                        kind=pinned.operator,
-                        component=data,
-                        digest=pinned.digest,
-                        memory_bytes=pinned.limits.memory_bytes,
-                        timeout_seconds=pinned.limits.timeout_seconds,
-                        fuel=pinned.limits.fuel,
-                        grants=frozenset(str(c) for c in pinned.capabilities),
-                        configuration=tuple(node.configuration.items()),
-                    )
-                    engine, component = host.compile(spec)
-                    report = check_component(
-                        data,
-                        grants=spec.grants,
-                        strict=pinned.strict,
-                        expected_kind=pinned.operator,
-                        engine=engine,
-                        component=component,
-                    )
-                    if not report.valid:
-                        problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
-                        raise ContractError(f"module {node.module!r} does not satisfy the contract: {problems}")
-                    operators[node.name] = host.load(spec)
+            with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
+                operators = await self._load(host)
                 self.loaded = True
                 for node in config.spec.nodes:
                     if node.type is NodeType.SOURCE:

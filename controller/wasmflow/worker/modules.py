@@ -28,7 +28,11 @@ async def fetch_module(name: str, module: PinnedModule | AioModule, cache_dir: P
             ca_file=Path(module.ca_file) if module.ca_file else None,
             cache_dir=cache_dir,
         )
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = await asyncio.to_thread(_sha256, data)  # hashlib leaves the GIL: other modules load meanwhile
     if digest != module.digest:
         raise RegistryError(f"module {name!r}: content has digest {digest}, the Dataflow pins {module.digest}")
     return data
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
