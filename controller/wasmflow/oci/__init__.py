@@ -9,12 +9,12 @@ The controller and the worker call (all async; ``pull_component_sync`` for the c
 * ``push_component(reference, data, access=, component=, annotations=, ...) -> PushResult`` (CNCF layout)
 
 Failures are ``OciError`` subclasses (``wasmflow.errors.RegistryError``) with a ``reason`` for status conditions.
-``RegistryClient`` is the lower level (one registry, manifests and blobs).
+``wasmflow.oci.client.RegistryClient`` is the lower level (one registry, manifests and blobs). It is not imported
+here: a pull answered from the cache must not pay for importing the HTTP stack (``oci/transfer.py``).
 """
 
 from wasmflow.oci.auth import Credentials, credentials_from_docker_config, load_docker_config
 from wasmflow.oci.cache import BlobCache, default_cache_dir
-from wasmflow.oci.client import RegistryClient, RetryPolicy
 from wasmflow.oci.errors import (
     CorruptContentError,
     DigestMismatchError,
@@ -40,6 +40,7 @@ from wasmflow.oci.pull import (
 )
 from wasmflow.oci.push import ComponentInfo, PushResult, push_component
 from wasmflow.oci.reference import Reference, parse_reference
+from wasmflow.oci.transfer import RetryPolicy
 
 __all__ = [
     "Access",
@@ -57,7 +58,6 @@ __all__ = [
     "PulledArtifact",
     "PushResult",
     "Reference",
-    "RegistryClient",
     "RetryPolicy",
     "ServerError",
     "TooLargeError",

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -51,53 +50,18 @@ from wasmflow.oci.errors import (
     UnreachableError,
     UnsupportedArtifactError,
 )
-from wasmflow.oci.manifest import Descriptor, Manifest, parse_manifest
+from wasmflow.oci.manifest import Descriptor, parse_manifest
 from wasmflow.oci.reference import Reference
+from wasmflow.oci.transfer import DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest, RetryPolicy
 
-__all__ = [
-    "DEFAULT_MAX_BLOB_BYTES",
-    "DEFAULT_MAX_MANIFEST_BYTES",
-    "FetchedManifest",
-    "RegistryClient",
-    "RetryPolicy",
-]
+__all__ = ["RegistryClient"]
 
 log = logging.getLogger(__name__)
 
-#: distribution refuses manifests over 4 MiB; so do we.
-DEFAULT_MAX_MANIFEST_BYTES = 4 * 2**20
-#: The component limit (the contract checker's default too).
-DEFAULT_MAX_BLOB_BYTES = 64 * 2**20
 _ERROR_BODY_LIMIT = 4096
 _CHUNK = 256 * 1024
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently transient failures are retried: ``attempts`` tries in all."""
-
-    attempts: int = 4
-    initial_delay: float = 0.25
-    max_delay: float = 5.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed try number ``attempt`` (0-based): full-jitter exponential backoff."""
-        if retry_after is not None:
-            return min(retry_after, self.max_delay)
-        ceiling = min(self.max_delay, self.initial_delay * 2**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
-
-
-@dataclass(frozen=True)
-class FetchedManifest:
-    """A manifest as the registry served it, verified: ``digest`` is the hash of ``raw``."""
-
-    manifest: Manifest
-    raw: bytes
-    digest: str
-    media_type: str
 
 
 @dataclass

@@ -22,15 +22,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from wasmflow.oci.auth import Credentials, load_docker_config
 from wasmflow.oci.cache import BlobCache
-from wasmflow.oci.client import DEFAULT_MAX_BLOB_BYTES, FetchedManifest, RegistryClient, RetryPolicy
 from wasmflow.oci.errors import NotFoundError, PinMismatchError, UnsupportedArtifactError
 from wasmflow.oci.layouts import ArtifactKind, Classified, Layout, classify, require_kind
 from wasmflow.oci.manifest import Manifest, parse_manifest
 from wasmflow.oci.mediatypes import OCI_MANIFEST, WASM_LAYER
 from wasmflow.oci.reference import Reference, parse_digest, parse_reference
+from wasmflow.oci.transfer import DEFAULT_MAX_BLOB_BYTES, FetchedManifest, RetryPolicy
+
+if TYPE_CHECKING:
+    from wasmflow.oci.client import RegistryClient
 
 __all__ = [
     "DEFAULT_MAX_GRAPH_BYTES",
@@ -58,6 +62,9 @@ class Access:
     timeout: float = 30.0
 
     def client(self, registry: str) -> RegistryClient:
+        # Imported here, on the first exchange with a registry: answering from the cache needs no HTTP stack.
+        from wasmflow.oci.client import RegistryClient  # noqa: PLC0415
+
         return RegistryClient(
             registry,
             insecure=self.insecure,

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from wasmflow.oci import mediatypes as mt
-from wasmflow.oci.client import DEFAULT_MAX_BLOB_BYTES
 from wasmflow.oci.digests import sha256_digest
 from wasmflow.oci.errors import InvalidReferenceError, TooLargeError, UnsupportedArtifactError
 from wasmflow.oci.manifest import Descriptor, Manifest, serialize_manifest
 from wasmflow.oci.pull import WASM_MAGIC, Access
 from wasmflow.oci.reference import Reference, parse_reference
+from wasmflow.oci.transfer import DEFAULT_MAX_BLOB_BYTES
 
 __all__ = ["ComponentInfo", "PushResult", "component_manifest", "push_component", "wasm_config"]
 
