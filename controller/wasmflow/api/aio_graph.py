@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wasmflow.api.common import Model
@@ -128,6 +127,8 @@ class GraphDefinition(_Aio):
 
 def parse_graph(text: str, where: str = "graph") -> GraphDefinition:
     """The graph definition in ``text`` (YAML or JSON); ConfigError names the field that is wrong."""
+    import yaml  # noqa: PLC0415 - only AIO graphs are YAML: every Dataflow worker imports this module, few parse one
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
