@@ -28,7 +28,8 @@ def is_dns_label(text: str) -> bool:
 class Model(BaseModel):
     """camelCase in YAML, snake_case in Python; unknown fields are errors (a typo must not be silently ignored).
 
-    The docstring under each field becomes its description in the CRD, so ``kubectl explain`` shows it.
+    The docstring under each field becomes its description in the CRD, so ``kubectl explain`` shows it (crd.py reads
+    them when it generates the CRDs; pydantic's ``use_attribute_docstrings`` would read them at every import).
     """
 
     model_config = ConfigDict(
@@ -37,7 +38,6 @@ class Model(BaseModel):
         validate_by_alias=True,
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=True,
     )
 
 

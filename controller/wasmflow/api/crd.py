@@ -12,13 +12,18 @@ models' ``x-kubernetes-validations`` (mirrored there by validators), so both sid
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
+import functools
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 
 from wasmflow.api.dataflow import Dataflow, DataflowSpec, DataflowStatus
 from wasmflow.api.meta import API_GROUP
@@ -61,9 +66,59 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
+@functools.cache
+def _attribute_docstrings(module_file: str) -> dict[str, dict[str, str]]:
+    """Class name -> field name -> the string literal right under the field's annotation, for every class of a
+    source file (what pydantic's ``use_attribute_docstrings`` reads, one parse per file)."""
+    tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
+    found: dict[str, dict[str, str]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs: dict[str, str] = {}
+        for previous, statement in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(previous, ast.AnnAssign)
+                and isinstance(previous.target, ast.Name)
+                and isinstance(statement, ast.Expr)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            ):
+                docs[previous.target.id] = inspect.cleandoc(statement.value.value)
+        found[node.name] = docs
+    return found
+
+
+def field_docstring(model: type[BaseModel], field: str) -> str | None:
+    """The attribute docstring of ``field``, from the class of ``model``'s MRO that declares it."""
+    for cls in model.__mro__:
+        if field in getattr(cls, "__annotations__", {}):
+            source = inspect.getsourcefile(cls)
+            return _attribute_docstrings(source).get(cls.__name__, {}).get(field) if source else None
+    return None
+
+
+class _DocumentedSchema(GenerateJsonSchema):
+    """pydantic's JSON schema, with each field's attribute docstring as its description, so ``kubectl explain``
+    shows it. The models leave ``use_attribute_docstrings`` off: reading docstrings while the classes are built
+    costs every process that imports them (a worker start) ~40 ms, and only the CRDs use them."""
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        json_schema = super().model_schema(schema)
+        model = schema["cls"]
+        properties = json_schema.get("properties", {})
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            if key in properties and "description" not in properties[key] and field.description is None:
+                doc = field_docstring(model, name)
+                if doc:
+                    properties[key]["description"] = doc
+        return json_schema
+
+
 def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     """The structural OpenAPI v3 schema of ``model`` (as accepted in a CRD)."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_DocumentedSchema)
     defs = raw.pop("$defs", {})
     schema: dict[str, Any] = _structural(raw, defs)
     return schema
