@@ -100,17 +100,34 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
     kopf.on.event(GROUP, VERSION, "wasmmodules", registry=registry, id="follow-modules")(module_changed)
 
     async def deployment_changed(
-        body: kopf.Body, namespace: str | None, type: str | None, logger: kopf.Logger, **_: Any
+        body: kopf.Body, namespace: str | None, type: str | None, logger: kopf.Logger, **kwargs: Any
     ) -> None:
-        """Copy worker readiness from the Deployment to its Dataflow's status."""
+        """Copy worker readiness from the Deployment to its Dataflow's status; recreate one deleted by hand."""
         owner = (body.get("metadata", {}).get("labels") or {}).get("wasmflow.io/dataflow")
-        if not namespace or not owner or type == "DELETED":
+        if not namespace or not owner:
+            return
+        if type == "DELETED":
+            await workers_deleted(namespace, owner, kwargs[MODULES_INDEX], logger)
             return
         outcome = await refresh_workers(api(), namespace, owner)
         if outcome is not None and outcome.ready_changed:
             dataflow = await kube.get_custom(api(), namespace, "dataflows", owner)
             if dataflow is not None:
                 _report(kopf.Body(cast(kopf.RawBody, dataflow)), outcome, logger)
+
+    async def workers_deleted(
+        namespace: str, name: str, states: kopf.Index[Any, ModuleState], logger: kopf.Logger
+    ) -> None:
+        """A worker Deployment is gone while its Dataflow is not being deleted (someone deleted it, or a cleanup
+        tool did): reconcile the Dataflow now, so its workers come back without waiting for its next change."""
+        dataflow = await kube.get_custom(api(), namespace, "dataflows", name)
+        if dataflow is None or (dataflow.get("metadata") or {}).get("deletionTimestamp"):
+            return  # deleted with its Dataflow: the garbage collector's work
+        logger.info("the worker Deployment of Dataflow %s/%s was deleted: recreating it", namespace, name)
+        body = kopf.Body(cast(kopf.RawBody, dataflow))
+        outcome = await reconcile(api(), body, lambda module: _one(states, (namespace, module)), config)
+        if outcome is not None:
+            _report(body, outcome, logger)
 
     kopf.on.event(
         "apps",

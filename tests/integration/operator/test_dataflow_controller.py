@@ -222,3 +222,27 @@ def test_the_dataflow_turns_ready_when_the_rollout_of_its_config_is_done(
     body = get_dataflow(kube_client, namespace)
     assert body["status"]["workers"] == {"desired": 1, "ready": 1}
     assert condition(body, "Reconciling") is None
+
+
+def test_a_worker_deployment_deleted_by_hand_is_recreated(
+    controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
+) -> None:
+    create_ready_modules(kube_client, namespace, registry)
+    _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    apps = AppsV1Api(kube_client)
+    name = "plant-temperatures-worker"
+    first = wait_until(
+        lambda: next(iter(apps.list_namespaced_deployment(namespace).items), None), what="the worker Deployment"
+    )
+    apps.delete_namespaced_deployment(name, namespace)
+    second = wait_until(
+        lambda: next(
+            (d for d in apps.list_namespaced_deployment(namespace).items if d.metadata.uid != first.metadata.uid), None
+        ),
+        what="the worker Deployment recreated",
+    )
+    assert second.metadata.name == name
+    assert second.spec.template.metadata.annotations == first.spec.template.metadata.annotations
+    assert second.metadata.owner_references[0].uid == first.metadata.owner_references[0].uid
