@@ -608,15 +608,15 @@ class FastProcess:
         content_type = None
         if content_type_value:
             _, ct_size, ct_data, _ = _VALUE.unpack_from(_MEM, content_type_value)
-            content_type = str(_MEM[ct_data : ct_data + ct_size], "utf-8")
+            content_type = _MEM[ct_data : ct_data + ct_size].tobytes().decode()
         properties: tuple[tuple[str, str], ...] = ()
         if props_size:
             pairs = []
             for j in range(props_size):
                 _, ks, kd, _, vs, vd = _PAIR.unpack_from(_MEM, _VALUE.unpack_from(_MEM, props_data + j * VAL_SIZE)[2])
-                pairs.append((str(_MEM[kd : kd + ks], "utf-8"), str(_MEM[vd : vd + vs], "utf-8")))
+                pairs.append((_MEM[kd : kd + ks].tobytes().decode(), _MEM[vd : vd + vs].tobytes().decode()))
             properties = tuple(pairs)
-        topic = str(_MEM[topic_data : topic_data + topic_size], "utf-8")
+        topic = _MEM[topic_data : topic_data + topic_size].tobytes().decode()
         return Message(payload, topic, content_type, properties, timestamp)
 
 
