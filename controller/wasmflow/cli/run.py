@@ -26,7 +26,6 @@ from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.cli.build import cache_base
 from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
-from wasmflow.contract.check import check_component
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.pipeline import Pipeline
@@ -112,14 +111,11 @@ def _operator_specs(
 
 
 def _check(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> None:
-    """Check against the contract with the engine's own compiled component (cached): no second compile."""
-    engine, component = host.compile(spec)
-    report = check_component(
-        spec.component, grants=spec.grants, strict=strict, expected_kind=spec.kind, engine=engine, component=component
-    )
+    report = host.check(spec, strict=strict)
     if not report.valid:
-        problems = "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems)
-        raise ConfigError(f"module {module!r} does not satisfy the contract: {problems}", where=f"node {spec.node}")
+        raise ConfigError(
+            f"module {module!r} does not satisfy the contract: {report.summary()}", where=f"node {spec.node}"
+        )
 
 
 def _summary(pipeline: Pipeline) -> str:

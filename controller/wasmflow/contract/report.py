@@ -86,6 +86,10 @@ class ContractReport:
     def valid(self) -> bool:
         return not self.problems
 
+    def summary(self) -> str:
+        """Every problem on one line, each with its code and where: what an error message quotes."""
+        return "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in self.problems)
+
     def to_json(self) -> dict[str, Any]:
         """The shape ``wasmflow inspect --json`` prints."""
         return {

@@ -31,6 +31,8 @@ from wasmtime.component import Component, Instance
 
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import split_name
+from wasmflow.contract.check import check_component
+from wasmflow.contract.report import ContractReport
 from wasmflow.engine import codec, sandbox
 from wasmflow.engine.cache import CompiledCache, cache_key
 from wasmflow.engine.guestlog import GuestLog
@@ -181,6 +183,18 @@ class EngineHost:
         with self._lock:
             profile.components[spec.content_digest()] = component
         return profile.engine, component
+
+    def check(self, spec: OperatorSpec, *, strict: bool = False) -> ContractReport:
+        """``spec``'s component against the contract, read from its compiled form here (cached): no second compile."""
+        engine, component = self.compile(spec)
+        return check_component(
+            spec.component,
+            grants=spec.grants,
+            strict=strict,
+            expected_kind=spec.kind,
+            engine=engine,
+            component=component,
+        )
 
     def _from_disk(self, engine: Engine, key: str) -> Component | None:
         if self.cache is None:

@@ -471,8 +471,8 @@ async def _fetch_config_map(
 
 
 def _contract_message(report: ContractReport, fetched: Fetched) -> str:
-    problems = "; ".join(f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems)
     return (
-        f"{fetched.source} ({fetched.digest}) does not satisfy the wasmflow contract: {problems}: fix the component "
-        "or the WasmModule's operator, capabilities or strict setting (`wasmflow inspect` shows the full report)"
+        f"{fetched.source} ({fetched.digest}) does not satisfy the wasmflow contract: {report.summary()}: "
+        "fix the component or the WasmModule's operator, capabilities or strict setting "
+        "(`wasmflow inspect` shows the full report)"
     )

@@ -19,7 +19,6 @@ from wasmflow.api.dataflow import Endpoint, ErrorAction, Node, NodeType
 from wasmflow.api.graph import validate_graph
 from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
-from wasmflow.contract.check import check_component
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.pipeline import Pipeline
@@ -104,13 +103,9 @@ def endpoint_settings(
 
 def _checked_load(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> OperatorNode:
     """Compile (or load from cache), check against the contract, instantiate: ContractError names the module."""
-    engine, component = host.compile(spec)
-    report = check_component(
-        spec.component, grants=spec.grants, strict=strict, expected_kind=spec.kind, engine=engine, component=component
-    )
+    report = host.check(spec, strict=strict)
     if not report.valid:
-        problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
-        raise ContractError(f"module {module!r} does not satisfy the contract: {problems}")
+        raise ContractError(f"module {module!r} does not satisfy the contract: {report.summary()}")
     return host.load(spec)
 
 
