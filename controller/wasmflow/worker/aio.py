@@ -126,7 +126,7 @@ class AioWorker:
             engine, component = host.compile(spec.compile_spec())
             report = check_component(data, engine=engine, component=component)
             if report.aio is None or report.aio.operator(spec.operation) is None or not report.valid:
-                problems = "; ".join(f"[{p.code.value}] {p.message}" for p in report.problems)
+                problems = report.summary()
                 raise ContractError(
                     f"module {operation.module!r} does not implement the AIO {spec.operation} operator"
                     + (f": {problems}" if problems else "")
