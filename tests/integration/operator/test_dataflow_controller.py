@@ -74,6 +74,15 @@ def dataflow_doc() -> dict[str, Any]:
     return dict(doc)
 
 
+def apply_example_dataflow(kube_client: ApiClient, namespace: str, registry: Registry) -> dict[str, Any]:
+    """The example modules made Ready, then the example Dataflow created; returns the created Dataflow."""
+    create_ready_modules(kube_client, namespace, registry)
+    created: dict[str, Any] = _objects(kube_client).create_namespaced_custom_object(
+        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
+    )
+    return created
+
+
 def get_dataflow(kube_client: ApiClient, namespace: str, name: str = "plant-temperatures") -> dict[str, Any]:
     result: dict[str, Any] = _objects(kube_client).get_namespaced_custom_object(
         "wasmflow.io", "v1alpha1", namespace, "dataflows", name
@@ -88,10 +97,7 @@ def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
 def test_a_dataflow_gets_its_configmap_deployment_and_service(
     controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace, registry)
-    created = _objects(kube_client).create_namespaced_custom_object(
-        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
-    )
+    created = apply_example_dataflow(kube_client, namespace, registry)
     apps, core = AppsV1Api(kube_client), CoreV1Api(kube_client)
     name = "plant-temperatures-worker"
     deployment = wait_until(
@@ -133,10 +139,7 @@ def test_a_dataflow_gets_its_configmap_deployment_and_service(
 def test_editing_the_dataflow_changes_the_config_hash_and_the_deployment(
     controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace, registry)
-    _objects(kube_client).create_namespaced_custom_object(
-        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
-    )
+    apply_example_dataflow(kube_client, namespace, registry)
     apps = AppsV1Api(kube_client)
 
     def pod_hash() -> str | None:
@@ -203,10 +206,7 @@ def test_a_module_that_is_not_ready_holds_the_dataflow_back_until_it_is(
 def test_the_dataflow_turns_ready_when_the_rollout_of_its_config_is_done(
     controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace, registry)
-    _objects(kube_client).create_namespaced_custom_object(
-        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
-    )
+    apply_example_dataflow(kube_client, namespace, registry)
     apps = AppsV1Api(kube_client)
     name = "plant-temperatures-worker"
     wait_until(lambda: (get_dataflow(kube_client, namespace).get("status") or {}).get("configHash"), what="applied")
@@ -227,10 +227,7 @@ def test_the_dataflow_turns_ready_when_the_rollout_of_its_config_is_done(
 def test_a_worker_deployment_deleted_by_hand_is_recreated(
     controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry
 ) -> None:
-    create_ready_modules(kube_client, namespace, registry)
-    _objects(kube_client).create_namespaced_custom_object(
-        "wasmflow.io", "v1alpha1", namespace, "dataflows", dataflow_doc()
-    )
+    apply_example_dataflow(kube_client, namespace, registry)
     apps = AppsV1Api(kube_client)
     name = "plant-temperatures-worker"
     first = wait_until(
