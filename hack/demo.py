@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -43,6 +42,7 @@ from wasmflow.api.dataflow import Dataflow, NodeType
 from wasmflow.api.manifests import parse_manifest
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.cli.build import cache_base
 from wasmflow.connectors.jsonl import parse_line
 from wasmflow.connectors.mqtt_messages import publish_properties
 from wasmflow.engine.message import Message
@@ -116,7 +116,7 @@ def local_worker_config(
     """
     cache = run_dir / "worker-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    compiled = Path(os.environ.get("WASMFLOW_CACHE") or Path.home() / ".cache" / "wasmflow") / "compiled"
+    compiled = cache_base() / "compiled"
     compiled.mkdir(parents=True, exist_ok=True)
     if not (cache / "compiled").exists():
         (cache / "compiled").symlink_to(compiled, target_is_directory=True)
