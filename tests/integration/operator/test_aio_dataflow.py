@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +18,8 @@ from tests.components.build import cache_dir
 from tests.integration.conftest import wait_until
 from tests.integration.oci.test_registry import push_raw
 from tests.integration.operator.test_dataflow_controller import condition, get_dataflow
-from tests.integration.worker.test_aio_worker import GRAPH, GRAPH_OUTPUT, MODULES, publish_input
-from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready
+from tests.integration.worker.test_aio_worker import GRAPH, MODULES, assert_worker_runs_the_graph
+from tests.integration.worker.test_worker_process import free_port
 from tests.services import BrokerEnv, Registry
 from wasmflow.api.aio_graph import parse_graph, plan_graph
 from wasmflow.oci import mediatypes as mt
@@ -144,26 +142,8 @@ def test_a_dataflow_with_an_aio_graph_artifact_runs_on_its_worker(
     volume = tmp_path / "root" / "var" / "cache" / "wasmflow"
     volume.mkdir(parents=True)
     (volume / "compiled").symlink_to(cache_dir().parent / "compiled")
-    port = free_port()
-    process = subprocess.Popen(
-        [WASMFLOW, "worker", "--config", str(tmp_path / "config.json"), "--root", str(tmp_path / "root"),
-         "--http-port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: ready(port) or process.poll() is not None, what="worker /readyz", timeout=600)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        client, got = publish_input(mqtt_broker, topics)
-        assert got == GRAPH_OUTPUT
-        client.loop_stop()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    args = ["--config", str(tmp_path / "config.json"), "--root", str(tmp_path / "root")]
+    assert_worker_runs_the_graph(args, free_port(), mqtt_broker, topics)
 
 
 def test_the_status_lists_the_digest_each_graph_module_tag_resolved_to(

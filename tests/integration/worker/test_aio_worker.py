@@ -128,6 +128,28 @@ def publish_input(broker: BrokerEnv, prefix: str) -> tuple[mqtt.Client, list[str
     return client, [received.get(timeout=60).payload.decode() for _ in range(4)]
 
 
+def assert_worker_runs_the_graph(args: list[str], port: int, broker: BrokerEnv, prefix: str) -> None:
+    """``wasmflow worker ARGS`` turns ready on ``port``, makes GRAPH_OUTPUT of INPUT and exits 0 on SIGTERM."""
+    process = subprocess.Popen(
+        [WASMFLOW, "worker", *args, "--http-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: ready(port) or process.poll() is not None, what="worker /readyz", timeout=600)
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        client, got = publish_input(broker, prefix)
+        assert got == GRAPH_OUTPUT
+        client.loop_stop()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.timeout(900)
 def test_the_aio_graph_on_a_worker_gives_the_same_output_as_wasmflow_run(
     start_worker: Callable[[str], tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
@@ -204,24 +226,7 @@ def test_a_dataflow_referencing_a_graph_artifact_runs_it_with_modules_from_the_r
         cache_dir=str(cache_dir().parent),
     )
     (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
-    process = subprocess.Popen(
-        [WASMFLOW, "worker", "--config", str(tmp_path / "config.json")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(lambda: ready(port) or process.poll() is not None, what="AIO worker /readyz", timeout=600)
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        client, got = publish_input(mqtt_broker, prefix)
-        assert got == GRAPH_OUTPUT
-        client.loop_stop()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert_worker_runs_the_graph(["--config", str(tmp_path / "config.json")], port, mqtt_broker, prefix)
 
 
 @pytest.mark.timeout(900)
