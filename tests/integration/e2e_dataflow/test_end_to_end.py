@@ -9,6 +9,7 @@ through the real mosquitto. Errors are read the way a user reads them: ``kubectl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import queue
@@ -390,13 +391,8 @@ class TestWorkersOfAControllerWithTheRegistryCaSetting:
     that neither the controller's nor the worker's system trust store knows)."""
 
     @pytest.fixture
-    def controller_config(self, tmp_path: Path, registry_tls: TlsRegistry) -> OperatorConfig:
-        return OperatorConfig(
-            worker_image="registry.test/wasmflow:test",
-            metrics_port=0,
-            cache_dir=tmp_path / "controller-cache",
-            registry_ca_file=registry_tls.ca_file,
-        )
+    def controller_config(self, controller_config: OperatorConfig, registry_tls: TlsRegistry) -> OperatorConfig:
+        return dataclasses.replace(controller_config, registry_ca_file=registry_tls.ca_file)
 
     def test_a_worker_pulls_its_modules_from_the_private_ca_registry_and_becomes_ready(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import subprocess
 import sys
@@ -451,13 +452,8 @@ class TestWithASmallModuleLimit:
     """A controller started with WASMFLOW_MAX_MODULE_BYTES=512: the WAT components (about 1 KiB) are over it."""
 
     @pytest.fixture
-    def controller_config(self, tmp_path: Path) -> OperatorConfig:
-        return OperatorConfig(
-            worker_image="registry.test/wasmflow:test",
-            metrics_port=0,
-            cache_dir=tmp_path / "controller-cache",
-            max_module_bytes=512,
-        )
+    def controller_config(self, controller_config: OperatorConfig) -> OperatorConfig:
+        return dataclasses.replace(controller_config, max_module_bytes=512)
 
     def test_an_oversize_component_is_stalled_too_large(
         self, controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry: Registry, tmp_path: Path
@@ -475,13 +471,8 @@ class TestWithTheRegistryCaSetting:
     """A controller started with WASMFLOW_REGISTRY_CA_FILE naming the TLS test registry's CA."""
 
     @pytest.fixture
-    def controller_config(self, tmp_path: Path, registry_tls: TlsRegistry) -> OperatorConfig:
-        return OperatorConfig(
-            worker_image="registry.test/wasmflow:test",
-            metrics_port=0,
-            cache_dir=tmp_path / "controller-cache",
-            registry_ca_file=registry_tls.ca_file,
-        )
+    def controller_config(self, controller_config: OperatorConfig, registry_tls: TlsRegistry) -> OperatorConfig:
+        return dataclasses.replace(controller_config, registry_ca_file=registry_tls.ca_file)
 
     def test_a_module_on_the_tls_registry_becomes_ready(
         self, controller: OperatorConfig, kube_client: ApiClient, namespace: str, registry_tls: TlsRegistry
