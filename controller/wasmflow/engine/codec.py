@@ -444,10 +444,6 @@ def _address_by_id(data: bytes) -> int:
     return id(data) + _BYTES_DATA
 
 
-def _address_by_cast(data: bytes) -> int:
-    return int(ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0)
-
-
 def _bytes_layout_ok() -> bool:
     probe = b"wasmflow probe \\xff"
     address = _address_by_id(probe)
@@ -458,7 +454,8 @@ def _bytes_layout_ok() -> bool:
     )
 
 
-_address: Callable[[bytes], int] = _address_by_id if _bytes_layout_ok() else _address_by_cast
+#: Only the fast path takes addresses of bytes, and it requires CPython's layout (fast_path_problems checks it).
+_address: Callable[[bytes], int] = _address_by_id
 
 # Constant names the C API reads by pointer; module constants, so they live as long as the process.
 _N_PAYLOAD, _N_TOPIC, _N_CONTENT_TYPE, _N_PROPERTIES, _N_TIMESTAMP = MESSAGE_FIELDS
