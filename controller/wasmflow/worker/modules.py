@@ -11,14 +11,17 @@ from pathlib import Path
 
 from wasmflow.api.aio_graph import AioModule
 from wasmflow.api.workerconfig import PinnedModule
-from wasmflow.errors import RegistryError
+from wasmflow.errors import ConfigError, RegistryError
 from wasmflow.oci import pull_component
 
 
 async def fetch_module(name: str, module: PinnedModule | AioModule, cache_dir: Path | None) -> bytes:
     """The pinned bytes of module ``name``; RegistryError when they are not the pinned ones."""
     if module.path:
-        data = await asyncio.to_thread(Path(module.path).read_bytes)
+        try:
+            data = await asyncio.to_thread(Path(module.path).read_bytes)
+        except OSError as exc:
+            raise ConfigError(f"module {name!r}: cannot read its file: {exc.strerror}", where=module.path) from exc
     else:
         reference = f"{module.reference.split('@')[0]}@{module.digest}"
         data = await pull_component(

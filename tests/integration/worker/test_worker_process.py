@@ -117,3 +117,36 @@ def test_messages_published_on_the_input_topic_arrive_transformed_on_the_output(
     client.loop_stop()
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+def test_a_module_file_that_is_missing_stops_the_worker_naming_the_module_and_the_file(
+    tmp_path: Path, mqtt_broker: BrokerEnv
+) -> None:
+    spec = DataflowSpec.model_validate(
+        {
+            "endpoints": {"broker": {"mqtt": {"url": mqtt_broker.url}}},
+            "nodes": [
+                {"name": "in", "type": "source", "endpoint": "broker", "topic": "t/in"},
+                {"name": "c", "type": "map", "module": "f2c"},
+                {"name": "out", "type": "sink", "endpoint": "broker", "topic": "t/out"},
+            ],
+            "edges": [{"from": "in", "to": "c"}, {"from": "c", "to": "out"}],
+        }
+    )
+    missing = tmp_path / "modules" / "f2c.wasm"
+    module = PinnedModule(digest="sha256:" + "0" * 64, path=str(missing), operator="map")  # type: ignore[arg-type]
+    config = WorkerConfig(
+        namespace="t", dataflow="temps", spec=spec, modules={"f2c": module}, http_port=free_port(),
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+    result = subprocess.run(
+        [WASMFLOW, "worker", "--config", str(tmp_path / "config.json")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"{missing}: module 'f2c': cannot read its file: No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr
