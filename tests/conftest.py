@@ -31,7 +31,7 @@ from tests.services import (
     stop_registries,
 )
 
-pytest_plugins = ["tests.components.fixtures"]
+pytest_plugins = ["tests.components.fixtures", "tests.fault_report"]
 
 
 @pytest.fixture(scope="session")

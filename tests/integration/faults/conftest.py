@@ -18,8 +18,6 @@ from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.workerconfig import PinnedModule
 
-Report = Callable[..., None]
-
 
 @pytest.fixture(scope="session")
 def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerEnv]:
@@ -29,18 +27,6 @@ def fault_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerEnv
         yield env
     finally:
         stop_broker(env)
-
-
-@pytest.fixture
-def report(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Report:
-    """``report(lost=0, duplicated=3, recovery_s=1.2)``: print the figures of this test, uncaptured."""
-
-    def say(**figures: Any) -> None:
-        text = " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
-        with capsys.disabled():
-            print(f"\nFAULT {request.node.name}: {text}")
-
-    return say
 
 
 def pinned(path: Path, kind: str, **fields: Any) -> PinnedModule:

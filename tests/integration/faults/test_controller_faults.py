@@ -24,8 +24,8 @@ import pytest
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 
 from tests.components.engine import wat
+from tests.fault_report import Report
 from tests.integration.conftest import wait_until
-from tests.integration.faults.conftest import Report
 from tests.kube_env import restart_apiserver
 from tests.services import KubeEnv, Registry
 from wasmflow.oci import Access, push_component

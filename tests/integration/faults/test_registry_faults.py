@@ -22,8 +22,8 @@ from kubernetes import client
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi
 
 from tests.components.engine import wat
+from tests.fault_report import Report
 from tests.integration.conftest import wait_until
-from tests.integration.faults.conftest import Report
 from tests.integration.faults.proxy import cutting_proxy
 from tests.integration.faults.workers import Collector, Publisher, WorkerProcess, pipeline_spec, publish, text_of
 from tests.mqtt_env import BrokerEnv

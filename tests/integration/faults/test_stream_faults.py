@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.components.engine import wat
+from tests.fault_report import Report
 from tests.integration.conftest import wait_until
-from tests.integration.faults.conftest import Report, pinned
+from tests.integration.faults.conftest import pinned
 from tests.integration.faults.workers import Collector, Publisher, WorkerProcess, pipeline_spec
 from tests.mqtt_env import BrokerEnv, restart_broker
 
