@@ -68,6 +68,12 @@ def _credentials(
     help="A manifest annotation (repeatable), e.g. org.opencontainers.image.source=https://...",
 )
 @click.option("--insecure", is_flag=True, help="Plain HTTP to the registry (a local or test registry).")
+@click.option(
+    "--allow-plain-http-credentials",
+    is_flag=True,
+    help="With --insecure, send the credentials over plain HTTP to a registry that is not on loopback (readable by "
+    "anyone on the path; refused without this flag).",
+)
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Trust this CA bundle.")
 @click.option("--username", "-u", help="Registry user name (the password comes from --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from the first line of stdin.")
@@ -81,6 +87,7 @@ def push_command(
     ref: str,
     annotations: tuple[str, ...],
     insecure: bool,
+    allow_plain_http_credentials: bool,
     ca_file: Path | None,
     username: str | None,
     password_stdin: bool,
@@ -112,7 +119,12 @@ def push_command(
     info = ComponentInfo(
         exports=tuple(report.exports), imports=tuple(i.name for i in report.imports), target=report.world
     )
-    access = Access(insecure=insecure, credentials=credentials, ca_file=ca_file)
+    access = Access(
+        insecure=insecure,
+        credentials=credentials,
+        ca_file=ca_file,
+        plain_http_credential_hosts=(reference.registry,) if allow_plain_http_credentials else (),
+    )
     try:
         result = asyncio.run(
             push_component(

@@ -18,6 +18,7 @@ from wasmflow.oci.cache import BlobCache, default_cache_dir
 from wasmflow.oci.errors import (
     CorruptContentError,
     DigestMismatchError,
+    InsecureCredentialsError,
     InvalidReferenceError,
     NotFoundError,
     OciError,
@@ -26,6 +27,7 @@ from wasmflow.oci.errors import (
     TooLargeError,
     UnauthorizedError,
     UnreachableError,
+    UnsafeRedirectError,
     UnsupportedArtifactError,
 )
 from wasmflow.oci.layouts import ArtifactKind, Layout
@@ -50,6 +52,7 @@ __all__ = [
     "CorruptContentError",
     "Credentials",
     "DigestMismatchError",
+    "InsecureCredentialsError",
     "InvalidReferenceError",
     "Layout",
     "NotFoundError",
@@ -63,6 +66,7 @@ __all__ = [
     "TooLargeError",
     "UnauthorizedError",
     "UnreachableError",
+    "UnsafeRedirectError",
     "UnsupportedArtifactError",
     "credentials_from_docker_config",
     "default_cache_dir",

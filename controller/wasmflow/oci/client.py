@@ -4,8 +4,17 @@
 ``/v2/<name>/blobs/uploads/``) over an ``httpx.AsyncClient`` it owns:
 
 * auth: anonymous first; on 401 it follows the challenge: Basic (credentials on every later request) or Bearer
-  (a token from the realm for the scope, cached per scope until it expires). Credentials go to a token realm over
-  plain HTTP only when the registry itself is insecure.
+  (a token from the realm for the scope, cached per scope until it expires). Credentials never cross the network in
+  clear: with ``insecure`` (plain HTTP) they are refused before any request unless the host is on loopback or listed
+  in ``plain_http_credential_hosts`` (InsecureCredentialsError); an HTTPS registry's token realm must be HTTPS too.
+  The Authorization header only ever goes to the registry's own origin (scheme, host, port).
+* redirects: only as registries use them. A blob download may be sent to storage elsewhere (same scheme or
+  stronger, at most ``_MAX_REDIRECTS`` hops, without our Authorization); a manifest request only within the
+  registry's origin; nothing else is followed. Anything else is UnsafeRedirectError: followed, a redirect to an
+  internal address would make the controller a probe of it.
+* what a registry says back is bounded and never echoed raw: manifests and blobs by their size limits, error bodies
+  to 4 KiB of which only the distribution error JSON (``errors[].code`` and ``message``, sanitized and cut) reaches
+  a message, and only from the registry's own origin; a token answer to 64 KiB.
 * TLS: the system's trusted CAs, plus the CA bundle given (``ca_file``, as docker's ``certs.d/<host>/ca.crt``: a
   private registry's CA, without distrusting public registries); plain HTTP only when ``insecure`` is set.
 * retries: connection failures, timeouts, resets, 5xx and 429 are retried with exponential backoff and jitter, a
@@ -20,11 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import ipaddress
 import json
 import logging
+import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +52,7 @@ from wasmflow.oci.digests import digest_of, read_verified, sha256_digest
 from wasmflow.oci.errors import (
     CorruptContentError,
     DigestMismatchError,
+    InsecureCredentialsError,
     InvalidReferenceError,
     NotFoundError,
     OciError,
@@ -48,10 +61,11 @@ from wasmflow.oci.errors import (
     TooLargeError,
     UnauthorizedError,
     UnreachableError,
+    UnsafeRedirectError,
     UnsupportedArtifactError,
 )
 from wasmflow.oci.manifest import Descriptor, parse_manifest
-from wasmflow.oci.reference import Reference
+from wasmflow.oci.reference import Reference, parse_digest
 from wasmflow.oci.transfer import DEFAULT_MAX_BLOB_BYTES, DEFAULT_MAX_MANIFEST_BYTES, FetchedManifest, RetryPolicy
 
 __all__ = ["RegistryClient"]
@@ -59,9 +73,27 @@ __all__ = ["RegistryClient"]
 log = logging.getLogger(__name__)
 
 _ERROR_BODY_LIMIT = 4096
+#: A token answer is a few KiB (a JWT and its lifetime); anything past this is not one.
+_MAX_TOKEN_BYTES = 64 * 1024
+#: A blob download redirected to storage takes one hop, a CDN in front of it another; five is generous.
+_MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: How much of the registry's error JSON reaches a message: a few errors, each cut, printable characters only.
+_ERRORS_SHOWN = 3
+_ERROR_MESSAGE_CHARS = 120
+_ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _CHUNK = 256 * 1024
 _DEFAULT_TOKEN_LIFETIME_S = 60.0
 _T = TypeVar("_T")
+_Origin = tuple[str, str, int]
+
+
+class _Redirects(enum.Enum):
+    """Which redirects a request may follow."""
+
+    NONE = "none"  # uploads, manifest pushes, token requests: a redirect is an unexpected answer
+    SAME_ORIGIN = "same-origin"  # manifests: within the registry (a path canonicalised), never elsewhere
+    STORAGE = "storage"  # blob downloads: to storage anywhere, same scheme or stronger, without our Authorization
 
 
 @dataclass
@@ -91,6 +123,8 @@ class RegistryClient:
     """A client for the registry ``host[:port]``; use it as an async context manager (it owns connections).
 
     ``transport`` replaces the network (an ``httpx.AsyncBaseTransport``); the tests use real registries instead.
+    ``plain_http_credential_hosts`` lists the hosts (``host`` or ``host:port``) to which credentials may go over
+    plain HTTP besides loopback ones. ``clock`` (seconds, monotonic) decides when a token has expired.
     """
 
     def __init__(
@@ -103,18 +137,23 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout | float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        plain_http_credential_hosts: Collection[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry
         self.insecure = insecure
         self.retry = retry or RetryPolicy()
         self._credentials = credentials
         self._auth = _Auth()
+        self._plain_http_hosts = frozenset(host.strip().lower() for host in plain_http_credential_hosts)
+        self._clock = clock
         scheme = "http" if insecure else "https"
         self.base_url = httpx.URL(f"{scheme}://{registry}")
+        self._origin = _origin_of(self.base_url)
         self._http = httpx.AsyncClient(
             verify=_tls_context(ca_file) if ca_file is not None and not insecure else True,
             timeout=timeout,
-            follow_redirects=True,
+            follow_redirects=False,  # followed by hand, as registries use them (_send)
             transport=transport,
             headers={"User-Agent": f"wasmflow/{__version__}", "Accept-Encoding": "identity"},
             trust_env=False,
@@ -139,18 +178,31 @@ class RegistryClient:
     async def resolve(self, ref: Reference) -> Descriptor:
         """The manifest descriptor ``ref`` names now (a tag resolved to its digest), without downloading blobs.
 
-        HEAD first; if the registry gives no ``Docker-Content-Digest`` the manifest is fetched and hashed.
+        HEAD first; if the registry gives no ``Docker-Content-Digest`` the manifest is fetched and hashed. A digest
+        the HEAD gives is checked before it is believed: a digest at all, of an algorithm we verify (else
+        CorruptContentError); a pull of ``ref`` pinned to it then verifies the manifest's bytes against it.
         """
         self._check(ref)
         url = self._url(ref, "manifests", ref.identifier)
 
         async def head() -> Descriptor | None:
-            async with self._exchange("HEAD", url, ref, _pull_scope(ref), headers={"Accept": mt.ACCEPT_MANIFESTS}) as r:
+            async with self._exchange(
+                "HEAD",
+                url,
+                ref,
+                _pull_scope(ref),
+                headers={"Accept": mt.ACCEPT_MANIFESTS},
+                redirects=_Redirects.SAME_ORIGIN,
+            ) as r:
                 await self._expect(r, (200,), ref, what=f"manifest {ref.identifier}")
                 digest = r.headers.get("docker-content-digest")
                 media_type = _base_type(r.headers.get("content-type")) or mt.OCI_MANIFEST
-                size = int(r.headers.get("content-length") or 0)
-            if not digest or (ref.digest and digest != ref.digest):
+                length = r.headers.get("content-length") or ""
+                size = int(length) if length.isdigit() else 0
+            if not digest:
+                return None
+            _check_served_digest(digest, ref, "HEAD of the manifest")
+            if ref.digest and digest != ref.digest:
                 return None
             return Descriptor(media_type=media_type, digest=digest, size=size)
 
@@ -167,7 +219,14 @@ class RegistryClient:
 
         async def get() -> FetchedManifest:
             buffer = bytearray()
-            async with self._exchange("GET", url, ref, _pull_scope(ref), headers={"Accept": mt.ACCEPT_MANIFESTS}) as r:
+            async with self._exchange(
+                "GET",
+                url,
+                ref,
+                _pull_scope(ref),
+                headers={"Accept": mt.ACCEPT_MANIFESTS},
+                redirects=_Redirects.SAME_ORIGIN,
+            ) as r:
                 await self._expect(r, (200,), ref, what=f"manifest {ref.identifier}")
                 _check_length(r, max_bytes, None, ref, "the manifest")
                 digest = await read_verified(
@@ -181,7 +240,9 @@ class RegistryClient:
                 served = r.headers.get("docker-content-digest")
                 content_type = r.headers.get("content-type")
             raw = bytes(buffer)
-            if served and not ref.digest and _comparable(served) and digest_of(raw, served) != served:
+            if served:
+                _check_served_digest(served, ref, "the manifest")
+            if served and digest_of(raw, served) != served:
                 raise CorruptContentError(
                     f"the registry says the manifest is {served}, its content hashes to {digest_of(raw, served)}",
                     reference=str(ref),
@@ -214,7 +275,7 @@ class RegistryClient:
 
         async def get() -> bytes:
             buffer = bytearray()
-            async with self._exchange("GET", url, ref, _pull_scope(ref)) as r:
+            async with self._exchange("GET", url, ref, _pull_scope(ref), redirects=_Redirects.STORAGE) as r:
                 await self._expect(r, (200,), ref, what=what)
                 _check_length(r, max_bytes, size, ref, what)
                 await read_verified(
@@ -231,7 +292,7 @@ class RegistryClient:
         url = self._url(ref, "blobs", digest)
 
         async def head() -> bool:
-            async with self._exchange("HEAD", url, ref, _push_scope(ref)) as r:
+            async with self._exchange("HEAD", url, ref, _push_scope(ref), redirects=_Redirects.STORAGE) as r:
                 if r.status_code == 404:
                     return False
                 await self._expect(r, (200,), ref, what=f"blob {digest}")
@@ -319,15 +380,33 @@ class RegistryClient:
     # ----------------------------------------------------------------------------------------------- plumbing
 
     def _check(self, ref: Reference) -> None:
+        """Refuse before any request: another registry's reference, or credentials that would go in clear."""
         if ref.registry != self.registry:
             raise InvalidReferenceError(
                 f"this client talks to {self.registry}, not {ref.registry}", reference=str(ref), part="host"
             )
+        if self.insecure and self._credentials is not None and not self._plain_http_allowed(self.registry):
+            raise InsecureCredentialsError(
+                f"credentials for {self.registry} would be sent over plain HTTP (insecure), readable by anyone on "
+                "the path, so nothing was sent: serve the registry over TLS (drop insecure; a private CA is "
+                "trusted with the controller's WASMFLOW_REGISTRY_CA_FILE or wasmflow push --ca-file), or allow "
+                f"credentials over plain HTTP to {self.registry} explicitly (the controller's "
+                "WASMFLOW_REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS, chart value registry.plainHttpCredentialHosts; "
+                "wasmflow push --allow-plain-http-credentials)",
+                reference=str(ref),
+                host=self.registry,
+            )
+
+    def _plain_http_allowed(self, host: str) -> bool:
+        """Whether credentials may go to ``host`` (``host[:port]``) over plain HTTP: loopback, or listed."""
+        name = _host_name(host)
+        return _is_loopback(name) or host.lower() in self._plain_http_hosts or name in self._plain_http_hosts
 
     def _url(self, ref: Reference, kind: str, tail: str) -> str:
         return str(self.base_url.join(f"/v2/{ref.repository}/{kind}/{tail}"))
 
     def _location(self, response: httpx.Response, ref: Reference) -> str:
+        """Where an upload goes on: the registry's own origin only (our Authorization goes with it)."""
         location = response.headers.get("location")
         if not location:
             raise ServerError(
@@ -335,7 +414,14 @@ class RegistryClient:
                 reference=str(ref),
                 status=response.status_code,
             )
-        return str(response.url.join(location))
+        target = _join(response.url, location, ref)
+        if _origin_of(target) != self._origin:
+            raise UnsafeRedirectError(
+                f"the registry sent the upload on to {_describe_origin(target)}, not to itself ({self.base_url}): "
+                "refused, an upload and its credentials stay with the registry",
+                reference=str(ref),
+            )
+        return str(target)
 
     async def _with_retries(self, operation: Callable[[], Awaitable[_T]], ref: Reference) -> _T:
         attempts = max(1, self.retry.attempts)
@@ -367,15 +453,16 @@ class RegistryClient:
         *,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        redirects: _Redirects = _Redirects.NONE,
     ) -> AsyncIterator[httpx.Response]:
         """One request with auth handled, as a streamed response closed on exit; transient failures raise _Transient.
 
         Network errors while the caller reads the body are translated too.
         """
-        response = await self._send_authorized(method, url, ref, scope, headers or {}, content)
+        response = await self._send_authorized(method, url, ref, scope, headers or {}, content, redirects)
         try:
             if response.status_code >= 500 or response.status_code == 429:
-                detail = await _error_detail(response)
+                detail = await self._error_detail(response)
                 raise _Transient(
                     ServerError(
                         f"{method} {response.url.path} answered {response.status_code}{detail}",
@@ -390,17 +477,25 @@ class RegistryClient:
             await response.aclose()
 
     async def _send_authorized(
-        self, method: str, url: str, ref: Reference, scope: str, headers: Mapping[str, str], content: bytes | None
+        self,
+        method: str,
+        url: str,
+        ref: Reference,
+        scope: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        redirects: _Redirects,
     ) -> httpx.Response:
-        response = await self._send(method, url, ref, {**headers, **self._auth_header(scope)}, content)
-        if response.status_code != 401:
+        response = await self._send(method, url, ref, {**headers, **self._auth_header(scope)}, content, redirects)
+        # Only the registry's own challenge is answered: a 401 from storage it redirected to is not its to make.
+        if response.status_code != 401 or _origin_of(response.url) != self._origin:
             return response
         challenges = parse_challenges(response.headers.get("www-authenticate", ""))
         await response.aclose()
         authorization = await self._authenticate(challenges, scope, ref)
-        response = await self._send(method, url, ref, {**headers, "Authorization": authorization}, content)
+        response = await self._send(method, url, ref, {**headers, "Authorization": authorization}, content, redirects)
         if response.status_code == 401:
-            detail = await _error_detail(response)
+            detail = await self._error_detail(response)
             await response.aclose()
             raise UnauthorizedError(
                 f"the registry refused the credentials{detail}"
@@ -411,15 +506,55 @@ class RegistryClient:
         return response
 
     async def _send(
-        self, method: str, url: str, ref: Reference, headers: Mapping[str, str], content: bytes | None
+        self,
+        method: str,
+        url: str,
+        ref: Reference,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        redirects: _Redirects,
     ) -> httpx.Response:
-        request = self._http.build_request(method, url, headers=headers, content=content)
-        with _network_errors(self, ref):
-            return await self._http.send(request, stream=True)
+        """Send, following redirects only as ``redirects`` allows; Authorization only to the registry's origin."""
+        target = httpx.URL(url)
+        for hop in range(_MAX_REDIRECTS + 1):
+            sent = headers if _origin_of(target) == self._origin else _without_authorization(headers)
+            request = self._http.build_request(method, target, headers=sent, content=content)
+            with _network_errors(self, ref):
+                response = await self._http.send(request, stream=True)
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECT_STATUSES or not location or redirects is _Redirects.NONE:
+                return response
+            await response.aclose()
+            following = _join(response.url, location, ref)
+            self._check_redirect(response.url, following, redirects, ref, hop)
+            target = following
+        raise AssertionError("unreachable")  # pragma: no cover - _check_redirect refuses the hop past the limit
+
+    def _check_redirect(
+        self, source: httpx.URL, target: httpx.URL, redirects: _Redirects, ref: Reference, hop: int
+    ) -> None:
+        """Refuse a redirect registries do not send; the message names where it pointed (not what is there)."""
+        where = f"the registry redirected {source.path} to {_describe_origin(target)}"
+        if hop + 1 > _MAX_REDIRECTS:
+            raise UnsafeRedirectError(f"{where}: more than {_MAX_REDIRECTS} redirects, refused", reference=str(ref))
+        if target.scheme not in ("http", "https"):
+            raise UnsafeRedirectError(f"{where}: not HTTP, refused", reference=str(ref))
+        if source.scheme == "https" and target.scheme != "https":
+            raise UnsafeRedirectError(
+                f"{where}: from HTTPS to plain HTTP, refused (a redirect may keep or raise the protection, never "
+                "drop it)",
+                reference=str(ref),
+            )
+        if redirects is _Redirects.SAME_ORIGIN and _origin_of(target) != self._origin:
+            raise UnsafeRedirectError(
+                f"{where}: a manifest is served by the registry itself, only blob downloads may be sent to storage "
+                "elsewhere; refused",
+                reference=str(ref),
+            )
 
     def _auth_header(self, scope: str) -> dict[str, str]:
         token = self._auth.tokens.get(scope)
-        if token is not None and token.expires > time.monotonic():
+        if token is not None and token.expires > self._clock():
             return {"Authorization": token.header}
         if self._auth.basic and self._credentials is not None:
             return {"Authorization": self._credentials.basic_header()}
@@ -445,18 +580,40 @@ class RegistryClient:
             f"the registry answered 401 with no usable challenge (schemes: {schemes})", reference=str(ref)
         )
 
-    async def _fetch_token(self, challenge: Challenge, scope: str, ref: Reference) -> _Token:
+    def _realm(self, challenge: Challenge, ref: Reference) -> httpx.URL:
+        """The token realm, refused when a token (and the credentials asking for it) would travel in clear."""
         realm = challenge.realm
         if not realm:
             raise UnauthorizedError("the registry's bearer challenge names no realm", reference=str(ref))
-        realm_url = httpx.URL(realm)
-        credentials = self._credentials
-        if credentials is not None and realm_url.scheme != "https" and not self.insecure:
-            raise UnauthorizedError(
-                f"the token realm {realm_url.host} is plain HTTP: credentials are not sent there "
-                "(set insecure to allow it)",
+        try:
+            realm_url = httpx.URL(realm)
+        except httpx.InvalidURL as exc:
+            raise UnauthorizedError("the registry's bearer realm is not a URL", reference=str(ref)) from exc
+        if realm_url.scheme not in ("http", "https") or not realm_url.host:
+            raise UnauthorizedError("the registry's bearer realm is not an HTTP(S) URL", reference=str(ref))
+        if realm_url.scheme == "https":
+            return realm_url
+        host = _describe_origin(realm_url)
+        if not self.insecure:
+            raise InsecureCredentialsError(
+                f"the registry (HTTPS) sends for tokens to a plain-HTTP realm ({host}): a token there travels in "
+                "clear, so none was asked for; the registry's token service must be HTTPS",
                 reference=str(ref),
+                host=host,
             )
+        if self._credentials is not None and not self._plain_http_allowed(_host_port(realm_url)):
+            raise InsecureCredentialsError(
+                f"credentials would be sent over plain HTTP to the token realm {host}, so nothing was sent: serve "
+                "it over TLS, or allow credentials over plain HTTP to that host explicitly (the controller's "
+                "WASMFLOW_REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS; wasmflow push --allow-plain-http-credentials)",
+                reference=str(ref),
+                host=host,
+            )
+        return realm_url
+
+    async def _fetch_token(self, challenge: Challenge, scope: str, ref: Reference) -> _Token:
+        realm_url = self._realm(challenge, ref)
+        credentials = self._credentials
         scopes = [scope] + ([challenge.params["scope"]] if challenge.params.get("scope", scope) != scope else [])
         params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in scopes]
         if "service" in challenge.params:
@@ -476,31 +633,13 @@ class RegistryClient:
             )
             request = self._http.build_request("GET", realm_url.copy_merge_params(params), headers=auth)
         with _network_errors(self, ref):
-            response = await self._http.send(request)
-        if response.status_code in (401, 403):
-            raise UnauthorizedError(
-                f"the token service at {realm_url.host} refused the "
-                + ("credentials" if credentials is not None else "anonymous request")
-                + f" ({response.status_code})",
-                reference=str(ref),
-            )
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Transient(
-                ServerError(
-                    f"the token service at {realm_url.host} answered {response.status_code}",
-                    reference=str(ref),
-                    status=response.status_code,
-                ),
-                retry_after=_retry_after(response),
-            )
-        if response.status_code != 200:
-            raise ServerError(
-                f"the token service at {realm_url.host} answered {response.status_code}",
-                reference=str(ref),
-                status=response.status_code,
-            )
+            response = await self._http.send(request, stream=True)
         try:
-            document = json.loads(response.content[:65536])
+            body = await self._token_answer(response, realm_url, ref)
+        finally:
+            await response.aclose()
+        try:
+            document = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UnauthorizedError(
                 f"the token service at {realm_url.host} answered with something that is not JSON", reference=str(ref)
@@ -511,14 +650,50 @@ class RegistryClient:
         lifetime = document.get("expires_in")
         seconds = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else _DEFAULT_TOKEN_LIFETIME_S
         # Renew a little early so a token never expires between our check and the registry's.
-        return _Token(header=f"Bearer {token}", expires=time.monotonic() + seconds * 0.9)
+        return _Token(header=f"Bearer {token}", expires=self._clock() + seconds * 0.9)
+
+    async def _token_answer(self, response: httpx.Response, realm_url: httpx.URL, ref: Reference) -> bytes:
+        """The body of a 200 token answer, at most _MAX_TOKEN_BYTES; any other status is the error saying why."""
+        status = response.status_code
+        if status in (401, 403):
+            raise UnauthorizedError(
+                f"the token service at {realm_url.host} refused the "
+                + ("credentials" if self._credentials is not None else "anonymous request")
+                + f" ({status})",
+                reference=str(ref),
+            )
+        if status >= 500 or status == 429:
+            raise _Transient(
+                ServerError(
+                    f"the token service at {realm_url.host} answered {status}", reference=str(ref), status=status
+                ),
+                retry_after=_retry_after(response),
+            )
+        if status != 200:
+            raise ServerError(
+                f"the token service at {realm_url.host} answered {status}", reference=str(ref), status=status
+            )
+        body = bytearray()
+        with _network_errors(self, ref):
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > _MAX_TOKEN_BYTES:
+                    raise UnauthorizedError(
+                        f"the token service at {realm_url.host} sent more than {_MAX_TOKEN_BYTES} bytes: not a token "
+                        "answer, refused",
+                        reference=str(ref),
+                    )
+        return bytes(body)
+
+    async def _error_detail(self, response: httpx.Response) -> str:
+        return (await _error_codes(response, self._origin))[1]
 
     async def _expect(self, response: httpx.Response, ok: tuple[int, ...], ref: Reference, *, what: str) -> None:
         """Translate any status outside ``ok`` into the error that says why."""
         status = response.status_code
         if status in ok:
             return
-        codes, detail = await _error_codes(response)
+        codes, detail = await _error_codes(response, self._origin)
         where = str(ref)
         if status == 404:
             if "NAME_UNKNOWN" in codes:
@@ -615,8 +790,68 @@ def _base_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip() if content_type else None
 
 
-def _comparable(digest: str) -> bool:
-    return digest.split(":", 1)[0] in ("sha256", "sha512")
+def _check_served_digest(digest: str, ref: Reference, what: str) -> None:
+    """A ``Docker-Content-Digest`` must be a digest we verify before anything is compared with it or returned."""
+    try:
+        parse_digest(digest)
+    except InvalidReferenceError as exc:
+        raise CorruptContentError(
+            f"the registry names {what} by a Docker-Content-Digest that is not one we verify ({exc.message}): "
+            "nothing it names that way is believed",
+            reference=str(ref),
+            actual=_clean(digest, 80),
+        ) from exc
+
+
+def _origin_of(url: httpx.URL) -> _Origin:
+    """(scheme, host, port) with the scheme's default port filled in: what 'the same server' means here."""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host.lower(), port
+
+
+def _host_port(url: httpx.URL) -> str:
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{url.port}" if url.port else host
+
+
+def _describe_origin(url: httpx.URL) -> str:
+    """``scheme://host[:port]`` of ``url``: where it points, without its path or query (which may carry secrets)."""
+    return f"{url.scheme}://{_host_port(url)}"
+
+
+def _host_name(host_port: str) -> str:
+    """The host of ``host[:port]`` (an IPv6 address without its brackets), lower-case."""
+    try:
+        return httpx.URL(f"http://{host_port}").host.lower()
+    except httpx.InvalidURL:
+        return host_port.lower()
+
+
+def _is_loopback(name: str) -> bool:
+    """``localhost`` or a loopback address: traffic that never leaves the machine (no DNS name is trusted to)."""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _join(base: httpx.URL, location: str, ref: Reference) -> httpx.URL:
+    try:
+        return base.join(location)
+    except httpx.InvalidURL as exc:
+        raise UnsafeRedirectError("the registry sent a Location that is not a URL", reference=str(ref)) from exc
+
+
+def _without_authorization(headers: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in headers.items() if key.lower() != "authorization"}
+
+
+def _clean(text: str, limit: int) -> str:
+    """``text`` with control characters blanked, whitespace collapsed, cut to ``limit`` characters."""
+    collapsed = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return collapsed if len(collapsed) <= limit else collapsed[: limit - 3] + "..."
 
 
 def _check_length(response: httpx.Response, limit: int, size: int | None, ref: Reference, what: str) -> None:
@@ -659,10 +894,18 @@ async def _read_some(response: httpx.Response, limit: int = _ERROR_BODY_LIMIT) -
     return bytes(body[:limit])
 
 
-async def _error_codes(response: httpx.Response) -> tuple[set[str], str]:
-    """The distribution error codes in the body, and a ``: message`` suffix for ours (empty when none)."""
+async def _error_codes(response: httpx.Response, origin: _Origin) -> tuple[set[str], str]:
+    """The distribution error codes in the body, and a ``: message`` suffix for ours (empty when none).
+
+    Only the registry's own structured errors (``{"errors": [{"code", "message"}]}``) are read, and only from its
+    own origin: at most _ERRORS_SHOWN of them, codes that look like codes, messages cut and stripped of control
+    characters. Anything else (an HTML page, the answer of whatever a redirect pointed to) is never quoted: at
+    most its size is said.
+    """
     if response.request.method == "HEAD":
         return set(), ""
+    if _origin_of(response.url) != origin:
+        return set(), f" (from {_describe_origin(response.url)}, body not shown)"
     body = await _read_some(response)
     try:
         document = json.loads(body)
@@ -670,12 +913,21 @@ async def _error_codes(response: httpx.Response) -> tuple[set[str], str]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         errors = None
     if not isinstance(errors, list):
-        text = body.decode("utf-8", "replace").strip().splitlines()
-        return set(), f": {text[0][:200]}" if text else ""
-    codes = {str(e.get("code")) for e in errors if isinstance(e, dict) and e.get("code")}
-    messages = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
-    return codes, f": {'; '.join(messages)[:300]}" if messages else ""
-
-
-async def _error_detail(response: httpx.Response) -> str:
-    return (await _error_codes(response))[1]
+        if not body:
+            return set(), ""
+        size = f"{len(body)}+" if len(body) >= _ERROR_BODY_LIMIT else str(len(body))
+        return set(), f" (a body of {size} bytes that is not a distribution error, not shown)"
+    codes: set[str] = set()
+    shown: list[str] = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        code = error.get("code")
+        code = code if isinstance(code, str) and _ERROR_CODE.match(code) else None
+        if code is not None:
+            codes.add(code)
+        message = error.get("message")
+        text = _clean(message, _ERROR_MESSAGE_CHARS) if isinstance(message, str) else ""
+        if (code or text) and len(shown) < _ERRORS_SHOWN:
+            shown.append(f"{code}: {text}" if code and text else code or text)
+    return codes, f": {'; '.join(shown)}" if shown else ""

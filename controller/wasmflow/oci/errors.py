@@ -14,6 +14,8 @@ the part that is wrong, the media type found or the digests compared; they never
         │   └── CorruptContentError   DigestMismatch      yes  served bytes do not match their own digest or size
         ├── TooLargeError             TooLarge            no   a manifest or blob is over the size limit
         ├── UnsupportedArtifactError  UnsupportedArtifact no   not a Wasm component / graph (``found`` names it)
+        ├── InsecureCredentialsError  InsecureCredentials no   credentials or a token would travel over plain HTTP
+        ├── UnsafeRedirectError       UnsafeRedirect      no   a redirect a registry has no business sending
         ├── UnreachableError          Unreachable         yes  refused, reset, timed out, TLS failure
         └── ServerError               ServerError         yes  5xx or 429 after the retries (other 4xx: no)
 """
@@ -27,6 +29,7 @@ from wasmflow.errors import RegistryError
 __all__ = [
     "CorruptContentError",
     "DigestMismatchError",
+    "InsecureCredentialsError",
     "InvalidReferenceError",
     "NotFoundError",
     "OciError",
@@ -35,6 +38,7 @@ __all__ = [
     "TooLargeError",
     "UnauthorizedError",
     "UnreachableError",
+    "UnsafeRedirectError",
     "UnsupportedArtifactError",
 ]
 
@@ -116,6 +120,26 @@ class UnsupportedArtifactError(OciError):
     def __init__(self, message: str, *, reference: str | None = None, found: str = "") -> None:
         self.found = found
         super().__init__(message, reference=reference)
+
+
+class InsecureCredentialsError(OciError):
+    """Credentials (or a token obtained with them) would cross the network in clear: refused before any is sent.
+
+    ``host`` is the registry or token host; the message says how to allow it (a host on loopback always is).
+    """
+
+    reason = "InsecureCredentials"
+
+    def __init__(self, message: str, *, reference: str | None = None, host: str = "") -> None:
+        self.host = host
+        super().__init__(message, reference=reference)
+
+
+class UnsafeRedirectError(OciError):
+    """The registry redirected a request where registries do not (a manifest to another host, https to http, more
+    hops than a blob download to storage takes): followed, it would make us a probe of whatever it points to."""
+
+    reason = "UnsafeRedirect"
 
 
 class UnreachableError(OciError):

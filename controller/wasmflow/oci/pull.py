@@ -53,13 +53,18 @@ WASM_MAGIC = b"\0asm"
 
 @dataclass(frozen=True)
 class Access:
-    """How to reach a registry: plain HTTP or TLS (with an optional private CA), credentials, patience."""
+    """How to reach a registry: plain HTTP or TLS (with an optional private CA), credentials, patience.
+
+    ``plain_http_credential_hosts``: hosts (``host`` or ``host:port``) to which credentials may go over plain HTTP
+    (``insecure``) besides loopback ones; to any other the credentials are refused (InsecureCredentialsError).
+    """
 
     insecure: bool = False
     credentials: Credentials | None = None
     ca_file: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 30.0
+    plain_http_credential_hosts: tuple[str, ...] = ()
 
     def client(self, registry: str) -> RegistryClient:
         # Imported here, on the first exchange with a registry: answering from the cache needs no HTTP stack.
@@ -72,6 +77,7 @@ class Access:
             ca_file=self.ca_file,
             retry=self.retry,
             timeout=self.timeout,
+            plain_http_credential_hosts=self.plain_http_credential_hosts,
         )
 
 
@@ -156,16 +162,22 @@ async def pull_component(
     ca_file: Path | None = None,
     expected_digest: str | None = None,
     max_bytes: int | None = None,
+    plain_http_credential_hosts: tuple[str, ...] = (),
 ) -> bytes:
     """The verified bytes of the component ``reference`` names (``@sha256:...`` pins it).
 
     Credentials: ``credentials``, else the entry for the registry in the ``docker_config`` file (a mounted
-    ``.dockerconfigjson``), else anonymous.
+    ``.dockerconfigjson``), else anonymous. See ``Access`` for ``plain_http_credential_hosts``.
     """
     ref = parse_reference(reference)
     if credentials is None and docker_config is not None:
         credentials = await asyncio.to_thread(load_docker_config, docker_config, ref.registry)
-    access = Access(insecure=insecure, credentials=credentials, ca_file=ca_file)
+    access = Access(
+        insecure=insecure,
+        credentials=credentials,
+        ca_file=ca_file,
+        plain_http_credential_hosts=plain_http_credential_hosts,
+    )
     artifact = await pull_artifact(
         ref, access=access, expected_digest=expected_digest, cache_dir=cache_dir, max_bytes=max_bytes
     )

@@ -43,6 +43,9 @@ class OperatorConfig:
     #: A PEM bundle of CAs trusted for registries served over TLS, in addition to the system's (a private
     #: registry's CA, mounted from a Secret or ConfigMap); None: the system's only.
     registry_ca_file: Path | None = None
+    #: Registry hosts (``host`` or ``host:port``) to which a module's credentials may go over plain HTTP
+    #: (``insecure: true``), besides loopback ones; to any other they are refused and the module is Stalled.
+    registry_plain_http_credential_hosts: tuple[str, ...] = ()
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -88,6 +91,9 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         ) from None
     registry_ca_file = _existing_file(env, "REGISTRY_CA_FILE")
     secrets = tuple(s.strip() for s in env.get(ENV_PREFIX + "WORKER_IMAGE_PULL_SECRETS", "").split(",") if s.strip())
+    plain_http_hosts = tuple(
+        h.strip() for h in env.get(ENV_PREFIX + "REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS", "").split(",") if h.strip()
+    )
     return OperatorConfig(
         worker_image=env.get(ENV_PREFIX + "WORKER_IMAGE") or defaults.worker_image,
         worker_image_pull_policy=pull_policy,
@@ -99,4 +105,5 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         request_timeout=timeout,
         events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,
         registry_ca_file=registry_ca_file,
+        registry_plain_http_credential_hosts=plain_http_hosts,
     )

@@ -310,6 +310,7 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         credentials=credentials,
         ca_file=config.registry_ca_file,
         timeout=config.request_timeout,
+        plain_http_credential_hosts=config.registry_plain_http_credential_hosts,
     )
     try:
         artifact = await pull_artifact(

@@ -30,6 +30,9 @@ async def fetch_module(name: str, module: PinnedModule | AioModule, cache_dir: P
             docker_config=Path(module.pull_secret_file) if module.pull_secret_file else None,
             ca_file=Path(module.ca_file) if module.ca_file else None,
             cache_dir=cache_dir,
+            # The controller pinned this module only after its own pull with these credentials, which it refuses
+            # over plain HTTP unless its settings allow the host: the worker follows that verdict.
+            plain_http_credential_hosts=(reference.split("/", 1)[0],) if module.insecure else (),
         )
     digest = await asyncio.to_thread(_sha256, data)  # hashlib leaves the GIL: other modules load meanwhile
     if digest != module.digest:
