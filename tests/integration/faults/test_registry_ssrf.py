@@ -43,7 +43,7 @@ from wasmflow.operator.config import OperatorConfig
 ECHO = wat.operator("map", "(nop)")
 #: What an internal service (a metadata endpoint, an admin API) would hand anyone who asks.
 SECRET = "internal-token-" + uuid.uuid4().hex
-INTERNAL_PAGE = f"<html><body>admin console\naccess_token={SECRET}\n</body></html>".encode()
+INTERNAL_PAGE = f"<html><body>admin console: access_token={SECRET}</body></html>\n".encode()
 
 
 def pushed(registry_host: str, access: Access) -> str:
