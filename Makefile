@@ -102,7 +102,7 @@ system-packages: ## Debian packages: docker-registry, mosquitto, openssl
 	hack/install-system-packages.sh
 
 .PHONY: kube-binaries
-kube-binaries: ## Build kube-apiserver, kubectl, etcd and helm from their Go modules (cached)
+kube-binaries: ## Build kube-apiserver, kubectl, etcd, helm and the registry token service from their Go modules (cached)
 	hack/build-kube.sh all
 
 .PHONY: toolchains

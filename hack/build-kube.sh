@@ -3,14 +3,18 @@
 #   kube-apiserver and kubectl  k8s.io/kubernetes (staging modules replaced by their published v0.Y.Z)
 #   etcd                        go.etcd.io/etcd/server/v3 (its main package is the module root)
 #   helm                        helm.sh/helm/v4/cmd/helm
+#   token-server                github.com/docker/distribution/contrib/token-server: the distribution project's own
+#                               registry token service (bearer tokens, OAuth2 refresh-token grant), of the 2.8 line
+#                               the Debian docker-registry package is (hack/registry.sh runs it for the token world)
 # Only the first run on a machine pays for the build (Go module and build caches live under $WASMFLOW_CACHE/go);
 # later runs find $WASMFLOW_CACHE/bin/<name>-<version> and return at once without starting Go.
 # Needs Go >= the pinned modules' go directive (1.26): /usr/local/go/bin/go, else `go` on PATH, or $GO.
 #
-# usage: hack/build-kube.sh [all|kube-apiserver|kubectl|etcd|helm]   (default: all)
+# usage: hack/build-kube.sh [all|kube-apiserver|kubectl|etcd|helm|token-server]   (default: all)
 #        hack/build-kube.sh --print-path NAME   builds NAME if missing, then prints its path (the only stdout)
 #        hack/build-kube.sh --version NAME      prints the pinned version of NAME
-# Override a pin with KUBE_VERSION, ETCD_VERSION or HELM_VERSION (each version gets its own cached binary).
+# Override a pin with KUBE_VERSION, ETCD_VERSION, HELM_VERSION or DISTRIBUTION_VERSION (each version gets its own
+# cached binary).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -19,15 +23,18 @@ source "$(dirname "$0")/lib.sh"
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
+# The last release line whose module has contrib/token-server (removed from the v3 tree); +incompatible: no go.mod.
+DISTRIBUTION_VERSION="${DISTRIBUTION_VERSION:-v2.8.3}"
 BIN_DIR="$WASMFLOW_CACHE/bin"
 GO_DIR="$WASMFLOW_CACHE/go"
-NAMES=(etcd kube-apiserver kubectl helm)
+NAMES=(etcd kube-apiserver kubectl helm token-server)
 
 version_of() {
   case $1 in
     kube-apiserver | kubectl) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
+    token-server) echo "$DISTRIBUTION_VERSION" ;;
     *) die "unknown binary '$1' (expected one of: ${NAMES[*]})" ;;
   esac
 }
@@ -141,10 +148,15 @@ build_one() {
       ldflags=$(ldflags_helm)
       pkg=helm.sh/helm/v4/cmd/helm
       ;;
+    token-server)
+      pkg=github.com/docker/distribution/contrib/token-server
+      dir=$(module_dir "distribution-$DISTRIBUTION_VERSION" "github.com/docker/distribution@$DISTRIBUTION_VERSION+incompatible" "$pkg")
+      ldflags="-s -w"
+      ;;
   esac
   (cd "$dir" && go_log "$name" build -p 2 -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
   local check=(--version)
-  case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; esac
+  case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; token-server) check=(-h) ;; esac
   "$out.tmp.$$" "${check[@]}" >>"$LOG" 2>&1 || die "the freshly built $name does not run (log: $LOG)"
   mv -f "$out.tmp.$$" "$out"
   release_lock

@@ -3,21 +3,32 @@
 #   plain  anonymous read/write, plain HTTP                        WASMFLOW_REGISTRY
 #   auth   htpasswd basic auth, plain HTTP (user "wasmflow")       WASMFLOW_REGISTRY_AUTH, _USER, _PASSWORD
 #   tls    anonymous, HTTPS with a certificate of a test CA        WASMFLOW_REGISTRY_TLS, WASMFLOW_REGISTRY_CA
+# and with --token, the token world (bearer tokens, what Docker Hub, GHCR and ACR use), all HTTPS but one:
+#   token-server        the distribution project's token service (hack/build-kube.sh token-server), HTTPS, the same
+#                       htpasswd user; signs JWTs with DIR/token-signing.key     WASMFLOW_TOKEN_SERVER
+#   token-server-plain  the same service on plain HTTP                          WASMFLOW_TOKEN_SERVER_PLAIN
+#   token               a registry with `auth: token` whose realm is token-server  WASMFLOW_TOKEN_REGISTRY
+#   token-plainrealm    a registry whose realm is token-server-plain (a realm a client must refuse)
+#                                                                                WASMFLOW_TOKEN_REGISTRY_PLAIN_REALM
+# The token service grants a user the repositories under its name ("wasmflow/..."), issues refresh tokens
+# (offline_token=true) and takes them back in the OAuth2 refresh-token grant (POST); its tokens last 15 minutes.
 # All with storage.delete.enabled. The test CA (DIR/ca.crt, P-256, made here with openssl) signs the server
 # certificate for 127.0.0.1 and localhost; clients trust it only when given the CA file. The password is random, written to DIR/password (mode 600); the bcrypt htpasswd
 # file is made by `htpasswd -B` from apache2-utils (distribution only reads bcrypt entries; Python's bcrypt module is
 # not installed and its crypt module is deprecated, so apache2-utils is the lightest real tool).
 # Readiness is GET /v2/ answering 200 (plain, tls: verified against the CA) or 401 (auth). Ports are kept across restarts unless taken meanwhile.
-# usage: hack/registry.sh start|stop|restart|status|env [--dir DIR]   (DIR defaults to $WASMFLOW_STATE/registry)
+# usage: hack/registry.sh start|stop|restart|status|env [--dir DIR] [--token]   (DIR: $WASMFLOW_STATE/registry)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 cmd=${1:-}
 shift || true
 DIR="$WASMFLOW_STATE/registry"
+TOKEN=0
 while (($#)); do
   case $1 in
     --dir) DIR=$2; shift 2 ;;
+    --token) TOKEN=1; shift ;;
     *) die "unknown argument '$1'" ;;
   esac
 done
@@ -25,23 +36,34 @@ done
 [[ -d $DIR ]] && DIR=$(cd "$DIR" && pwd)
 USER_NAME=wasmflow
 INSTANCES=(plain auth tls)
+# Token servers first: the token registries' configurations name their addresses.
+TOKEN_INSTANCES=(token-server token-server-plain token token-plainrealm)
+ISSUER=wasmflow-test-token-issuer
+SERVICE=wasmflow-test-registry
+((TOKEN)) && INSTANCES+=("${TOKEN_INSTANCES[@]}")
 
-expected_status() { [[ $1 == auth ]] && echo 401 || echo 200; }
+is_token_server() { [[ $1 == token-server || $1 == token-server-plain ]]; }
+
+expected_status() { [[ $1 == plain || $1 == tls ]] && echo 200 || echo 401; }
 
 healthy() { # name
   [[ -f $DIR/$1.addr ]] || return 1
-  local code
-  if [[ $1 == tls ]]; then
-    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --cacert "$DIR/ca.crt" "https://$(cat "$DIR/$1.addr")/v2/") ||
-      return 1
+  local code path=/v2/
+  is_token_server "$1" && path=/token/
+  if [[ $1 == auth || $1 == plain || $1 == token-server-plain ]]; then
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(cat "$DIR/$1.addr")$path") || return 1
   else
-    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$(cat "$DIR/$1.addr")/v2/") || return 1
+    code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --cacert "$DIR/ca.crt" "https://$(cat "$DIR/$1.addr")$path") ||
+      return 1
   fi
   [[ $code == "$(expected_status "$1")" ]]
 }
 
-# ours NAME: the PID file names the docker-registry serving this directory's config (never signal anything else).
-ours() { pidfile_runs "$DIR/$1.pid" "$DIR/$1.yml"; }
+# ours NAME: the PID file names the process serving this directory's NAME (never signal anything else): a registry
+# by its config file, a token server by its realm, which is its state path.
+ours() {
+  if is_token_server "$1"; then pidfile_runs "$DIR/$1.pid" "-realm=$DIR/$1"; else pidfile_runs "$DIR/$1.pid" "$DIR/$1.yml"; fi
+}
 
 port_taken() {
   ! python3 -c 'import socket, sys
@@ -64,12 +86,22 @@ write_config() { # name port
     echo "  addr: 127.0.0.1:$port"
     echo "  secret: $(cat "$DIR/http-secret")" # upload state survives a restart (else random per start)
     echo "  headers: {X-Content-Type-Options: [nosniff]}"
-    if [[ $name == tls ]]; then
+    if [[ $name == tls || $name == token || $name == token-plainrealm ]]; then
       echo "  tls: {certificate: $DIR/server.crt, key: $DIR/server.key}"
     fi
     if [[ $name == auth ]]; then
       echo "auth:"
       echo "  htpasswd: {realm: wasmflow-test, path: $DIR/htpasswd}"
+    fi
+    if [[ $name == token ]]; then
+      echo "auth:"
+      echo "  token: {realm: https://$(cat "$DIR/token-server.addr")/token/, service: $SERVICE, issuer: $ISSUER,"
+      echo "          rootcertbundle: $DIR/token-signing.crt}"
+    fi
+    if [[ $name == token-plainrealm ]]; then
+      echo "auth:"
+      echo "  token: {realm: http://$(cat "$DIR/token-server-plain.addr")/token/, service: $SERVICE, issuer: $ISSUER,"
+      echo "          rootcertbundle: $DIR/token-signing.crt}"
     fi
   } >"$DIR/$name.yml"
   echo "127.0.0.1:$port" >"$DIR/$name.addr"
@@ -90,6 +122,16 @@ credentials() {
 
 # P-256 keys: as good for a test CA as RSA, and generated in milliseconds.
 KEY=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+
+# The token issuer's key: an EC key in the SEC1 PEM form the token service reads (libtrust), and the self-signed
+# certificate the token registries trust it by (rootcertbundle; a token names its key by libtrust key ID).
+signing_key() {
+  if [[ ! -s $DIR/token-signing.key || ! -s $DIR/token-signing.crt ]]; then
+    (umask 077 && openssl ecparam -name prime256v1 -genkey -noout -out "$DIR/token-signing.key" 2>/dev/null)
+    openssl req -x509 -new -key "$DIR/token-signing.key" -subj "/CN=$ISSUER" -days 3650 \
+      -out "$DIR/token-signing.crt" 2>/dev/null
+  fi
+}
 
 # certificates: the test CA and the server certificate it signs (kept across restarts; remade with a new CA).
 certificates() {
@@ -119,8 +161,16 @@ start_one() { # name
       port_taken "$port" && port=""
     fi
     [[ -n $port ]] || port=$(free_port)
-    write_config "$name" "$port"
-    start_daemon "$DIR/$name.pid" "$DIR/$name.log" docker-registry serve "$DIR/$name.yml"
+    if is_token_server "$name"; then
+      echo "127.0.0.1:$port" >"$DIR/$name.addr"
+      local tls=()
+      [[ $name == token-server ]] && tls=(-tlscert "$DIR/server.crt" -tlskey "$DIR/server.key")
+      start_daemon "$DIR/$name.pid" "$DIR/$name.log" "$TOKEN_SERVER" -addr "127.0.0.1:$port" -realm="$DIR/$name" \
+        -issuer "$ISSUER" -passwd "$DIR/htpasswd" -key "$DIR/token-signing.key" "${tls[@]}"
+    else
+      write_config "$name" "$port"
+      start_daemon "$DIR/$name.pid" "$DIR/$name.log" docker-registry serve "$DIR/$name.yml"
+    fi
     if WAIT_FOR_PID=$(cat "$DIR/$name.pid") wait_for 30 "registry $name" healthy "$name"; then
       return 0
     fi
@@ -139,20 +189,25 @@ stop_one() {
 
 start() {
   ensure_debs docker-registry apache2-utils curl openssl
+  # Built (once, cached) before the lock: a first build takes a minute or two.
+  ((TOKEN)) && TOKEN_SERVER=$("$HACK_DIR/build-kube.sh" --print-path token-server)
   take_lock "$DIR/.lock"
   credentials
   certificates
+  ((TOKEN)) && signing_key
   local name
   for name in "${INSTANCES[@]}"; do start_one "$name"; done
   release_lock
+  local token_world=""
+  ((TOKEN)) && token_world="token $(cat "$DIR/token.addr") (token service $(cat "$DIR/token-server.addr")) "
   log "registries ready: plain $(cat "$DIR/plain.addr"), auth $(cat "$DIR/auth.addr"), tls $(cat "$DIR/tls.addr")" \
-    "(state in $DIR)"
+    "${token_world}(state in $DIR)"
 }
 
-stop() {
+stop() { # every instance this directory may run, token world or not
   [[ -d $DIR ]] || return 0
   local name
-  for name in "${INSTANCES[@]}"; do stop_one "$name"; done
+  for name in plain auth tls "${TOKEN_INSTANCES[@]}"; do stop_one "$name"; done
 }
 
 case $cmd in
@@ -174,6 +229,17 @@ case $cmd in
     echo "WASMFLOW_REGISTRY_PASSWORD=$(cat "$DIR/password")"
     echo "WASMFLOW_REGISTRY_TLS=$(cat "$DIR/tls.addr")"
     echo "WASMFLOW_REGISTRY_CA=$DIR/ca.crt"
+    if ((TOKEN)); then
+      for name in "${TOKEN_INSTANCES[@]}"; do
+        [[ -f $DIR/$name.addr ]] || die "no token world in $DIR: run '$0 start --dir $DIR --token' first"
+      done
+      echo "WASMFLOW_TOKEN_SERVER=$(cat "$DIR/token-server.addr")"
+      echo "WASMFLOW_TOKEN_SERVER_PLAIN=$(cat "$DIR/token-server-plain.addr")"
+      echo "WASMFLOW_TOKEN_SERVER_PLAIN_LOG=$DIR/token-server-plain.log"
+      echo "WASMFLOW_TOKEN_REGISTRY=$(cat "$DIR/token.addr")"
+      echo "WASMFLOW_TOKEN_REGISTRY_PLAIN_REALM=$(cat "$DIR/token-plainrealm.addr")"
+      echo "WASMFLOW_TOKEN_SERVICE=$SERVICE"
+    fi
     ;;
   *) die "usage: $0 start|stop|restart|status|env [--dir DIR]" ;;
 esac

@@ -4,6 +4,8 @@ The script owns the truth (package install, config, credentials, ports, readines
 its ``env`` output, so the pytest fixtures, the benchmarks and a developer's shell all see the same registries:
 three real CNCF distribution registries on loopback: plain HTTP anonymous, plain HTTP behind htpasswd basic auth,
 and anonymous HTTPS with a certificate signed by a test CA (``ca_file``) that no system trust store knows.
+``start_token_registries`` adds the token world (``hack/registry.sh --token``): bearer-token registries and the
+distribution project's own token service, built from its Go module.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ __all__ = [
     "Registry",
     "RegistryEnv",
     "TlsRegistry",
+    "TokenRegistryEnv",
     "registry_env",
     "start_registries",
+    "start_token_registries",
     "stop_registries",
 ]
 
@@ -53,6 +57,30 @@ class TlsRegistry:
     host: str
     url: str
     ca_file: Path
+
+
+@dataclass(frozen=True)
+class TokenRegistryEnv:
+    """The token world: HTTPS registries with ``auth: token`` and the token service they send clients to.
+
+    ``registry`` sends clients to ``token_server`` (HTTPS) for tokens; ``plain_realm_registry`` sends them to
+    ``token_server_plain``, the same service on plain HTTP (a realm a client must refuse), whose log
+    (``token_server_plain_log``) shows whether anyone asked it. The service takes ``username``/``password`` (HTTP
+    basic, or the OAuth2 password grant), issues refresh tokens (``offline_token=true``) and grants a user the
+    repositories under its own name (``wasmflow/...``); tokens are for ``service`` and last 15 minutes.
+    """
+
+    state_dir: Path
+    registry: str
+    plain_realm_registry: str
+    token_server: str
+    token_server_plain: str
+    token_server_log: Path
+    token_server_plain_log: Path
+    service: str
+    username: str
+    password: str = field(repr=False)
+    ca_file: Path = field(default=Path())
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,26 @@ def start_registries(state_dir: Path) -> RegistryEnv:
     """Start (or find running) the registries for ``state_dir``; returns once each answers ``GET /v2/``."""
     _run("start", "--dir", str(state_dir))
     return registry_env(state_dir)
+
+
+def start_token_registries(state_dir: Path) -> TokenRegistryEnv:
+    """Start (or find running) the registries of ``state_dir`` with the token world; builds the token service the
+    first time on a machine (a minute or two, then cached). Stop them with ``stop_registries(state_dir)``."""
+    _run("start", "--dir", str(state_dir), "--token")
+    env = _run("env", "--dir", str(state_dir), "--token")
+    return TokenRegistryEnv(
+        state_dir=state_dir,
+        registry=env["WASMFLOW_TOKEN_REGISTRY"],
+        plain_realm_registry=env["WASMFLOW_TOKEN_REGISTRY_PLAIN_REALM"],
+        token_server=env["WASMFLOW_TOKEN_SERVER"],
+        token_server_plain=env["WASMFLOW_TOKEN_SERVER_PLAIN"],
+        token_server_log=state_dir / "token-server.log",
+        token_server_plain_log=Path(env["WASMFLOW_TOKEN_SERVER_PLAIN_LOG"]),
+        service=env["WASMFLOW_TOKEN_SERVICE"],
+        username=env["WASMFLOW_REGISTRY_USER"],
+        password=env["WASMFLOW_REGISTRY_PASSWORD"],
+        ca_file=Path(env["WASMFLOW_REGISTRY_CA"]),
+    )
 
 
 def stop_registries(env: RegistryEnv | Path) -> None:
