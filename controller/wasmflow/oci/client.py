@@ -915,6 +915,8 @@ async def _error_codes(response: httpx.Response, origin: _Origin) -> tuple[set[s
     if not isinstance(errors, list):
         if not body:
             return set(), ""
+        if b"HTTP request to an HTTPS server" in body:  # Go's net/http, to plain HTTP on its TLS port
+            return set(), ": the server says it got an HTTP request to an HTTPS server (drop insecure)"
         size = f"{len(body)}+" if len(body) >= _ERROR_BODY_LIMIT else str(len(body))
         return set(), f" (a body of {size} bytes that is not a distribution error, not shown)"
     codes: set[str] = set()
@@ -929,5 +931,5 @@ async def _error_codes(response: httpx.Response, origin: _Origin) -> tuple[set[s
         message = error.get("message")
         text = _clean(message, _ERROR_MESSAGE_CHARS) if isinstance(message, str) else ""
         if (code or text) and len(shown) < _ERRORS_SHOWN:
-            shown.append(f"{code}: {text}" if code and text else code or text)
+            shown.append(text or code or "")
     return codes, f": {'; '.join(shown)}" if shown else ""

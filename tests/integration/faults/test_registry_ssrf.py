@@ -148,7 +148,7 @@ def test_a_hostile_error_body_never_reaches_the_message_beyond_the_registry_s_st
     assert "\x1b" not in message and "\n" not in message
     assert len(message) < 700, message
     if answer.status == 404 and b"MANIFEST_UNKNOWN" in answer.body:
-        assert "MANIFEST_UNKNOWN: manifest unknown" in message  # the registry's own error still says why
+        assert "manifest unknown" in message  # the registry's own error still says why
 
 
 def test_a_blob_redirected_to_storage_elsewhere_is_pulled_verified_and_without_our_credentials(
