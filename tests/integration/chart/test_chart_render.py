@@ -296,3 +296,10 @@ def test_chart_crds_are_the_generated_ones() -> None:
     chart_crds = {path.name: yaml.safe_load(path.read_text()) for path in sorted((CHART / "crds").glob("*.yaml"))}
 
     assert chart_crds == crds()
+
+
+def test_plain_http_credential_hosts_reach_the_controller_only_when_listed(helm: Helm) -> None:
+    assert "WASMFLOW_REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS" not in container_env(only(helm.template(), "Deployment"))
+    objects = helm.template({"registry": {"plainHttpCredentialHosts": ["registry.plant:5000", "mirror.plant"]}})
+    env = container_env(only(objects, "Deployment"))
+    assert env["WASMFLOW_REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS"] == "registry.plant:5000,mirror.plant"

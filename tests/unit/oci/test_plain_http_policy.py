@@ -54,3 +54,11 @@ def test_a_listed_host_and_port_allows_that_port_only() -> None:
 def test_text_from_a_registry_is_stripped_of_control_characters_and_cut() -> None:
     assert _clean("manifest\nunknown\x1b[31m\x00!", 100) == "manifest unknown [31m !"
     assert _clean("A" * 500, 20) == "A" * 17 + "..."
+
+
+def test_the_controller_reads_the_allowed_hosts_from_its_environment() -> None:
+    from wasmflow.operator.config import load_config  # noqa: PLC0415 - the operator's side of the same setting
+
+    env = {"WASMFLOW_REGISTRY_PLAIN_HTTP_CREDENTIAL_HOSTS": " registry.plant:5000, ,mirror.plant "}
+    assert load_config(env).registry_plain_http_credential_hosts == ("registry.plant:5000", "mirror.plant")
+    assert load_config({}).registry_plain_http_credential_hosts == ()
