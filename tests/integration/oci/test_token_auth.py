@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import subprocess
 import sys
 import uuid
@@ -99,7 +100,7 @@ def refresh_token(env: TokenRegistryEnv) -> str:
         f"https://{env.token_server}/token/",
         params={"service": env.service, "offline_token": "true", "client_id": "docker"},
         auth=(env.username, env.password),
-        verify=str(env.ca_file),
+        verify=ssl.create_default_context(cafile=str(env.ca_file)),
     )
     answer.raise_for_status()
     token = answer.json()["refresh_token"]
