@@ -171,6 +171,12 @@ class MqttStateStore:
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
+        self._client.reconnect_delay_set(1, 10)  # writes fail while disconnected: come back soon
+
+    @property
+    def connected(self) -> bool:
+        """Connected to the broker now (writes fail at once while not)."""
+        return self._client.is_connected()
 
     @property
     def max_packet_bytes(self) -> int:
