@@ -67,7 +67,8 @@ from wasmflow.errors import ConnectorError
 log = logging.getLogger(__name__)
 
 _SYNC = "~sync"
-_MAX_NODE_ID = 256
+_MAX_NODE_ID = 1024  # a node id is "<namespace>/<dataflow>/<pod>" or what an operator put in a fencing token
+_MAX_DRIFT_SECONDS = 300  # a version further ahead of this host's clock would drag every later stamp with it
 _RECORD_OVERHEAD = 4096  # fixed header, topic prefix, version, fencing and expiry properties, with room to spare
 _LOGGED_REFUSALS = 10  # then one line per thousand: a flood of bad records must not flood the log too
 
@@ -83,7 +84,7 @@ def _hlc_text(value: Hlc) -> str:
 def _hlc_parse(text: str, what: str) -> Hlc:
     """The stamp ``secs.nanos.counter.node``; RecordError unless every part is in the range AIO's types carry."""
     parts = text.split(".", 3)
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 20 for p in parts[:3]):
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() and len(p) <= 20 for p in parts[:3]):
         raise RecordError(f"{what} {text[:64]!r} is not secs.nanos.counter.node")
     secs, nanos, counter = (int(p) for p in parts[:3])
     if secs >= 2**64 or nanos >= 1_000_000_000 or counter >= 2**64 or len(parts[3]) > _MAX_NODE_ID:
@@ -119,6 +120,8 @@ def parse_record(suffix: str, message: mqtt.MQTTMessage, limits: StateStoreLimit
     if "version" not in user:
         raise RecordError("it has no version")
     version = _hlc_parse(user["version"], "version")
+    if version.secs > time.time() + _MAX_DRIFT_SECONDS:
+        raise RecordError(f"version {user['version'][:64]!r} is more than {_MAX_DRIFT_SECONDS}s ahead of this clock")
     fencing = _hlc_parse(user["fencing"], "fencing token") if "fencing" in user else None
     expiry = getattr(message.properties, "MessageExpiryInterval", None)
     return _Record(key, bytes(message.payload) or None, version, fencing, float(expiry) if expiry else None)
@@ -194,7 +197,9 @@ class MqttStateStore:
         client.subscribe(f"{self.prefix}/#", qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, *_args: object) -> None:
-        client.publish(self._sentinel, b"", qos=1)
+        info = client.publish(self._sentinel, b"", qos=1)
+        with self._acked:  # nobody waits for this PUBACK (it arrives after this callback, on this thread)
+            self._abandoned.add(info.mid)
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: object, mid: int, reason: ReasonCode, _props: object
@@ -268,8 +273,7 @@ class MqttStateStore:
 
     # -- writing: publish, wait for the PUBACK and for the broker to deliver the record back ---------------------
 
-    def _wait_ack(self, mid: int) -> ReasonCode | None:
-        deadline = time.monotonic() + self.timeout
+    def _wait_ack(self, mid: int, deadline: float) -> ReasonCode | None:
         with self._acked:
             while mid not in self._acks:
                 remaining = deadline - time.monotonic()
@@ -286,12 +290,17 @@ class MqttStateStore:
         (another replica's write came first); StateStoreTimeout when no answer came in time.
         """
         topic = f"{self.prefix}/{key.hex()}"
+        stamps = [("version", _hlc_text(version))] + ([("fencing", _hlc_text(fencing))] if fencing else [])
+        for name, text in stamps:  # what every replica will check when the broker delivers it, this one included
+            try:
+                _hlc_parse(text, name)
+            except RecordError as exc:
+                raise StateRefused(f"state store: {exc}") from None
         if not self._client.is_connected():
             raise StateRefused(f"state store: not connected to {self.settings.address}; the write was not sent")
+        deadline = time.monotonic() + self.timeout
         properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        properties.UserProperty = [("version", _hlc_text(version))] + (
-            [("fencing", _hlc_text(fencing))] if fencing else []
-        )
+        properties.UserProperty = stamps
         if expires is not None:
             properties.MessageExpiryInterval = max(1, int(expires + 0.999))
         echo = _Echo()
@@ -302,7 +311,7 @@ class MqttStateStore:
             info = self._client.publish(topic, value, qos=1, retain=True, properties=properties)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 raise StateRefused(f"state store: the write was not sent: {mqtt.error_string(info.rc)}")
-            reason = self._wait_ack(info.mid)
+            reason = self._wait_ack(info.mid, deadline)
             if reason is None:
                 raise StateStoreTimeout(
                     f"state store: no acknowledgement from {self.settings.address} within {self.timeout:g}s "
@@ -310,7 +319,7 @@ class MqttStateStore:
                 )
             if reason.is_failure:
                 raise StateRefused(f"state store: the broker refused the write: {reason}")
-            if not echo.delivered.wait(self.timeout):
+            if not echo.delivered.wait(max(0.0, deadline - time.monotonic())):
                 raise StateStoreTimeout(
                     f"state store: the broker acknowledged the write but did not deliver it back within "
                     f"{self.timeout:g}s (it will be applied when it does)"
