@@ -157,7 +157,8 @@ class MqttStateStore:
         """Records from the broker refused so far (malformed, past the limits, fencing rollback)."""
         self._local = MemoryStateStore(node_id, limits=self.limits)
         self._synced = threading.Event()
-        self._sentinel = f"{self.prefix}/{_SYNC}/{uuid.uuid4().hex}"
+        self._sentinel = ""
+        self._seen: set[bytes] | None = set()  # keys delivered since the last (re)subscription; None: too many
         self._writing = threading.Lock()  # one write at a time: check, publish, delivered back
         self._acks: dict[int, ReasonCode] = {}
         self._abandoned: set[int] = set()
@@ -197,6 +198,8 @@ class MqttStateStore:
         client.subscribe(f"{self.prefix}/#", qos=1)
 
     def _on_subscribe(self, client: mqtt.Client, *_args: object) -> None:
+        self._sentinel = f"{self.prefix}/{_SYNC}/{uuid.uuid4().hex}"  # a new one each time: an old one ends nothing
+        self._seen = set()
         info = client.publish(self._sentinel, b"", qos=1)
         with self._acked:  # nobody waits for this PUBACK (it arrives after this callback, on this thread)
             self._abandoned.add(info.mid)
@@ -213,6 +216,11 @@ class MqttStateStore:
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         if message.topic == self._sentinel:
+            # Every retained record came before it: keys not among them were deleted (or expired) while this
+            # replica was away, and their deletes were not retained. Only this network thread touches _seen.
+            if self._seen is not None:
+                self._local.keep_only(self._seen)
+            self._seen = set()
             self._synced.set()
             return
         suffix = message.topic[len(self.prefix) + 1 :]
@@ -226,6 +234,10 @@ class MqttStateStore:
         refusal: StateStoreError | None = None
         try:
             self._local.apply(record.key, record.value, record.version, record.fencing, record.expires)
+            if record.value is not None and self._seen is not None:
+                self._seen.add(record.key)
+                if len(self._seen) > 2 * self.limits.max_keys:  # keys come and go: give up pruning, stay bounded
+                    self._seen = None
         except StateRefused as exc:
             refusal = exc
             self._refuse(message.topic, str(exc))

@@ -21,7 +21,7 @@ import enum
 import heapq
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -248,6 +248,12 @@ class MemoryStateStore:
             self._within_limits(key, value)
             expires_at = None if expires_seconds is None else self._monotonic() + expires_seconds
             self._store(key, Entry(value, version, fencing, expires_at))
+
+    def keep_only(self, keys: Container[bytes]) -> None:
+        """Drop every key not in ``keys``: after a replica reconnects, what the broker no longer retains is gone."""
+        with self._lock:
+            for key in [k for k in self._entries if k not in keys]:
+                self._remove(key)
 
     def usage(self) -> StateUsage:
         """Keys and bytes held now (expired keys purged first)."""
