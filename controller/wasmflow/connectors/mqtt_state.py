@@ -158,7 +158,7 @@ class MqttStateStore:
         self._local = MemoryStateStore(node_id, limits=self.limits)
         self._synced = threading.Event()
         self._sentinel = ""
-        self._seen: set[bytes] | None = set()  # keys delivered since the last (re)subscription; None: too many
+        self._seen: set[bytes] | None = None  # keys delivered since the last subscription, until its sentinel
         self._writing = threading.Lock()  # one write at a time: check, publish, delivered back
         self._acks: dict[int, ReasonCode] = {}
         self._abandoned: set[int] = set()
@@ -220,7 +220,7 @@ class MqttStateStore:
             # replica was away, and their deletes were not retained. Only this network thread touches _seen.
             if self._seen is not None:
                 self._local.keep_only(self._seen)
-            self._seen = set()
+            self._seen = None  # until the next subscription
             self._synced.set()
             return
         suffix = message.topic[len(self.prefix) + 1 :]
@@ -231,13 +231,13 @@ class MqttStateStore:
         except RecordError as exc:
             self._refuse(message.topic, str(exc))
             return
+        if record.value is not None and self._seen is not None:  # the broker holds something for this key
+            self._seen.add(record.key)
+            if len(self._seen) > 2 * self.limits.max_keys:  # keys come and go: give up pruning, stay bounded
+                self._seen = None
         refusal: StateStoreError | None = None
         try:
             self._local.apply(record.key, record.value, record.version, record.fencing, record.expires)
-            if record.value is not None and self._seen is not None:
-                self._seen.add(record.key)
-                if len(self._seen) > 2 * self.limits.max_keys:  # keys come and go: give up pruning, stay bounded
-                    self._seen = None
         except StateRefused as exc:
             refusal = exc
             self._refuse(message.topic, str(exc))
