@@ -305,7 +305,7 @@ class MqttStateStore:
         stamps = [("version", _hlc_text(version))] + ([("fencing", _hlc_text(fencing))] if fencing else [])
         for name, text in stamps:  # what every replica will check when the broker delivers it, this one included
             try:
-                _hlc_parse(text, name)
+                _hlc_parse(text, "fencing token" if name == "fencing" else name)
             except RecordError as exc:
                 raise StateRefused(f"state store: {exc}") from None
         if not self._client.is_connected():

@@ -156,6 +156,7 @@ def test_hostile_retained_records_under_the_prefix_are_refused_with_a_log_line(
         caplog.set_level(logging.WARNING, logger="wasmflow.connectors.mqtt_state")
         plant(hostile, f"{prefix}/{b'planted'.hex()}", b"evil")  # no version: not a record a store writes
         plant(hostile, f"{prefix}/{b'garbled'.hex()}", b"evil", version="{not: an hlc}")
+        plant(hostile, f"{prefix}/{b'future'.hex()}", b"evil", version="99999999999.0.0.h")  # drags every clock
         plant(hostile, f"{prefix}/{b'big'.hex()}", b"x" * 65_537, version="1.0.0.h")  # over maxValueBytes
         plant(hostile, f"{prefix}/{b'huge'.hex()}", b"x" * 8 * 1024 * 1024, version="1.0.0.h")  # over the packet
         store = stores.open(prefix)
@@ -169,11 +170,14 @@ def test_hostile_retained_records_under_the_prefix_are_refused_with_a_log_line(
         plant(hostile, f"{prefix}/{b'lock'.hex()}", b"", version="99.0.0.h")  # delete without the token
         # A write of ours after them: the broker delivers it back after everything it took before it.
         assert store.set(b"after", b"ok", None, ALWAYS, None)[0]
-        values = {key: store.get(key)[0] for key in (b"planted", b"garbled", b"big", b"huge", b"lock")}
-        assert values == {b"planted": None, b"garbled": None, b"big": None, b"huge": None, b"lock": b"owner-1"}
+        keys = (b"planted", b"garbled", b"future", b"big", b"huge", b"lock")
+        values = {key: store.get(key)[0] for key in keys}
+        assert values == {key: None for key in keys[:-1]} | {b"lock": b"owner-1"}
+        assert store.set(b"lock", b"owner-1", Hlc(10, 0), ALWAYS, None)[1].secs < 99999999999  # type: ignore[union-attr]
         refusals = [r.getMessage() for r in caplog.records if "refused the record" in r.getMessage()]
-        report(planted=7, refused_with_a_log_line=len(refusals), applied=0, huge_delivered=0)
-        assert len(refusals) == store.refused == 6  # the 8 MiB one is not even sent (Maximum Packet Size)
+        report(planted=8, refused_with_a_log_line=len(refusals), applied=0, huge_delivered=0)
+        assert len(refusals) == store.refused == 7  # the 8 MiB one is not even sent (Maximum Packet Size)
+        assert any("ahead of this clock" in r for r in refusals)
         assert any("has no version" in r for r in refusals)
         assert any("is not secs.nanos.counter.node" in r for r in refusals)
         assert any("over the limit of 65536" in r for r in refusals)

@@ -15,7 +15,7 @@ from tests.services import BrokerEnv
 from wasmflow.connectors.mqtt_settings import MqttSettings
 from wasmflow.connectors.mqtt_state import MqttStateStore
 from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import FencingRefused, SetCondition
+from wasmflow.engine.aio_state import FencingRefused, SetCondition, StateRefused
 
 ALWAYS = SetCondition.UNCONDITIONAL
 
@@ -161,3 +161,18 @@ def test_a_key_deleted_while_a_replica_was_cut_off_is_gone_when_it_reconnects(
     finally:
         cut_off.close()
         proxy.close()
+
+
+def test_a_fencing_token_other_replicas_would_refuse_is_refused_before_it_is_published(
+    replica: Callable[[str], MqttStateStore],
+) -> None:
+    """An operator's token whose node id is longer than any record may carry: every replica would refuse the record
+    (this one included), so it must never reach the broker."""
+    where = prefix()
+    first = replica(where)
+    with pytest.raises(StateRefused, match="fencing token"):
+        first.set(b"lock", b"a", Hlc(10, 0, 0, "n" * 2000), ALWAYS, None)
+    with pytest.raises(StateRefused, match="fencing token"):
+        first.set(b"lock", b"a", Hlc(10, 2_000_000_000), ALWAYS, None)  # nanos past a second
+    assert first.get(b"lock") == (None, None)
+    assert replica(where).get(b"lock") == (None, None)
