@@ -71,7 +71,7 @@ class SharedStateStore(Model):
 
     endpoint: str = Field(min_length=1, max_length=63)
     """The endpoint (a key of spec.endpoints) whose broker keeps the keys."""
-    topic_prefix: str | None = Field(default=None, pattern=r"^[^+#]*[^+#/][^+#]*$", max_length=200)
+    topic_prefix: str | None = Field(default=None, pattern=r"^[^+#\x00]*[^+#/\x00][^+#\x00]*$", max_length=200)
     """Share one store between the Dataflows of this namespace that name the same prefix; the keys then live under
     ``wasmflow/state/<namespace>/~shared/<topicPrefix>``. Unset, the Dataflow has a store of its own under
     ``wasmflow/state/<namespace>/<dataflow>``. Another namespace never sees these keys, whatever prefix it names."""
