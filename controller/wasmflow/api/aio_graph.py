@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wasmflow.api.common import Model
 from wasmflow.api.dataflow import Endpoint
-from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
+from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
 from wasmflow.api.graph import GraphError, GraphProblem, topological_order
 from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
@@ -285,6 +285,8 @@ class AioWorkerConfig(Model):
     the same windows. Off, the worker's clock enters the HLC as AIO's ingestion does."""
     state_store: SharedStateStore | None = None
     """Where the graph's state store lives when replicas share it; in process when unset."""
+    state_limits: StateStoreLimits | None = None
+    """Bounds of the state store (keys, key and value size, total bytes); the defaults when unset."""
     endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
     http_port: int = Field(default=8080, ge=1, le=65535)
     cache_dir: str = CACHE_DIR

@@ -27,7 +27,7 @@ from wasmflow.engine import codec
 from wasmflow.engine.aio_codec import BUFFER_TYPE, BufferTable, record
 from wasmflow.engine.aio_metrics import AioMetrics, MetricsError
 from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import FencingRefused, SetCondition, StateStore
+from wasmflow.engine.aio_state import SetCondition, StateStore, StateStoreError, StateStoreTimeout
 from wasmflow.engine.guestlog import GuestLog
 from wasmflow.errors import EngineError
 
@@ -177,9 +177,12 @@ def _state_store(instance: LinkerInstance, context: AioHostContext) -> None:
     store = context.state
 
     def guarded(call: Callable[[], Any]) -> Any:
+        """The store's own failures become AIO's ``state-store-error`` for the operator to handle, never a trap."""
         try:
             return call()
-        except FencingRefused as exc:
+        except StateStoreTimeout:
+            return Variant("timeout")
+        except StateStoreError as exc:
             return Variant("request-error", str(exc))
 
     def get(_store: Store, key: bytes, _timeout: Any) -> Any:

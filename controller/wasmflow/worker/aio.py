@@ -19,6 +19,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, parse_graph, plan_graph
+from wasmflow.api.dataflow_graph import state_topic_prefix
 from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.connectors.mqtt_state import MqttStateStore
@@ -83,9 +84,10 @@ class AioWorker:
         config = self.config
         node_id = f"{config.namespace}/{config.dataflow}/{os.environ.get('HOSTNAME') or socket.gethostname()}"
         if config.state_store is None:
-            return MemoryStateStore(node_id=node_id)
-        prefix = config.state_store.topic_prefix or f"wasmflow/state/{config.namespace}/{config.dataflow}"
-        shared = MqttStateStore(self._settings(config.state_store.endpoint, "state"), prefix, node_id=node_id)
+            return MemoryStateStore(node_id=node_id, limits=config.state_limits)
+        prefix = state_topic_prefix(config.namespace, config.dataflow, config.state_store.topic_prefix)
+        settings = self._settings(config.state_store.endpoint, "state")
+        shared = MqttStateStore(settings, prefix, node_id=node_id, limits=config.state_limits)
         shared.start()
         self._closers.append(shared.close)
         return shared
@@ -218,6 +220,7 @@ async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
         parameters=graph.parameters,
         event_time=graph.event_time,
         state_store=graph.state_store,
+        state_limits=graph.state_limits,
         endpoint_files=config.endpoint_files,
         http_port=config.http_port,
         cache_dir=config.cache_dir,
