@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 import click
+from pydantic import ValidationError
 from prometheus_client import CollectorRegistry
 
 from wasmflow.api.dataflow import Dataflow, DataflowLimits, ErrorAction, NodeType
@@ -282,8 +283,8 @@ def _size_option(value: str | None) -> DataflowLimits | None:
         return None
     try:
         return DataflowLimits(max_message_size=value)
-    except ValueError as exc:
-        text = str(exc).splitlines()[-1].strip() if str(exc) else "invalid"
+    except ValidationError as exc:
+        text = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise click.BadParameter(f"{value!r}: {text}", param_hint="--max-message-size") from exc
 
 
@@ -323,3 +324,6 @@ def _run_aio_graph(
             stream.close()
     if not quiet:
         click.echo(aio_run.summary(pipeline), err=True)
+    bad = sum(len(s.errors) for s in pipeline.sources.values() if isinstance(s, JsonLinesSource))
+    if bad:
+        raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")

@@ -148,9 +148,7 @@ class JsonLinesSource:
                     self._bad(exc)
                     continue
                 del line
-                message, refused = limits.check(message, limit, where)
-                if refused is not None:
-                    log.warning("refusing %s: %s", where, refused.reason)
+                message, refused = limits.check(message, limit, where)  # the pipeline logs a refusal
                 yield Inbound(message, refused=refused)
                 await asyncio.sleep(0)
         finally:

@@ -412,8 +412,8 @@ class MqttSource:
         message, refused = limits.check(
             message_from_publish(topic, msg.payload, msg.properties, received_ms), self.settings.max_message_size
         )
-        if refused is not None:  # only its start goes on, to the error policy: never the whole into the queue
-            log.warning("%s: refusing a message on %r: %s", self._conn.role, topic, refused.reason)
+        if refused is not None:  # only its start goes on, to the error policy (which logs it): never the whole
+            log.debug("%s: refusing a message on %r: %s", self._conn.role, topic, refused.reason)
         delivery = _Delivery(message, msg.mid, msg.qos, self._conn.epoch, refused)
         # Bounded: while the pipeline is behind, this thread waits here (and does not read the socket).
         self._handoff.put(delivery)
