@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO
 
 import click
-from pydantic import ValidationError
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from wasmflow.api.dataflow import Dataflow, DataflowLimits, ErrorAction, NodeType
 from wasmflow.api.graph import GraphError, validate_graph

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,7 @@ from typing import Any
 import yaml
 
 from tests.fault_report import Report
-from tests.integration.conftest import wait_until
-from tests.integration.faults.conftest import pinned
-from tests.integration.faults.workers import WASMFLOW, Collector, Publisher, WorkerProcess, pipeline_spec, publish
-from tests.mqtt_env import BrokerEnv
+from tests.integration.faults.workers import WASMFLOW, Collector, Publisher, WorkerProcess
 
 Workers = Callable[..., WorkerProcess]
 Clients = list[Collector | Publisher]
