@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,18 @@ from typing import Any
 import yaml
 
 from tests.fault_report import Report
-from tests.integration.faults.workers import WASMFLOW, Collector, Publisher, WorkerProcess
+from tests.integration.conftest import wait_until
+from tests.integration.faults.conftest import pinned
+from tests.integration.faults.workers import (
+    WASMFLOW,
+    Collector,
+    Publisher,
+    WorkerProcess,
+    pipeline_spec,
+    publish,
+    text_of,
+)
+from tests.mqtt_env import BrokerEnv
 
 Workers = Callable[..., WorkerProcess]
 Clients = list[Collector | Publisher]
@@ -112,3 +125,55 @@ def test_a_limit_out_of_range_on_the_command_line_is_refused(tmp_path: Path) -> 
     result = wasmflow("run", "--graph", str(tmp_path / "graph.yaml"), "--max-message-size", "64Mi")
     assert result.returncode == 2
     assert "maxMessageSize must be at least 1Ki and at most 16Mi" in result.stderr, result.stderr
+
+
+def test_an_8mib_binary_message_is_dead_lettered_by_the_worker_and_the_others_flow(
+    workers: Workers, fault_broker: BrokerEnv, component: Callable[[str], Path], clients: Clients, report: Report
+) -> None:
+    """The acceptance case of the issue: one publisher's 8 MiB non-UTF-8 message among small ones. The worker
+    (default limit 1Mi; it advertises a Maximum Packet Size above 8 MiB so it sees the message rather than the
+    broker discarding it) dead-letters it with its first KiB, acknowledges it, and stays far under 512 MiB. An
+    identity map sits in between: before the limit, the message crossed into it as list<u8>."""
+    prefix = f"size-{uuid.uuid4().hex[:8]}"
+    spec = pipeline_spec(fault_broker.url, prefix)
+    spec["errorPolicy"] = {"action": "deadLetter", "endpoint": "broker", "topic": f"{prefix}/dlq"}
+    worker = workers(spec, {"op": pinned(component("wat_identity_map"), "map", limits={"timeoutPerMessage": "10s"})})
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=180)
+    baseline = worker.peak_rss_bytes()
+    outputs = Collector(fault_broker, f"{prefix}/out", key=text_of)
+    dead = Collector(fault_broker, f"{prefix}/dlq", key=lambda payload: payload.decode())
+    clients.extend([outputs, dead])
+
+    big = binary_of(8 * MiB)
+    topic = f"{prefix}/in/x"
+    publish(fault_broker, topic, b"s0", b"s1", big, b"s2", b"s3")
+    wait_until(lambda: outputs.count() >= 4, what="the four small messages", timeout=120)
+    wait_until(lambda: dead.count() >= 1, what="the dead letter", timeout=60)
+
+    assert outputs.received() == ["s0", "s1", "s2", "s3"]
+    (letter,) = [json.loads(text) for text in dead.received()]
+    assert letter["kind"] == "too-large" and letter["node"] == "in" and letter["topic"] == topic
+    assert letter["error"] == f"too large: {8 * MiB + len(topic)} bytes > limit {MiB} bytes"
+    assert letter["payloadSize"] == 8 * MiB and letter["payloadTruncated"] is True
+    assert base64.b64decode(letter["payloadBase64"]) == big[:1024]
+    peak = worker.peak_rss_bytes()
+    assert peak < 512 * MiB, f"peak RSS {peak >> 20} MiB (ready at {baseline >> 20} MiB)"
+    assert 'wasmflow_node_messages_dead_lettered_total{node="in"} 1.0' in worker.metrics()
+
+    # Acknowledged: the worker's persistent session, resumed, does not bring the big message back.
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(60) == 0, worker.output()
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz after the restart", timeout=120)
+    publish(fault_broker, topic, b"s4")
+    wait_until(lambda: outputs.count() >= 5, what="a message after the restart", timeout=60)
+    assert outputs.received()[-1] == "s4" and dead.count() == 1
+    report(
+        message_mib=8.0,
+        baseline_rss_mib=baseline / MiB,
+        peak_rss_mib=peak / MiB,
+        dead_lettered=dead.count(),
+        delivered=outputs.count(),
+        lost=0,
+    )
