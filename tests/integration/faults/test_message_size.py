@@ -151,14 +151,14 @@ def test_an_8mib_binary_message_is_dead_lettered_by_the_worker_and_the_others_fl
     wait_until(lambda: outputs.count() >= 4, what="the four small messages", timeout=120)
     wait_until(lambda: dead.count() >= 1, what="the dead letter", timeout=60)
 
+    peak = worker.peak_rss_bytes()
+    assert peak < 512 * MiB, f"peak RSS {peak >> 20} MiB (ready at {baseline >> 20} MiB)"
     assert outputs.received() == ["s0", "s1", "s2", "s3"]
     (letter,) = [json.loads(text) for text in dead.received()]
     assert letter["kind"] == "too-large" and letter["node"] == "in" and letter["topic"] == topic
     assert letter["error"] == f"too large: {8 * MiB + len(topic)} bytes > limit {MiB} bytes"
     assert letter["payloadSize"] == 8 * MiB and letter["payloadTruncated"] is True
     assert base64.b64decode(letter["payloadBase64"]) == big[:1024]
-    peak = worker.peak_rss_bytes()
-    assert peak < 512 * MiB, f"peak RSS {peak >> 20} MiB (ready at {baseline >> 20} MiB)"
     assert 'wasmflow_node_messages_dead_lettered_total{node="in"} 1.0' in worker.metrics()
 
     # Acknowledged: the worker's persistent session, resumed, does not bring the big message back.
