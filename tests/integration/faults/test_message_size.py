@@ -7,6 +7,7 @@ public surfaces: a worker process on the real broker, ``wasmflow run`` with a Da
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import signal
@@ -30,7 +31,10 @@ from tests.integration.faults.workers import (
     publish,
     text_of,
 )
+from tests.integration.mqtt.helpers import inbox_of, opened_source, raw_client, settings
 from tests.mqtt_env import BrokerEnv
+from wasmflow.connectors.mqtt_settings import maximum_packet_size
+from wasmflow.engine.ports import Inbound
 
 Workers = Callable[..., WorkerProcess]
 Clients = list[Collector | Publisher]
@@ -177,3 +181,31 @@ def test_an_8mib_binary_message_is_dead_lettered_by_the_worker_and_the_others_fl
         delivered=outputs.count(),
         lost=0,
     )
+
+
+def test_the_mqtt_source_refuses_what_is_over_its_limit_and_the_broker_keeps_back_what_is_far_over(
+    fault_broker: BrokerEnv, report: Report
+) -> None:
+    """With a 1 KiB limit the source advertises a Maximum Packet Size of 80 KiB in CONNECT: a 2 KiB message reaches
+    it and is handed on refused (its first KiB only), a 200 KiB one the broker discards unsent (MQTT 5 3.1.2.11.4),
+    and what follows still arrives, in order."""
+    topic = f"size-{uuid.uuid4().hex[:8]}/in"
+
+    async def scenario() -> list[Inbound]:
+        source_settings = settings(fault_broker.url, max_message_size=1024)
+        async with opened_source(source_settings, topic) as source, inbox_of(source) as inbox:
+            with raw_client(fault_broker) as publisher:
+                for payload in (b"a", binary_of(2048), binary_of(200 * 1024), b"z"):
+                    publisher.publish(topic, payload)
+            received = [await inbox.get(30) for _ in range(3)]
+            for inbound in received:
+                await inbound.ack()
+            return received
+
+    small, refused, last = asyncio.run(scenario())
+    assert small.message.payload == b"a" and small.refused is None
+    assert refused.refused is not None
+    assert refused.refused.reason == f"too large: {2048 + len(topic)} bytes > limit 1024 bytes"
+    assert refused.refused.payload_size == 2048 and refused.message.payload == binary_of(1024)
+    assert last.message.payload == b"z" and last.refused is None  # the 200 KiB message never reached the worker
+    report(limit_kib=1, maximum_packet_kib=maximum_packet_size(1024) / 1024, refused=1, kept_back_by_broker=1)
