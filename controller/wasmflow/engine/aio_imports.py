@@ -103,7 +103,7 @@ def _fast_read(idx: int, context: Any, _ty: Any, args: Any, _nargs: int, results
         table = _READ_TABLES.get(idx or 0)
         data = table.read(handle.to_host(store).rep) if table is not None else b""
         if len(data) > codec.MAX_BINARY_BYTES:  # wasmtime would trap after ~80 bytes of host memory per byte
-            raise codec.PayloadTooLarge(len(data))
+            raise codec.PayloadTooLarge(len(data), "buffer.read: the buffer is", "")
         codec.set_bytes_list(results[0], data)
 
     return catch_exceptions(context, run)

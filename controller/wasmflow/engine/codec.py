@@ -78,11 +78,11 @@ SCRATCH_BYTES = 64 * 2**10
 class PayloadTooLarge(Exception):  # noqa: N818 - an answer about one message, as ErrorResult is
     """A binary payload over ``MAX_BINARY_BYTES``: refused before it is lowered (the call would trap anyway)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, what: str = "binary payload", note: str = " (a text payload may be larger)") -> None:
         self.size = size
         self.text = (
-            f"binary payload too large: {size} bytes > {MAX_BINARY_BYTES} bytes, the most wasmtime passes as "
-            "list<u8> in one call (a text payload may be larger)"
+            f"{what} too large: {size} bytes > {MAX_BINARY_BYTES} bytes, the most wasmtime passes as list<u8> in "
+            f"one call{note}"
         )
         super().__init__(self.text)
 

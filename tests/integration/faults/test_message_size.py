@@ -12,6 +12,7 @@ import base64
 import json
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -209,3 +210,56 @@ def test_the_mqtt_source_refuses_what_is_over_its_limit_and_the_broker_keeps_bac
     assert refused.refused.payload_size == 2048 and refused.message.payload == binary_of(1024)
     assert last.message.payload == b"z" and last.refused is None  # the 200 KiB message never reached the worker
     report(limit_kib=1, maximum_packet_kib=maximum_packet_size(1024) / 1024, refused=1, kept_back_by_broker=1)
+
+
+AIO_MAP_GRAPH = {
+    "metadata": {"name": "f2c", "version": "1.0.0"},
+    "moduleRequirements": {"apiVersion": "1.1.0", "runtimeVersion": "1.1.0"},
+    "operations": [
+        {"operationType": "source", "name": "source"},
+        {"operationType": "map", "name": "f2c", "module": "f2c:1"},
+        {"operationType": "sink", "name": "sink"},
+    ],
+    "connections": [
+        {"from": {"name": "source"}, "to": {"name": "f2c"}},
+        {"from": {"name": "f2c"}, "to": {"name": "sink"}},
+    ],
+}
+
+#: Runs a command and prints the peak resident set of it, its only child (the getrusage figure of children).
+_PEAK_OF_CHILD = (
+    "import resource, subprocess, sys\n"
+    "result = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "sys.stderr.write(result.stderr)\n"
+    "sys.stdout.write(result.stdout)\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(result.returncode)\n"
+)
+
+
+def test_an_aio_operator_reading_a_payload_wasmtime_cannot_pass_fails_that_message_only(
+    tmp_path: Path, component: Callable[[str], Path], report: Report
+) -> None:
+    """Within a 4Mi limit, a 3 MiB payload that an AIO map reads (buffer.read: list<u8>, text or not) fails that
+    message (memory) before the host builds ~80 bytes per byte of it, which wasmtime would then refuse anyway."""
+    (tmp_path / "graph.yaml").write_text(yaml.safe_dump(AIO_MAP_GRAPH))
+    source = tmp_path / "in.jsonl"
+    lines = [
+        {"topic": "t", "payload": {"value": 50, "unit": "F"}},
+        {"topic": "t", "payload": {"value": 50, "unit": "F", "pad": "x" * (3 * MiB)}},
+        {"topic": "t", "payload": {"value": 212, "unit": "F"}},
+    ]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    command = [WASMFLOW, "run", "--graph", str(tmp_path / "graph.yaml"), "--input", str(source)]
+    command += ["--module", f"f2c:1={component('aio_f2c_map')}", "--max-message-size", "4Mi"]
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_OF_CHILD, *command], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    *output, peak_kib = result.stdout.splitlines()
+    assert [json.loads(json.loads(line)["payload"])["value"] for line in output] == [10.0, 100.0]
+    assert "node 'f2c': memory: buffer.read: the buffer is too large: " in result.stderr, result.stderr
+    assert "memory=1" in result.stderr
+    peak_mib = int(peak_kib) / 1024
+    assert peak_mib < 200, f"peak RSS {peak_mib:.0f} MiB"
+    report(payload_mib=3.0, peak_rss_mib=peak_mib, failed=1, delivered=2)
