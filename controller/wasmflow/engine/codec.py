@@ -25,7 +25,7 @@ The first two reach into wasmtime-py internals (``wasmtime._ffi`` layouts and ra
 fails, and ``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not
 silently slower. The payload rule lives here too: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
 
-Host memory of a ``binary`` payload (measured, ``tests/unit/engine/test_codec_memory.py``): the C API wants one
+Host memory of a ``binary`` payload (measured, ``tests/unit/hostile/test_codec_memory.py``): the C API wants one
 32-byte C value per byte, and wasmtime turns each into a 48-byte Rust value before copying it into the guest, both
 ways, so an echo peaks at ~160 bytes per payload byte while it runs, ~96 of them inside wasmtime. This module's share
 (the two C arrays) lives only during the call: arrays for payloads over ``SCRATCH_BYTES`` and results over it are

@@ -26,7 +26,7 @@ BINARY_ECHO_FLOOR = 170
 
 def probe(kind: str, size: int) -> dict[str, int | str]:
     result = subprocess.run(
-        [sys.executable, "-m", "tests.unit.engine.codec_memory_probe", kind, str(size)],
+        [sys.executable, "-m", "tests.unit.hostile.codec_memory_probe", kind, str(size)],
         capture_output=True,
         text=True,
         check=False,

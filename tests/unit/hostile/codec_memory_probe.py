@@ -1,6 +1,6 @@
 """Run one message through a WAT identity map in a fresh process and print what it cost in resident memory.
 
-``python -m tests.unit.engine.codec_memory_probe KIND SIZE`` (KIND: ``binary`` or ``text``) prints one JSON object:
+``python -m tests.unit.hostile.codec_memory_probe KIND SIZE`` (KIND: ``binary`` or ``text``) prints one JSON object:
 ``peak`` (VmHWM above the resident set just before the call, bytes), ``retained`` (resident set after the call and
 a garbage collection, above it), ``outcome`` (``echoed`` or the failure). A process of its own, so that neither the
 test run's earlier allocations nor its allocator's free lists blur a figure of tens of MiB.
