@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wasmflow.api.common import Model
-from wasmflow.api.dataflow import Endpoint
+from wasmflow.api.dataflow import DataflowLimits, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
 from wasmflow.api.graph import GraphError, GraphProblem, topological_order
 from wasmflow.api.wasmmodule import Limits
@@ -287,6 +287,8 @@ class AioWorkerConfig(Model):
     """Where the graph's state store lives when replicas share it; in process when unset."""
     state_limits: StateStoreLimits | None = None
     """Bounds of the state store (keys, key and value size, total bytes); the defaults when unset."""
+    limits: DataflowLimits = Field(default_factory=DataflowLimits)
+    """The Dataflow's ``spec.limits``: the largest message the sources accept."""
     endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
     http_port: int = Field(default=8080, ge=1, le=65535)
     cache_dir: str = CACHE_DIR

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 
 from wasmflow.api.common import (
     DURATION_PATTERN,
+    QUANTITY_PATTERN,
     Condition,
     FieldError,
     LocalObjectReference,
@@ -25,6 +26,7 @@ from wasmflow.api.common import (
     condition_list,
     filled_in,
     parse_duration,
+    parse_quantity,
     with_rules,
 )
 from wasmflow.api.dataflow_graph import DataflowGraph
@@ -286,6 +288,43 @@ class WorkerSpec(Model):
     """Taints the workers tolerate."""
 
 
+#: What a source accepts when ``spec.limits.maxMessageSize`` is not set, and the range it may be set to. The upper
+#: bound keeps one message's cost in a worker predictable: a binary (non-UTF-8) payload crosses wasmtime's C API
+#: as one value per byte, up to ~160 bytes of worker memory per payload byte while an operator runs (DESIGN.md 6).
+DEFAULT_MAX_MESSAGE_SIZE = "1Mi"
+MIN_MESSAGE_SIZE_BYTES = 2**10
+MAX_MESSAGE_SIZE_BYTES = 16 * 2**20
+_MESSAGE_SIZE_TEXT = "maxMessageSize must be at least 1Ki and at most 16Mi"
+
+
+class DataflowLimits(Model):
+    """Bounds on what the Dataflow's sources accept."""
+
+    model_config = with_rules(
+        {
+            "rule": "quantity(self.maxMessageSize).compareTo(quantity('1Ki')) >= 0 "
+            "&& quantity(self.maxMessageSize).compareTo(quantity('16Mi')) <= 0",
+            "message": _MESSAGE_SIZE_TEXT,
+            "fieldPath": ".maxMessageSize",
+        },
+    )
+
+    max_message_size: str = Field(default=DEFAULT_MAX_MESSAGE_SIZE, pattern=QUANTITY_PATTERN, max_length=32)
+    """Largest message a source accepts: payload, topic, content type and user properties together (Kubernetes
+    quantity, 1Ki to 16Mi). A larger one goes to the error policy with only the first 1 KiB of its payload, and is
+    acknowledged; the others keep flowing."""
+
+    @model_validator(mode="after")
+    def _in_range(self) -> DataflowLimits:
+        if not MIN_MESSAGE_SIZE_BYTES <= parse_quantity(self.max_message_size) <= MAX_MESSAGE_SIZE_BYTES:
+            raise FieldError(("maxMessageSize",), f"{_MESSAGE_SIZE_TEXT}, got {self.max_message_size}")
+        return self
+
+    @property
+    def max_message_bytes(self) -> int:
+        return parse_quantity(self.max_message_size, "spec.limits.maxMessageSize")
+
+
 # The spec-level rules see the whole graph (CEL at a node or an edge cannot look at its siblings). Each
 # messageExpression names the first offending node or edge; it uses the three-argument map(x, predicate, text), not
 # filter: the cost estimator forgets the maxLength of filter's elements and then refuses any string built from them.
@@ -380,6 +419,8 @@ class DataflowSpec(Model):
     """Number of worker pods; with more than one, give sources a sharedSubscriptionGroup so they split the load."""
     worker: WorkerSpec = Field(default_factory=WorkerSpec)
     """Scheduling and sizing of the worker pods."""
+    limits: DataflowLimits = Field(default_factory=DataflowLimits, json_schema_extra=filled_in(DataflowLimits))
+    """Bounds on what the sources accept (the largest message)."""
 
     @model_validator(mode="after")
     def _references(self) -> DataflowSpec:

@@ -85,7 +85,12 @@ def check(host: EngineHost, spec: AioNodeSpec) -> None:
 
 
 async def run_plan(
-    plan: GraphPlan, specs: list[AioNodeSpec], inputs: dict[str, str], output: IO[str], cache_dir: Path
+    plan: GraphPlan,
+    specs: list[AioNodeSpec],
+    inputs: dict[str, str],
+    output: IO[str],
+    cache_dir: Path,
+    max_message_size: int | None = None,
 ) -> AioPipeline:
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
@@ -101,7 +106,8 @@ async def run_plan(
                 node.start()
                 operators[spec.node] = node
             sources: dict[str, Source] = {
-                name: JsonLinesSource(inputs.get(name, inputs.get("*", "-"))) for name in plan.sources
+                name: JsonLinesSource(inputs.get(name, inputs.get("*", "-")), max_message_size=max_message_size)
+                for name in plan.sources
             }
             sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in plan.sinks}
             pipeline = AioPipeline(plan, operators=operators, sources=sources, sinks=sinks, metrics=metrics)
@@ -120,6 +126,8 @@ def run_graph(
     output: IO[str],
     insecure: bool,
     cache_dir: Path,
+    *,
+    max_message_size: int | None = None,
 ) -> AioPipeline:
     """Parse, check, load and run the graph at ``path``; ConfigError/EngineError say what is wrong and where."""
     plan = plan_graph(load_graph(path))
@@ -127,7 +135,7 @@ def run_graph(
     if unknown:
         raise ConfigError(f"no source operation named {', '.join(sorted(unknown))}", where="--input")
     specs = node_specs(plan, overrides, registry, insecure)
-    return asyncio.run(run_plan(plan, specs, inputs, output, cache_dir))
+    return asyncio.run(run_plan(plan, specs, inputs, output, cache_dir, max_message_size))
 
 
 def summary(pipeline: AioPipeline) -> str:

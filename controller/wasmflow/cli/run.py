@@ -17,8 +17,9 @@ from typing import IO
 
 import click
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
-from wasmflow.api.dataflow import Dataflow, ErrorAction, NodeType
+from wasmflow.api.dataflow import Dataflow, DataflowLimits, ErrorAction, NodeType
 from wasmflow.api.graph import GraphError, validate_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.manifests import load_manifests
@@ -150,6 +151,7 @@ async def _run(
     inputs: dict[str, str],
     output: IO[str],
     cache_dir: Path,
+    max_message_size: int,
 ) -> tuple[Pipeline, list[JsonLinesSource]]:
     graph = validate_graph(dataflow.spec)
     registry = CollectorRegistry()
@@ -161,7 +163,10 @@ async def _run(
             _check(host, spec, module, strict=strictness.get(module, False))
         operators = {spec.node: host.load(spec) for spec in specs}
         try:
-            readers = {name: JsonLinesSource(inputs.get(name, inputs.get("*", "-"))) for name in graph.sources}
+            readers = {
+                name: JsonLinesSource(inputs.get(name, inputs.get("*", "-")), max_message_size=max_message_size)
+                for name in graph.sources
+            }
             sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in graph.sinks}
             dead_letters: dict[tuple[str, str], Sink] = {}
             for node in [*dataflow.spec.nodes, None]:
@@ -201,6 +206,12 @@ async def _run(
 @click.option("--insecure", is_flag=True, help="Allow plain HTTP when pulling OCI references.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Compiled-component cache.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-node summary.")
+@click.option(
+    "--max-message-size",
+    metavar="QUANTITY",
+    help="Largest input message (1Ki to 16Mi, e.g. 4Mi); default: the Dataflow's spec.limits.maxMessageSize, 1Mi "
+    "for --graph. A larger one goes to the error policy.",
+)
 def run_command(
     manifests: tuple[Path, ...],
     modules: tuple[str, ...],
@@ -211,15 +222,18 @@ def run_command(
     quiet: bool,
     graph: Path | None,
     registry: str | None,
+    max_message_size: str | None,
 ) -> None:
     """Run the Dataflow in MANIFESTS locally (WasmModule manifests may follow it), or an AIO graph with --graph."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    size_limit = _size_option(max_message_size)
     routes = {}
     for value in inputs:
         name, sep, path = value.partition("=")
         routes[name if sep else "*"] = path if sep else value
     if graph is not None:
-        _run_aio_graph(graph, _pairs(modules, "--module"), registry, routes, output, insecure, cache_dir, quiet)
+        limit = size_limit or DataflowLimits()
+        _run_aio_graph(graph, _pairs(modules, "--module"), registry, routes, output, insecure, cache_dir, quiet, limit)
         return
     if not manifests:
         raise click.UsageError("give the Dataflow manifest(s), or --graph GRAPH.yaml")
@@ -239,7 +253,15 @@ def run_command(
         try:
             strictness = {name: m.spec.strict for name, m in known.items()}
             pipeline, readers = asyncio.run(
-                _run(dataflow, specs, strictness, routes, stream, cache_dir or default_cache_dir())
+                _run(
+                    dataflow,
+                    specs,
+                    strictness,
+                    routes,
+                    stream,
+                    cache_dir or default_cache_dir(),
+                    (size_limit or dataflow.spec.limits).max_message_bytes,
+                )
             )
         finally:
             if stream is not sys.stdout:
@@ -255,6 +277,17 @@ def run_command(
         raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")
 
 
+def _size_option(value: str | None) -> DataflowLimits | None:
+    """``--max-message-size`` as the limits it sets, checked as ``spec.limits.maxMessageSize`` is."""
+    if value is None:
+        return None
+    try:
+        return DataflowLimits(max_message_size=value)
+    except ValidationError as exc:
+        text = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise click.BadParameter(f"{value!r}: {text}", param_hint="--max-message-size") from exc
+
+
 def _run_aio_graph(
     graph: Path,
     overrides: dict[str, str],
@@ -264,13 +297,21 @@ def _run_aio_graph(
     insecure: bool,
     cache_dir: Path | None,
     quiet: bool,
+    limits: DataflowLimits,
 ) -> None:
     from wasmflow.cli import aio_run  # noqa: PLC0415 - only --graph runs need it
 
     stream: IO[str] = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
     try:
         pipeline = aio_run.run_graph(
-            graph, overrides, registry, routes, stream, insecure, cache_dir or default_cache_dir()
+            graph,
+            overrides,
+            registry,
+            routes,
+            stream,
+            insecure,
+            cache_dir or default_cache_dir(),
+            max_message_size=limits.max_message_bytes,
         )
     except GraphError as exc:
         raise click.ClickException(
@@ -283,3 +324,6 @@ def _run_aio_graph(
             stream.close()
     if not quiet:
         click.echo(aio_run.summary(pipeline), err=True)
+    bad = sum(len(s.errors) for s in pipeline.sources.values() if isinstance(s, JsonLinesSource))
+    if bad:
+        raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")

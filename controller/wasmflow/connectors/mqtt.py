@@ -50,8 +50,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from wasmflow.connectors.ack_order import AckOrder, Ticket
 from wasmflow.connectors.handoff import Handoff
 from wasmflow.connectors.mqtt_messages import message_from_publish, publish_properties
-from wasmflow.connectors.mqtt_settings import MqttSettings, read_credentials, tls_context
+from wasmflow.connectors.mqtt_settings import MqttSettings, maximum_packet_size, read_credentials, tls_context
 from wasmflow.connectors.mqtt_topics import check_topic_name, subscription
+from wasmflow.engine import limits
 from wasmflow.engine.message import Message
 from wasmflow.engine.ports import Inbound
 from wasmflow.errors import ConfigError, ConnectorError
@@ -291,6 +292,8 @@ class _Connection:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.ReceiveMaximum = self.settings.receive_maximum
         props.SessionExpiryInterval = self.settings.session_expiry_seconds if self.persistent else 0
+        if self.settings.max_message_size is not None:
+            props.MaximumPacketSize = maximum_packet_size(self.settings.max_message_size)
         try:
             self.client.connect_async(
                 self.settings.host,
@@ -338,6 +341,7 @@ class _Delivery:
     mid: int
     qos: int
     epoch: int
+    refused: limits.Refusal | None = None
 
 
 class MqttSource:
@@ -405,12 +409,12 @@ class MqttSource:
         except UnicodeDecodeError:
             log.error("%s: dropping a message whose topic is not UTF-8 (a broker bug)", self._conn.role)
             return
-        delivery = _Delivery(
-            message_from_publish(topic, msg.payload, msg.properties, received_ms),
-            msg.mid,
-            msg.qos,
-            self._conn.epoch,
+        message, refused = limits.check(
+            message_from_publish(topic, msg.payload, msg.properties, received_ms), self.settings.max_message_size
         )
+        if refused is not None:  # only its start goes on, to the error policy (which logs it): never the whole
+            log.debug("%s: refusing a message on %r: %s", self._conn.role, topic, refused.reason)
+        delivery = _Delivery(message, msg.mid, msg.qos, self._conn.epoch, refused)
         # Bounded: while the pipeline is behind, this thread waits here (and does not read the socket).
         self._handoff.put(delivery)
 
@@ -433,10 +437,10 @@ class MqttSource:
             if delivery is None:
                 return
             if delivery.qos == 0:
-                yield Inbound(delivery.message)
+                yield Inbound(delivery.message, refused=delivery.refused)
             else:
                 ticket = self._acks.track(delivery.epoch, delivery.mid)
-                yield Inbound(delivery.message, functools.partial(self._ack, ticket))
+                yield Inbound(delivery.message, functools.partial(self._ack, ticket), delivery.refused)
 
     async def _ack(self, ticket: Ticket) -> None:
         due = self._acks.finish(ticket)

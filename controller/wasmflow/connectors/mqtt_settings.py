@@ -25,6 +25,25 @@ DEFAULT_RECEIVE_MAXIMUM = 64
 #: How long the broker keeps a persistent session (subscription + unacknowledged messages) of a gone client.
 DEFAULT_SESSION_EXPIRY_SECONDS = 3600
 MAX_CLIENT_ID = 128
+#: MQTT's own ceiling on a packet (a four-byte remaining length, plus the fixed header).
+MQTT_MAX_PACKET = 268_435_455
+#: How far beyond ``max_message_size`` a source still receives a message (so it can route it to the error policy
+#: itself): 16 times the limit, at most 64 MiB more, plus room for the PUBLISH header, topic and properties.
+RECEIVE_FACTOR = 16
+RECEIVE_EXTRA_MAX = 64 * 2**20
+RECEIVE_HEADROOM = 64 * 2**10
+
+
+def maximum_packet_size(max_message_size: int) -> int:
+    """The Maximum Packet Size a client advertises in CONNECT for a message limit (MQTT 5 section 3.1.2.11.4).
+
+    Larger than the limit on purpose: a message just over it must reach the worker, which sends it to the error
+    policy (dead letter) and acknowledges it, instead of the broker discarding it unseen. What exceeds even this
+    bound the broker discards without sending (the specification's rule), so no one publisher can make a worker
+    read more than this at once.
+    """
+    receive = min(RECEIVE_FACTOR * max_message_size, max_message_size + RECEIVE_EXTRA_MAX)
+    return min(receive + RECEIVE_HEADROOM, MQTT_MAX_PACKET)
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,9 @@ class MqttSettings:
     #: Reconnect backoff: doubles from min to max after each failed attempt, back to min once connected.
     reconnect_min_seconds: int = 1
     reconnect_max_seconds: int = 30
+    #: The largest message a source passes on (``spec.limits.maxMessageSize``); None: no limit (and no Maximum
+    #: Packet Size in CONNECT). See ``maximum_packet_size`` for what the broker is told.
+    max_message_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.qos not in (0, 1):
@@ -69,6 +91,8 @@ class MqttSettings:
             raise ConfigError(f"client id longer than {MAX_CLIENT_ID} characters", where="mqtt.clientId")
         if not 0 < self.reconnect_min_seconds <= self.reconnect_max_seconds:
             raise ConfigError("reconnect backoff needs 0 < min <= max", where="mqtt")
+        if self.max_message_size is not None and not 0 < self.max_message_size < MQTT_MAX_PACKET:
+            raise ConfigError(f"max message size must be 1..{MQTT_MAX_PACKET - 1} bytes", where="mqtt")
 
     @property
     def address(self) -> str:

@@ -232,6 +232,8 @@ class AioOperatorNode:
             result = lift(live, value)
         except DeniedImportError as exc:
             raise self._fail("trap", str(exc), discard=True) from exc
+        except codec.PayloadTooLarge as exc:  # buffer.read of a payload wasmtime cannot pass (aio_imports.py)
+            raise self._fail("memory", exc.text, discard=True) from exc
         except WasmtimeError as exc:
             kind, text = sandbox.classify_failure(exc, self._log.recent)
             raise self._fail(kind, text, discard=True) from exc

@@ -90,6 +90,8 @@ def _types(instance: LinkerInstance, context: AioHostContext) -> None:
 # ``buffer.read`` returns a list<u8>: wasmtime-py converts one Python object per byte (about 4 µs a byte, 65 ms for
 # 16 KiB). This callback writes the C API's value array with one strided copy instead (codec._set_bytes_list, the
 # same writer the message codec uses); it is registered with the C API directly, as wasmtime-py's add_func does.
+# Every AIO payload a module reads crosses here as list<u8>, text or not: over codec.MAX_BINARY_BYTES the read
+# fails (PayloadTooLarge, the call traps) before anything is built.
 _READ_TABLES: dict[int, BufferTable] = {}
 _READ_IDS = itertools.count(1)
 
@@ -99,7 +101,10 @@ def _fast_read(idx: int, context: Any, _ty: Any, args: Any, _nargs: int, results
     def run(store: StoreContext) -> None:
         handle = ResourceAny._from_ptr(ffi.take_pointer(args[0].of, "resource"))
         table = _READ_TABLES.get(idx or 0)
-        codec.set_bytes_list(results[0], table.read(handle.to_host(store).rep) if table is not None else b"")
+        data = table.read(handle.to_host(store).rep) if table is not None else b""
+        if len(data) > codec.MAX_BINARY_BYTES:  # wasmtime would trap after ~80 bytes of host memory per byte
+            raise codec.PayloadTooLarge(len(data), "buffer.read: the buffer is", "")
+        codec.set_bytes_list(results[0], data)
 
     return catch_exceptions(context, run)
 

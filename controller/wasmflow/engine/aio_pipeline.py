@@ -36,7 +36,7 @@ from wasmflow.api.aio_graph import GraphPlan, OperationType
 from wasmflow.engine.aio_host import AioOperatorNode
 from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, HlcClock, from_message, to_message
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import NodeStats, Tracker
+from wasmflow.engine.pipeline import TOO_LARGE, NodeStats, Tracker
 from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import OperatorFailure
 
@@ -154,6 +154,10 @@ class AioPipeline:
         try:
             async for inbound in self.sources[name].messages():
                 self._count_in(name)
+                if inbound.refused is not None:  # too large (engine/limits.py): dropped, counted, acknowledged
+                    failure = OperatorFailure(name, TOO_LARGE, inbound.refused.reason)
+                    await self._failed(name, [Tracker(inbound.ack).release], failure)
+                    continue
                 event_ns = inbound.message.timestamp_ms * 1_000_000 if inbound.message.timestamp_ms > 0 else None
                 async with lock:
                     stamp = clock.stamp(event_ns)

@@ -24,6 +24,15 @@ The first two reach into wasmtime-py internals (``wasmtime._ffi`` layouts and ra
 :func:`fast_path_problems` checks every assumption at import time, the host falls back to ``PlainProcess`` when one
 fails, and ``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not
 silently slower. The payload rule lives here too: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
+
+Host memory of a ``binary`` payload (measured, ``tests/unit/hostile/test_codec_memory.py``): the C API wants one
+32-byte C value per byte, and wasmtime turns each into a 48-byte Rust value before copying it into the guest, both
+ways, so an echo peaks at ~160 bytes per payload byte while it runs, ~96 of them inside wasmtime. This module's share
+(the two C arrays) lives only during the call: arrays for payloads over ``SCRATCH_BYTES`` and results over it are
+freed as soon as the call returns (they used to stay until the next call: ~65 bytes per byte, per node). wasmtime
+itself caps what one call may copy (its "hostcall fuel", 128 MiB, spent at 48 per list element): a binary payload
+over ``MAX_BINARY_BYTES`` would trap only after the host had built ~80 bytes per byte of it, so it is refused
+before anything is built (``PayloadTooLarge``).
 """
 
 from __future__ import annotations
@@ -58,6 +67,30 @@ U64 = ffi.WASMTIME_COMPONENT_U64.value
 BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
 
 MESSAGE_FIELDS = (b"payload", b"topic", b"content-type", b"properties", b"timestamp-ms")
+#: The largest binary payload lowered into a guest. wasmtime 50 traps a call once it has copied 128 MiB of "hostcall
+#: fuel" (a list<u8> spends 48 per byte: from ~2.67 MiB on); below that with room for the rest of the message.
+MAX_BINARY_BYTES = 5 * 2**19
+#: Binary payloads up to this size reuse one C value array per argument (2 MiB); results up to it are left in place
+#: until the next call frees them. Anything larger is freed as soon as the call returns.
+SCRATCH_BYTES = 64 * 2**10
+
+
+class PayloadTooLarge(Exception):  # noqa: N818 - an answer about one message, as ErrorResult is
+    """A binary payload over ``MAX_BINARY_BYTES``: refused before it is lowered (the call would trap anyway)."""
+
+    def __init__(self, size: int, what: str = "binary payload", note: str = " (a text payload may be larger)") -> None:
+        self.size = size
+        self.text = (
+            f"{what} too large: {size} bytes > {MAX_BINARY_BYTES} bytes, the most wasmtime passes as list<u8> in "
+            f"one call{note}"
+        )
+        super().__init__(self.text)
+
+
+def check_binary(payload: bytes) -> None:
+    """PayloadTooLarge when ``payload`` would cross as a list<u8> larger than wasmtime takes."""
+    if len(payload) > MAX_BINARY_BYTES and not _is_utf8(payload):
+        raise PayloadTooLarge(len(payload))
 
 
 def _vec(data: bytes) -> Any:
@@ -113,6 +146,8 @@ def lower_message(msg: Message, val: Any) -> None:
         _set_string(inner, msg.payload)
         case = b"text"
     else:
+        if len(msg.payload) > MAX_BINARY_BYTES:
+            raise PayloadTooLarge(len(msg.payload))
         _set_bytes_list(inner, msg.payload)
         case = b"binary"
     payload = entries[0].val
@@ -361,6 +396,8 @@ class PlainProcess:
         self._returns_message = returns_message
 
     def __call__(self, *inputs: Message) -> Message | bool:
+        for msg in inputs:
+            check_binary(msg.payload)
         value = self._func(self._store, *(to_record(m) for m in inputs))
         tag = getattr(value, "tag", None)
         if tag == "err" or (tag is None and isinstance(value, Record)):
@@ -499,7 +536,7 @@ class FastProcess:
             keep = [self._lower(i, msg) for i, msg in enumerate(inputs)]
         # The C API assigns the new result over the previous one, which drops (frees) it: no delete per call.
         error = _func_call(*self._call_args)
-        del keep
+        del keep  # with it a large payload's own value array (see _u8_array)
         if error:
             exc = WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
             maybe_raise_last_exn()  # a Python exception in a host function wins, as in wasmtime-py's enter_wasm
@@ -522,10 +559,12 @@ class FastProcess:
         block = self._blocks[i]
         base = ctypes.addressof(block)
         payload, topic, content_type, properties, timestamp = msg
+        array: Any = None
         if payload.isascii() or _is_utf8(payload):
             disc, payload_kind, payload_data = _TEXT, K_STRING, id(payload) + _BYTES_DATA
         else:
-            disc, payload_kind, payload_data = _BINARY, K_LIST, self._u8_array(i, payload)
+            array = self._u8_array(i, payload)
+            disc, payload_kind, payload_data = _BINARY, K_LIST, ctypes.addressof(array)
         topic_bytes = topic.encode()
         content_bytes = b"" if content_type is None else content_type.encode()
         props_size, props_data = self._properties(i, properties)
@@ -539,11 +578,25 @@ class FastProcess:
             payload_kind, len(payload), payload_data,
             K_STRING, len(content_bytes), id(content_bytes) + _BYTES_DATA,
         )  # fmt: skip
-        return payload, topic_bytes, content_bytes
+        return payload, topic_bytes, content_bytes, array
 
-    def _u8_array(self, i: int, payload: bytes) -> int:
-        """A list<u8> as the C API wants it (one 32-byte value per byte), written with one strided copy."""
+    def _u8_array(self, i: int, payload: bytes) -> Any:
+        """A list<u8> as the C API wants it (one 32-byte value per byte), written with one strided copy.
+
+        Up to ``SCRATCH_BYTES`` the argument's reusable array; beyond, an array of its own that the caller drops
+        when the call returns (32 bytes per payload byte must not stay with the node). Over ``MAX_BINARY_BYTES``,
+        PayloadTooLarge before anything is built.
+        """
         n = len(payload)
+        if n > SCRATCH_BYTES:
+            if n > MAX_BINARY_BYTES:
+                raise PayloadTooLarge(n)
+            array = ctypes.create_string_buffer(n * VAL_SIZE)
+            view = memoryview(array).cast("B")
+            view[0 : n * VAL_SIZE : VAL_SIZE] = bytes([K_U8]) * n
+            view[VALUE_OFFSET : VALUE_OFFSET + n * VAL_SIZE : VAL_SIZE] = payload
+            view.release()
+            return array
         scratch = self._scratch[i]
         if scratch is None or len(scratch) < n * VAL_SIZE:
             capacity = max(n, 256)
@@ -551,7 +604,7 @@ class FastProcess:
             memoryview(scratch).cast("B")[0 : capacity * VAL_SIZE : VAL_SIZE] = bytes([K_U8]) * capacity
             self._scratch[i] = scratch
         memoryview(scratch).cast("B")[VALUE_OFFSET : VALUE_OFFSET + n * VAL_SIZE : VAL_SIZE] = payload
-        return ctypes.addressof(scratch)
+        return scratch
 
     def _properties(self, i: int, properties: tuple[tuple[str, str], ...]) -> tuple[int, int]:
         """The list<tuple<string, string>>; reused while a source keeps sending the same properties."""
@@ -614,6 +667,8 @@ class FastProcess:
                 pairs.append((_MEM[kd : kd + ks].tobytes().decode(), _MEM[vd : vd + vs].tobytes().decode()))
             properties = tuple(pairs)
         topic = _MEM[topic_data : topic_data + topic_size].tobytes().decode()
+        if payload_size > SCRATCH_BYTES:  # a large result (32 bytes per byte if binary) is not kept until next call
+            self.close()
         return Message(payload, topic, content_type, properties, timestamp)
 
 

@@ -444,6 +444,9 @@ class OperatorNode:
             if self._failures:
                 self._recovered()  # the operator answered: the instance is healthy
             raise self._fail("error", exc.text, discard=False) from None
+        except codec.PayloadTooLarge as exc:  # refused before the call: the instance is untouched
+            self._observe(started)
+            raise self._fail("memory", exc.text, discard=False) from None
         except WasmtimeError as exc:
             kind_, text = sandbox.classify_failure(exc, self._log.recent)
             self._observe(started)

@@ -37,6 +37,8 @@ from wasmflow.errors import OperatorFailure
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+#: The failure kind of a message a source refused (engine/limits.py).
+TOO_LARGE = "too-large"
 #: Sends a sink node keeps in flight at once (for MQTT QoS 1: PUBLISHes awaiting their PUBACK).
 SINK_WINDOW = 32
 
@@ -97,8 +99,14 @@ class _Window:
     opened: float = 0.0
 
 
-def dead_letter_envelope(node: str, failure: OperatorFailure, message: Message) -> Message:
-    """The message a dead-letter sink receives: who failed, why, and the original message (nothing lost)."""
+def dead_letter_envelope(
+    node: str, failure: OperatorFailure, message: Message, *, payload_size: int | None = None
+) -> Message:
+    """The message a dead-letter sink receives: who failed, why, and the original message (nothing lost).
+
+    A message a source refused as too large (``payload_size`` given) comes with the start of its payload only:
+    ``payloadTruncated`` is true and ``payloadSize`` is the size it had (engine/limits.py).
+    """
     body: dict[str, Any] = {
         "node": node,
         "kind": failure.kind,
@@ -112,6 +120,9 @@ def dead_letter_envelope(node: str, failure: OperatorFailure, message: Message) 
         body["payload"] = message.payload.decode("utf-8")
     except UnicodeDecodeError:
         body["payloadBase64"] = base64.b64encode(message.payload).decode()
+    if payload_size is not None:
+        body["payloadSize"] = payload_size
+        body["payloadTruncated"] = payload_size > len(message.payload)
     return Message(
         payload=json.dumps(body, separators=(",", ":")).encode(),
         topic=message.topic,
@@ -190,6 +201,11 @@ class Pipeline:
         async for inbound in self.sources[name].messages():
             self._count_in(name)
             tracker = Tracker(inbound.ack)
+            if inbound.refused is not None:  # too large: to the Dataflow's error policy, then acknowledged
+                failure = OperatorFailure(name, TOO_LARGE, inbound.refused.reason)
+                envelope = Envelope(inbound.message, (tracker,))
+                await self._failed(name, self.nodes[name], envelope, failure, inbound.refused.payload_size)
+                continue
             await self._emit(name, Envelope(inbound.message, (tracker,)), arm=None)
 
     async def _emit(self, name: str, envelope: Envelope, arm: bool | None) -> None:
@@ -333,14 +349,16 @@ class Pipeline:
                 # Runs between messages of the node's own task (same loop, no await inside the fold): no race.
                 await self._close_window(name)
 
-    async def _failed(self, name: str, node: Node, envelope: Envelope, failure: OperatorFailure) -> None:
+    async def _failed(
+        self, name: str, node: Node, envelope: Envelope, failure: OperatorFailure, payload_size: int | None = None
+    ) -> None:
         stats = self.stats[name]
         stats.failures[failure.kind] = stats.failures.get(failure.kind, 0) + 1
         policy: ErrorPolicy = node.error_policy or self.spec.error_policy
         log.warning("%s (policy: %s)", failure, policy.action.value)
         if policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
             sink = self.dead_letters[(policy.endpoint, policy.topic)]
-            await sink.send(dead_letter_envelope(name, failure, envelope.message))
+            await sink.send(dead_letter_envelope(name, failure, envelope.message, payload_size=payload_size))
             stats.dead_lettered += 1
             if self.metrics:
                 self.metrics.dead_lettered.labels(name).inc()

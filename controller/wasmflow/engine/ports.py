@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from wasmflow.engine.limits import Refusal
 from wasmflow.engine.message import Message
 
 
@@ -20,8 +21,12 @@ async def _no_ack() -> None:
 
 @dataclass(frozen=True)
 class Inbound:
+    """One message from a source. ``refused`` is set when the source refused it (too large: engine/limits.py):
+    ``message`` is then only what is kept of it, for the error policy, and it is acknowledged like any other."""
+
     message: Message
     ack: Callable[[], Awaitable[None]] = _no_ack
+    refused: Refusal | None = None
 
 
 class Source(Protocol):

@@ -66,7 +66,7 @@ class AioWorker:
         self.pipeline: AioPipeline | None = None
         self._closers: list[Callable[[], None]] = []
 
-    def _settings(self, endpoint: str, role: str) -> MqttSettings:
+    def _settings(self, endpoint: str, role: str, *, source: bool = False) -> MqttSettings:
         config = self.config
         if endpoint not in config.endpoints:
             raise ConfigError(f"endpoint {endpoint!r} is not in endpoints", where=f"{role}")
@@ -77,6 +77,7 @@ class AioWorker:
             config.namespace,
             config.dataflow,
             safe_role,
+            max_message_size=config.limits.max_message_bytes if source else None,
         )
 
     def _state_store(self) -> StateStore:
@@ -149,7 +150,7 @@ class AioWorker:
                 self.loaded = True
                 for name in self.plan.sources:
                     port = config.sources[name]
-                    self.sources[name] = MqttSource(self._settings(port.endpoint, name), port.topic)
+                    self.sources[name] = MqttSource(self._settings(port.endpoint, name, source=True), port.topic)
                 for name in self.plan.sinks:
                     port = config.sinks[name]
                     self.sinks[name] = MqttSink(self._settings(port.endpoint, name), port.topic)
@@ -221,6 +222,7 @@ async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
         event_time=graph.event_time,
         state_store=graph.state_store,
         state_limits=graph.state_limits,
+        limits=config.spec.limits,
         endpoint_files=config.endpoint_files,
         http_port=config.http_port,
         cache_dir=config.cache_dir,

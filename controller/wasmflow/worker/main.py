@@ -75,16 +75,28 @@ def relocate(config: WorkerConfig, root: Path) -> WorkerConfig:
     )
 
 
-def _settings(config: WorkerConfig, endpoint: str, role: str) -> MqttSettings:
+def _settings(config: WorkerConfig, endpoint: str, role: str, *, source: bool = False) -> MqttSettings:
     return endpoint_settings(
-        config.spec.endpoints[endpoint], config.endpoint_files.get(endpoint), config.namespace, config.dataflow, role
+        config.spec.endpoints[endpoint],
+        config.endpoint_files.get(endpoint),
+        config.namespace,
+        config.dataflow,
+        role,
+        max_message_size=config.spec.limits.max_message_bytes if source else None,
     )
 
 
 def endpoint_settings(
-    endpoint: Endpoint, files: EndpointFiles | None, namespace: str, dataflow: str, role: str
+    endpoint: Endpoint,
+    files: EndpointFiles | None,
+    namespace: str,
+    dataflow: str,
+    role: str,
+    *,
+    max_message_size: int | None = None,
 ) -> MqttSettings:
-    """One MQTT client per endpoint and role; its id names the Dataflow, the role and the pod (shared by worker/aio)."""
+    """One MQTT client per endpoint and role; its id names the Dataflow, the role and the pod (shared by worker/aio).
+    Sources are given the Dataflow's ``spec.limits.maxMessageSize``."""
     mqtt = endpoint.mqtt
     host = os.environ.get("HOSTNAME") or socket.gethostname()
     prefix = mqtt.client_id_prefix or "wasmflow"
@@ -98,6 +110,7 @@ def endpoint_settings(
         key_file=Path(files.key_file) if files and files.key_file else None,
         username_file=Path(files.username_file) if files and files.username_file else None,
         password_file=Path(files.password_file) if files and files.password_file else None,
+        max_message_size=max_message_size,
     )
 
 
@@ -172,7 +185,8 @@ class Worker:
                 for node in config.spec.nodes:
                     if node.type is NodeType.SOURCE:
                         assert node.endpoint and node.topic
-                        self.sources[node.name] = MqttSource(_settings(config, node.endpoint, node.name), node.topic)
+                        settings = _settings(config, node.endpoint, node.name, source=True)
+                        self.sources[node.name] = MqttSource(settings, node.topic)
                     elif node.type is NodeType.SINK:
                         assert node.endpoint and node.topic
                         self.sinks[node.name] = MqttSink(_settings(config, node.endpoint, node.name), node.topic)

@@ -251,6 +251,28 @@ INVALID_DATAFLOWS = [
         "Input should be 0 or 1",
         server_says='Unsupported value: 2: supported values: "0", "1"',
     ),
+    Case(
+        "message-size-beyond-16mi",
+        "Dataflow",
+        lambda d: _spec(d).update(limits={"maxMessageSize": "32Mi"}),
+        "spec.limits.maxMessageSize",
+        "maxMessageSize must be at least 1Ki and at most 16Mi",
+    ),
+    Case(
+        "message-size-under-1ki",
+        "Dataflow",
+        lambda d: _spec(d).update(limits={"maxMessageSize": "100"}),
+        "spec.limits.maxMessageSize",
+        "maxMessageSize must be at least 1Ki and at most 16Mi",
+    ),
+    Case(
+        "message-size-not-a-quantity",
+        "Dataflow",
+        lambda d: _spec(d).update(limits={"maxMessageSize": "lots"}),
+        "spec.limits.maxMessageSize",
+        "String should match pattern",
+        server_says="spec.limits.maxMessageSize: Invalid value",
+    ),
 ]
 
 INVALID_MODULES = [
@@ -356,6 +378,7 @@ VALID: list[tuple[str, str, Callable[[Doc], object]]] = [
         lambda d: _spec(d).update(source={"configMapRef": {"name": "enrich-wasm"}}, capabilities=["http", "stdio"]),
     ),
     ("a-module-with-4gi-and-fuel", "WasmModule", lambda d: _spec(d).update(limits={"memory": "4Gi", "fuel": 100000})),
+    ("a-dataflow-taking-16mi-messages", "Dataflow", lambda d: _spec(d).update(limits={"maxMessageSize": "16Mi"})),
 ]
 
 

@@ -67,6 +67,8 @@ def test_dataflow_defaults_match_the_documentation() -> None:
     assert dataflow.spec.replicas == 1
     assert dataflow.spec.endpoints["plant"].mqtt.qos == 1
     assert dataflow.spec.nodes[4].drop_arm is None
+    assert dataflow.spec.limits.max_message_size == "1Mi"
+    assert dataflow.spec.limits.max_message_bytes == 2**20
 
 
 def test_a_model_dumps_to_the_manifest_it_was_read_from() -> None:
