@@ -36,8 +36,9 @@ from wasmflow.api.aio_graph import GraphPlan, OperationType
 from wasmflow.engine.aio_host import AioOperatorNode
 from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, HlcClock, from_message, to_message
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import NodeStats, Tracker
+from wasmflow.engine.pipeline import Tracker
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.stats import NodeStats
 from wasmflow.errors import OperatorFailure
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class AioPipeline:
         except OperatorFailure as failure:
             await self._failed(name, [item.release], failure)
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
 
     async def _stage(self, name: str, windows: dict[Key, _Window], item: _Item) -> None:
         window = windows.setdefault(key(item.timestamp), _Window(item.timestamp))
@@ -258,7 +259,7 @@ class AioPipeline:
         try:
             window.staged = self.operators[name].accumulate(staged, window.pending)
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
         window.pending = []
 
     async def _close_windows(self, name: str, windows: dict[Key, _Window], frontier: Key) -> None:

@@ -32,6 +32,7 @@ from wasmflow.api.graph import Graph
 from wasmflow.engine.message import Message, empty_state
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.stats import NodeStats
 from wasmflow.errors import OperatorFailure
 
 log = logging.getLogger(__name__)
@@ -75,18 +76,6 @@ class Envelope:
     async def release(self) -> None:
         for tracker in self.trackers:
             await tracker.release()
-
-
-@dataclass
-class NodeStats:
-    """What ``wasmflow run`` prints at the end, per node."""
-
-    received: int = 0
-    emitted: int = 0
-    dropped: int = 0
-    dead_lettered: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    latencies: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -290,7 +279,7 @@ class Pipeline:
             await self._failed(name, node, envelope, failure)
             return
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
         if node.type is NodeType.MAP:
             assert isinstance(result, Message)
             await self._emit(name, Envelope(result, envelope.trackers), arm=None)
