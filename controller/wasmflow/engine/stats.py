@@ -74,3 +74,5 @@ class NodeStats:
     dead_lettered: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     latencies: Latencies = field(default_factory=Latencies)
+    #: Accumulate windows closed before their count or duration, because a source's in-flight budget was full.
+    windows_closed_early: int = 0
