@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 
 from tests.components.build import cache_dir
 from tests.mqtt_env import BrokerEnv
+from wasmflow.api.aio_graph import AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec
 from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
 
@@ -94,7 +95,7 @@ class WorkerProcess:
     """One worker's process, restartable with the same config and identity; its output goes to ``log``."""
 
     directory: Path
-    config: WorkerConfig
+    config: WorkerConfig | AioWorkerConfig
     hostname: str = field(default_factory=lambda: f"fault-worker-{uuid.uuid4().hex[:6]}")
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0

@@ -1,0 +1,247 @@
+"""A node that fails for good stops the worker loudly; a broker outage does not (issue 16, case 2).
+
+Through the worker process and the real broker:
+
+- a sink whose messages the broker refuses (the auth listener's ACL denies ``forbidden/#``: the PUBACK says
+  0x87 Not authorized) fails the worker: a log line naming the node and what it was doing, ``/healthz`` and
+  ``/readyz`` 503 with the reason, then a non-zero exit; the refused input is never acknowledged, so a worker
+  started again gets it again;
+- SIGTERM after a node died returns at once, though the sources had filled every queue behind it;
+- a broker outage longer than the sink's send timeout (30 s) is waited out: the sends are made again on the new
+  connection and nothing is lost.
+
+Before the fix a dead node task went unnoticed: nothing logged, probes green, the graph halted for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.components.engine import wat
+from tests.fault_report import Report
+from tests.integration.conftest import wait_until
+from tests.integration.faults.conftest import pinned
+from tests.integration.faults.test_stream_faults import SLOW_ECHO
+from tests.integration.faults.workers import (
+    Collector,
+    Publisher,
+    WorkerProcess,
+    free_port,
+    pipeline_spec,
+    publish,
+    shared_compiled_cache,
+    text_of,
+)
+from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
+from wasmflow.api.dataflow import Endpoint
+from wasmflow.api.dataflow_graph import GraphPort
+from wasmflow.api.workerconfig import EndpointFiles
+
+Workers = Callable[..., WorkerProcess]
+Clients = list[Collector | Publisher]
+#: MqttSink's default send timeout: the outage must last longer.
+SEND_TIMEOUT_S = 30.0
+
+
+def credentials(directory: Path, broker: BrokerEnv) -> EndpointFiles:
+    """The auth listener's username and password, as the files a mounted Secret would be."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "username").write_text(broker.username)
+    (directory / "password").write_text(broker.password)
+    return EndpointFiles(username_file=str(directory / "username"), password_file=str(directory / "password"))
+
+
+def refused_sink_worker(workers: Workers, broker: BrokerEnv, tmp_path: Path, prefix: str) -> WorkerProcess:
+    """In from ``<prefix>/in/+`` (allowed) through an echo map out to ``forbidden/<prefix>/out`` (denied by ACL)."""
+    spec = pipeline_spec(broker.auth_url, prefix)
+    spec["nodes"][2]["topic"] = f"forbidden/{prefix}/out"
+    echo = tmp_path / "echo.wasm"
+    echo.write_bytes(wat.operator("map"))
+    files = {"broker": credentials(tmp_path / "mqtt", broker)}
+    return workers(spec, {"op": pinned(echo, "map")}, endpoint_files=files)
+
+
+class Prober:
+    """Polls the worker's /healthz and /readyz from a thread until the process exits; keeps what it saw."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+        self.seen: list[tuple[int, int, str]] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        base = f"http://127.0.0.1:{self.worker.port}"
+        while self.worker.exited() is None:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                ready = httpx.get(f"{base}/readyz", timeout=2)
+                self.seen.append((health.status_code, ready.status_code, ready.text))
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def failed_probes(self) -> list[tuple[int, int, str]]:
+        return [probe for probe in self.seen if probe[0] == 503]
+
+
+def test_a_sink_the_broker_refuses_fails_the_worker_loudly_and_acknowledges_nothing(
+    workers: Workers, fault_broker: BrokerEnv, tmp_path: Path, clients: Clients, report: Report
+) -> None:
+    prefix = f"refused-{uuid.uuid4().hex[:8]}"
+    worker = refused_sink_worker(workers, fault_broker, tmp_path, prefix)
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=120)
+    prober = Prober(worker)
+
+    sent = time.monotonic()
+    publish(fault_broker, f"{prefix}/in/x", b"refused")
+    wait_until(lambda: worker.exited() is not None, what="the worker to exit after the refusal", timeout=60)
+    exited = time.monotonic()
+    prober.join(10)
+
+    code = worker.exited()
+    log = worker.output()
+    failed = prober.failed_probes()
+    report(exit_code=code, time_to_exit_s=exited - sent, failed_probes_seen=len(failed))
+    assert code not in (0, None), log
+    assert "node 'out' failed while sending a message to its sink" in log, log
+    assert "Not authorized" in log, log
+    # Before it exited, the probes said so: /healthz 503, /readyz 503 with the reason.
+    assert failed, f"no 503 from /healthz before the exit; saw {prober.seen[-5:]}"
+    _health, ready, reasons = failed[-1]
+    assert ready == 503 and "failed: node 'out'" in reasons, reasons
+
+    # Nothing was acknowledged: started again, the worker is handed the refused message again (and fails again).
+    worker.start()
+    wait_until(lambda: worker.exited() is not None, what="the restarted worker to meet the message again", timeout=120)
+    assert worker.output().count("node 'out' failed while sending a message to its sink") >= 2
+
+
+AIO_GRAPH = """
+metadata: {name: refused, version: "1.0.0"}
+moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
+operations:
+  - {operationType: source, name: source}
+  - {operationType: map, name: module-f2c/map, module: "wasmflow-tests/f2c:1.0.0"}
+  - {operationType: sink, name: sink}
+connections:
+  - {from: {name: source}, to: {name: module-f2c/map}}
+  - {from: {name: module-f2c/map}, to: {name: sink}}
+"""
+
+
+def test_an_aio_graph_sink_the_broker_refuses_fails_the_worker_loudly(
+    fault_broker: BrokerEnv, tmp_path: Path, component: Callable[[str], Path], report: Report
+) -> None:
+    """The same supervision in the AIO graph runtime (engine/aio_pipeline.py, worker/aio.py)."""
+    prefix = f"aio-refused-{uuid.uuid4().hex[:8]}"
+    f2c = component("aio_f2c_map")
+    config = AioWorkerConfig(
+        namespace="faults",
+        dataflow="aio-refused",
+        definition=AIO_GRAPH,
+        endpoints={"broker": Endpoint.model_validate({"mqtt": {"url": fault_broker.auth_url, "qos": 1}})},
+        modules={
+            "wasmflow-tests/f2c:1.0.0": AioModule(
+                digest="sha256:" + hashlib.sha256(f2c.read_bytes()).hexdigest(), path=str(f2c)
+            )
+        },
+        sources={"source": GraphPort(endpoint="broker", topic=f"{prefix}/in")},
+        sinks={"sink": GraphPort(endpoint="broker", topic=f"forbidden/{prefix}/out")},
+        endpoint_files={"broker": credentials(tmp_path / "mqtt", fault_broker)},
+        http_port=free_port(),
+        cache_dir=str(shared_compiled_cache(tmp_path / "cache")),
+    )
+    (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+    worker = WorkerProcess(tmp_path, config)
+    try:
+        worker.start()
+        wait_until(worker.ready, what="AIO worker /readyz", timeout=180)
+        prober = Prober(worker)
+        sent = time.monotonic()
+        publish(fault_broker, f"{prefix}/in", b'{"value": 212}')
+        wait_until(lambda: worker.exited() is not None, what="the AIO worker to exit after the refusal", timeout=60)
+        exited = time.monotonic()
+        prober.join(10)
+        code, log, failed = worker.exited(), worker.output(), prober.failed_probes()
+        report(exit_code=code, time_to_exit_s=exited - sent, failed_probes_seen=len(failed))
+        assert code not in (0, None), log
+        assert "node 'sink' failed while sending a message to its sink" in log and "Not authorized" in log, log
+        assert failed, f"no 503 from /healthz before the exit; saw {prober.seen[-5:]}"
+    finally:
+        worker.kill()
+
+
+def test_sigterm_after_a_node_died_returns_promptly(
+    workers: Workers, fault_broker: BrokerEnv, tmp_path: Path, clients: Clients, report: Report
+) -> None:
+    prefix = f"dead-{uuid.uuid4().hex[:8]}"
+    worker = refused_sink_worker(workers, fault_broker, tmp_path, prefix)
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=120)
+    # Enough to fill every queue behind the dead sink (queues of 64, a hand-over of 64, Receive Maximum 64).
+    publish(fault_broker, f"{prefix}/in/x", *(f"m{i}".encode() for i in range(300)))
+    wait_until(lambda: "Not authorized" in worker.output() or worker.exited() is not None, what="the refusal")
+
+    signalled = time.monotonic()
+    if worker.exited() is None:
+        worker.signal(signal.SIGTERM)
+    code = worker.wait(30)
+    returned = time.monotonic()
+    report(exit_code=code, sigterm_to_exit_s=returned - signalled)
+    assert code != 0, worker.output()
+
+
+def test_a_broker_outage_longer_than_the_send_timeout_loses_no_message(
+    workers: Workers, fault_broker: BrokerEnv, tmp_path: Path, clients: Clients, report: Report
+) -> None:
+    prefix = f"outage-{uuid.uuid4().hex[:8]}"
+    slow = tmp_path / "slow-echo.wasm"
+    slow.write_bytes(wat.operator("map", SLOW_ECHO))
+    worker = workers(
+        pipeline_spec(fault_broker.url, prefix), {"op": pinned(slow, "map", limits={"timeoutPerMessage": "2s"})}
+    )
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=120)
+    collector = Collector(fault_broker, f"{prefix}/out", key=text_of)
+    clients.append(collector)
+    total = 200
+    keys = [f"m{i}" for i in range(total)]
+    publish(fault_broker, f"{prefix}/in/x", *(key.encode() for key in keys))
+    wait_until(lambda: collector.count() >= 20, what="the first outputs", timeout=60)
+
+    # The worker holds a backlog (about 20 ms a message): its sink's sends wait through the whole outage.
+    down = time.monotonic()
+    stop_broker(fault_broker)
+    wait_until(lambda: time.monotonic() - down > SEND_TIMEOUT_S + 5, what="an outage past the send timeout", timeout=60)
+    start_broker(fault_broker.state_dir)
+    back = time.monotonic()
+    wait_until(worker.ready, what="worker /readyz after the outage", timeout=90)
+    collector.settle(total, timeout=120)
+
+    tally = collector.tally(keys)
+    flowing = collector.first_arrival_after(back)
+    figures: dict[str, Any] = {
+        "messages": total,
+        "lost": len(tally.lost),
+        "duplicated": tally.duplicated,
+        "outage_s": back - down,
+        "first_output_after_broker_back_s": (flowing - back) if flowing else -1.0,
+    }
+    report(**figures)
+    assert worker.exited() is None, worker.output()
+    assert tally.lost == [] and tally.unexpected == [], f"lost {len(tally.lost)}: {tally.lost[:10]}"
