@@ -601,6 +601,8 @@ class MqttSink:
             future.result()  # the broker's refusal, if it refused
         finally:
             self._pending.pop(info.mid, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # a refusal that came as this send was cancelled: seen, not "never retrieved"
 
     async def _wait_connected_again(self) -> None:
         """Wait for the connection, however long the broker is away (``/readyz`` says so meanwhile); raise
@@ -613,10 +615,10 @@ class MqttSink:
                 if self._conn.refused:
                     raise
                 log.warning(
-                    "sink %s: still waiting for %s (%d message(s) held); retrying",
+                    "sink %s: still waiting for %s (%d message(s) awaiting a PUBACK); sending resumes on reconnect",
                     self.topic,
                     self.settings.address,
-                    len(self._pending) + 1,
+                    len(self._pending),
                 )
 
     async def _send_qos0(self, message: Message) -> None:

@@ -15,7 +15,6 @@ Before the fix a dead node task went unnoticed: nothing logged, probes green, th
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
@@ -35,16 +34,12 @@ from tests.integration.faults.workers import (
     Collector,
     Publisher,
     WorkerProcess,
-    free_port,
+    aio_worker,
     pipeline_spec,
     publish,
-    shared_compiled_cache,
     text_of,
 )
 from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
-from wasmflow.api.dataflow import Endpoint
-from wasmflow.api.dataflow_graph import GraphPort
 from wasmflow.api.workerconfig import EndpointFiles
 
 Workers = Callable[..., WorkerProcess]
@@ -149,25 +144,15 @@ def test_an_aio_graph_sink_the_broker_refuses_fails_the_worker_loudly(
 ) -> None:
     """The same supervision in the AIO graph runtime (engine/aio_pipeline.py, worker/aio.py)."""
     prefix = f"aio-refused-{uuid.uuid4().hex[:8]}"
-    f2c = component("aio_f2c_map")
-    config = AioWorkerConfig(
-        namespace="faults",
-        dataflow="aio-refused",
-        definition=AIO_GRAPH,
-        endpoints={"broker": Endpoint.model_validate({"mqtt": {"url": fault_broker.auth_url, "qos": 1}})},
-        modules={
-            "wasmflow-tests/f2c:1.0.0": AioModule(
-                digest="sha256:" + hashlib.sha256(f2c.read_bytes()).hexdigest(), path=str(f2c)
-            )
-        },
-        sources={"source": GraphPort(endpoint="broker", topic=f"{prefix}/in")},
-        sinks={"sink": GraphPort(endpoint="broker", topic=f"forbidden/{prefix}/out")},
+    worker = aio_worker(
+        tmp_path,
+        fault_broker.auth_url,
+        AIO_GRAPH,
+        {"wasmflow-tests/f2c:1.0.0": component("aio_f2c_map")},
+        source_topic=f"{prefix}/in",
+        sink_topic=f"forbidden/{prefix}/out",
         endpoint_files={"broker": credentials(tmp_path / "mqtt", fault_broker)},
-        http_port=free_port(),
-        cache_dir=str(shared_compiled_cache(tmp_path / "cache")),
     )
-    (tmp_path / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
-    worker = WorkerProcess(tmp_path, config)
     try:
         worker.start()
         wait_until(worker.ready, what="AIO worker /readyz", timeout=180)

@@ -18,10 +18,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from tests.fault_report import Report
 from tests.integration.conftest import wait_until
 from tests.integration.faults.conftest import pinned
-from tests.integration.faults.workers import Collector, Publisher, WorkerProcess, pipeline_spec, publish, text_of
+from tests.integration.faults.workers import (
+    Collector,
+    Publisher,
+    WorkerProcess,
+    aio_worker,
+    pipeline_spec,
+    publish,
+    text_of,
+)
 from tests.mqtt_env import BrokerEnv
 
 Workers = Callable[..., WorkerProcess]
@@ -117,3 +130,73 @@ def test_a_window_that_needs_more_than_the_budget_closes_early_instead_of_waitin
     assert all(c <= 10 for c in counts), counts
     assert "window closed early" in worker.output(), worker.output()[-3000:]
     assert worker.exited() is None, worker.output()
+
+
+AIO_WINDOW_GRAPH = """
+metadata: {name: windows, version: "1.0.0"}
+moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
+moduleConfigurations:
+  - name: module-window/delay
+    parameters:
+      windowMs: {name: windowMs, default: "10000"}
+operations:
+  - {operationType: source, name: source}
+  - {operationType: delay, name: module-window/delay, module: "wasmflow-tests/window:1.0.0"}
+  - {operationType: accumulate, name: module-average/accumulate, module: "wasmflow-tests/average:1.0.0"}
+  - {operationType: sink, name: sink}
+connections:
+  - {from: {name: source}, to: {name: module-window/delay}}
+  - {from: {name: module-window/delay}, to: {name: module-average/accumulate}}
+  - {from: {name: module-average/accumulate}, to: {name: sink}}
+"""
+
+
+def publish_at(broker: BrokerEnv, topic: str, records: list[tuple[bytes, int]]) -> None:
+    """Publish ``(payload, source time in ms)`` records in order at QoS 1, each acknowledged before the next."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for payload, timestamp_ms in records:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.UserProperty = [("timestamp-ms", str(timestamp_ms))]
+            info = client.publish(topic, payload, qos=1, properties=properties)
+            info.wait_for_publish(10)
+            assert info.is_published()
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_an_aio_window_folds_more_items_than_the_old_receive_maximum(
+    fault_broker: BrokerEnv, tmp_path: Path, component: Callable[[str], Path], clients: Clients, report: Report
+) -> None:
+    """Event time: 200 readings inside one 10 s window, then one after it that closes it. With a Receive Maximum
+    of 64 the broker never sent the closing reading (the window held 64 unacknowledged): nothing came out."""
+    prefix = f"aio-window-{uuid.uuid4().hex[:8]}"
+    worker = aio_worker(
+        tmp_path,
+        fault_broker.url,
+        AIO_WINDOW_GRAPH,
+        {
+            "wasmflow-tests/window:1.0.0": component("aio_window_delay"),
+            "wasmflow-tests/average:1.0.0": component("aio_average_accumulate"),
+        },
+        source_topic=f"{prefix}/in",
+        sink_topic=f"{prefix}/out",
+        event_time=True,
+    )
+    try:
+        worker.start()
+        wait_until(worker.ready, what="AIO worker /readyz", timeout=180)
+        collector = Collector(fault_broker, f"{prefix}/out", key=text_of)
+        clients.append(collector)
+        total = 200
+        records = [(b'{"value": 1}', 1_000 + i) for i in range(total)] + [(b'{"value": 1}', 25_000)]
+        publish_at(fault_broker, f"{prefix}/in", records)
+        wait_until(lambda: collector.count() >= 1, what="the first window", timeout=90)
+        first = windows_of(collector)[0]
+        report(messages_in_window=total, folded=first["count"])
+        assert first["count"] == total, first
+    finally:
+        worker.kill()
