@@ -15,6 +15,8 @@ Before the fix a dead node task went unnoticed: nothing logged, probes green, th
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import threading
 import time
@@ -41,6 +43,8 @@ from tests.integration.faults.workers import (
 )
 from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
 from wasmflow.api.workerconfig import EndpointFiles
+from wasmflow.connectors.mqtt import MqttSettings, MqttSink
+from wasmflow.engine.message import Message
 
 Workers = Callable[..., WorkerProcess]
 Clients = list[Collector | Publisher]
@@ -56,10 +60,16 @@ def credentials(directory: Path, broker: BrokerEnv) -> EndpointFiles:
     return EndpointFiles(username_file=str(directory / "username"), password_file=str(directory / "password"))
 
 
-def refused_sink_worker(workers: Workers, broker: BrokerEnv, tmp_path: Path, prefix: str) -> WorkerProcess:
-    """In from ``<prefix>/in/+`` (allowed) through an echo map out to ``forbidden/<prefix>/out`` (denied by ACL)."""
+def refused_sink_worker(
+    workers: Workers, broker: BrokerEnv, tmp_path: Path, prefix: str, source_qos: int = 1
+) -> WorkerProcess:
+    """In from ``<prefix>/in/+`` (allowed) through an echo map out to ``forbidden/<prefix>/out`` (denied by ACL;
+    the sink is QoS 1, so the refusal comes back in its PUBACK)."""
     spec = pipeline_spec(broker.auth_url, prefix)
     spec["nodes"][2]["topic"] = f"forbidden/{prefix}/out"
+    if source_qos != 1:
+        spec["endpoints"]["in"] = {"mqtt": {"url": broker.url, "qos": source_qos}}
+        spec["nodes"][0]["endpoint"] = "in"
     echo = tmp_path / "echo.wasm"
     echo.write_bytes(wat.operator("map"))
     files = {"broker": credentials(tmp_path / "mqtt", broker)}
@@ -174,14 +184,23 @@ def test_an_aio_graph_sink_the_broker_refuses_fails_the_worker_loudly(
 def test_sigterm_after_a_node_died_returns_promptly(
     workers: Workers, fault_broker: BrokerEnv, tmp_path: Path, clients: Clients, report: Report
 ) -> None:
+    """A QoS 0 source, so nothing but the queues holds the stream back: behind the dead sink they fill (a hand-over
+    of 64 and two queues of 64), and the source's feeder waits on a full queue. SIGTERM must still end the worker."""
     prefix = f"dead-{uuid.uuid4().hex[:8]}"
-    worker = refused_sink_worker(workers, fault_broker, tmp_path, prefix)
+    worker = refused_sink_worker(workers, fault_broker, tmp_path, prefix, source_qos=0)
     worker.start()
     wait_until(worker.ready, what="worker /readyz", timeout=120)
-    # Enough to fill every queue behind the dead sink (queues of 64, a hand-over of 64, Receive Maximum 64).
-    publish(fault_broker, f"{prefix}/in/x", *(f"m{i}".encode() for i in range(300)))
-    wait_until(lambda: "Not authorized" in worker.output() or worker.exited() is not None, what="the refusal")
+    publish(fault_broker, f"{prefix}/in/x", *(f"m{i}".encode() for i in range(400)))
 
+    def sink_met_the_refusal() -> bool:
+        if worker.exited() is not None:
+            return True
+        try:
+            return 'wasmflow_node_messages_in_total{node="out"}' in worker.metrics()
+        except httpx.HTTPError:
+            return worker.exited() is not None
+
+    wait_until(sink_met_the_refusal, what="the sink to take its first message (refused)")
     signalled = time.monotonic()
     if worker.exited() is None:
         worker.signal(signal.SIGTERM)
@@ -230,3 +249,45 @@ def test_a_broker_outage_longer_than_the_send_timeout_loses_no_message(
     report(**figures)
     assert worker.exited() is None, worker.output()
     assert tally.lost == [] and tally.unexpected == [], f"lost {len(tally.lost)}: {tally.lost[:10]}"
+
+
+def test_a_send_awaiting_its_puback_when_the_connection_dies_is_resent_and_returns(
+    fault_broker: BrokerEnv, clients: Clients, report: Report
+) -> None:
+    """The PUBLISH is written, the broker is frozen (no PUBACK) and then killed, and stays away longer than the
+    sink's send timeout: the send waits for the reconnect, paho sends the PUBLISH again, its PUBACK comes and the
+    send returns. Before, it raised "no PUBACK" after the timeout, and the node died with it."""
+    topic = f"resend-{uuid.uuid4().hex[:8]}"
+    collector = Collector(fault_broker, topic, key=text_of)
+    clients.append(collector)
+    subscribed = time.time()
+    database = fault_broker.state_dir / "data" / "mosquitto.db"
+    wait_until(lambda: database.exists() and database.stat().st_mtime > subscribed, what="the subscription saved")
+    pid = int((fault_broker.state_dir / "mosquitto.pid").read_text())
+    settings = MqttSettings.from_url(fault_broker.url, client_id=f"resend-sink-{uuid.uuid4().hex[:6]}")
+    timeout = 2.0
+
+    async def scenario() -> float:
+        sink = MqttSink(settings, topic, timeout=timeout)
+        killed = False
+        try:
+            await sink.wait_connected(10)
+            os.kill(pid, signal.SIGSTOP)
+            send = asyncio.create_task(sink.send(Message(b"resent", topic)))
+            await asyncio.sleep(0)  # the PUBLISH is written to the frozen broker's socket
+            os.kill(pid, signal.SIGKILL)  # the connection dies with the PUBACK outstanding
+            killed, at = True, time.monotonic()
+            done, _ = await asyncio.wait({send}, timeout=timeout + 1)
+            assert not done, f"the send ended while the broker was away: {send.exception()!r}"
+            await asyncio.to_thread(start_broker, fault_broker.state_dir)
+            await asyncio.wait_for(send, 60)
+            return time.monotonic() - at
+        finally:
+            if killed:  # the other tests of the session need the broker back
+                await asyncio.to_thread(start_broker, fault_broker.state_dir)
+            await sink.close()
+
+    took = asyncio.run(scenario())
+    wait_until(lambda: collector.count() >= 1, what="the resent message", timeout=30)
+    report(send_timeout_s=timeout, send_returned_after_s=took, delivered=collector.count())
+    assert collector.received()[0] == "resent"
