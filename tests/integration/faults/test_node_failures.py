@@ -136,6 +136,31 @@ def test_a_sink_the_broker_refuses_fails_the_worker_loudly_and_acknowledges_noth
     assert worker.output().count("node 'out' failed while sending a message to its sink") >= 2
 
 
+def test_a_dead_letter_publish_the_broker_refuses_fails_the_worker_loudly(
+    workers: Workers, fault_broker: BrokerEnv, tmp_path: Path, report: Report
+) -> None:
+    """The operator traps on a message starting with "x"; its error policy sends it to a dead-letter topic the
+    ACL denies. The failed message can go nowhere: the worker stops, naming the node and the dead-letter topic."""
+    prefix = f"dlq-refused-{uuid.uuid4().hex[:8]}"
+    spec = pipeline_spec(fault_broker.auth_url, prefix)
+    spec["errorPolicy"] = {"action": "deadLetter", "endpoint": "broker", "topic": f"forbidden/{prefix}/dlq"}
+    trapping = tmp_path / "trap-on-x.wasm"
+    trapping.write_bytes(wat.operator("map", wat.on_first_byte("x", wat.TRAP)))
+    files = {"broker": credentials(tmp_path / "mqtt", fault_broker)}
+    worker = workers(spec, {"op": pinned(trapping, "map")}, endpoint_files=files)
+    worker.start()
+    wait_until(worker.ready, what="worker /readyz", timeout=120)
+
+    sent = time.monotonic()
+    publish(fault_broker, f"{prefix}/in/x", b"x marks a trap")
+    wait_until(lambda: worker.exited() is not None, what="the worker to exit after the refused dead letter", timeout=60)
+    code, log = worker.exited(), worker.output()
+    report(exit_code=code, time_to_exit_s=time.monotonic() - sent)
+    assert code not in (0, None), log
+    assert f"node 'op' failed while sending a failed message to the dead-letter topic 'forbidden/{prefix}/dlq'" in log
+    assert "Not authorized" in log, log
+
+
 AIO_GRAPH = """
 metadata: {name: refused, version: "1.0.0"}
 moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
