@@ -123,7 +123,10 @@ class Window(Model):
     model_config = with_rules(*_WINDOW_RULES)
 
     count: int | None = Field(default=None, ge=1, le=1_000_000)
-    """Emit after this many messages."""
+    """Emit after this many messages. A window acknowledges what it folded when it closes, so over a QoS 1 source
+    it holds up to this many of its messages unacknowledged (windows in series: the product): at most 65535, MQTT's
+    largest Receive Maximum, which the worker then advertises. A window that needs more (a filter before it) closes
+    early rather than wait forever."""
     duration: str | None = Field(default=None, pattern=DURATION_PATTERN, max_length=32)
     """Emit this long (Go duration) after the window's first message."""
 

@@ -147,12 +147,77 @@ def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | Non
     if problems:
         raise GraphError(problems)
     assert order is not None
-    return Graph(
+    graph = Graph(
         order=tuple(order),
         successors={k: tuple(v) for k, v in successors.items()},
         predecessors={k: tuple(v) for k, v in predecessors.items()},
         types=types,
     )
+    problems = _window_problems(spec, graph, at_node)
+    if problems:
+        raise GraphError(problems)
+    return graph
+
+
+#: The most QoS 1 messages an MQTT v5 client can hold unacknowledged: the largest Receive Maximum (2 bytes).
+MAX_IN_FLIGHT = 65535
+
+
+def held_by_windows(spec: DataflowSpec, graph: Graph, source: str) -> tuple[int | None, dict[str, int | None]]:
+    """How many of ``source``'s messages accumulate windows may hold unacknowledged at once, and at each node.
+
+    A window acknowledges what it folded only when it closes (at-least-once), so a count window of N holds N
+    inputs, and windows in series multiply (each output of the first carries N inputs). ``None`` is "no bound":
+    a duration-only window holds whatever arrives in its duration. 1 means no window is downstream.
+    """
+    nodes = {n.name: n for n in spec.nodes}
+    held: dict[str, int | None] = {}
+    for name in graph.order:
+        if name == source:
+            held[name] = 1
+            continue
+        inputs = [held[p] for p in graph.predecessors.get(name, ()) if p in held]
+        if not inputs:
+            continue
+        before = None if None in inputs else max(i for i in inputs if i is not None)
+        window = nodes[name].window if graph.types[name] is NodeType.ACCUMULATE else None
+        if window is None or before is None:
+            held[name] = before
+        else:
+            held[name] = None if window.count is None else min(before * window.count, MAX_IN_FLIGHT + 1)
+    values = list(held.values())
+    overall = None if None in values else max((v for v in values if v is not None), default=1)
+    return overall, held
+
+
+def _window_problems(spec: DataflowSpec, graph: Graph, at_node: Callable[[str], str]) -> list[GraphProblem]:
+    """Count windows that could never fill over a QoS 1 source: the broker stops sending at the source's
+    Receive Maximum, and no Receive Maximum covers more than MAX_IN_FLIGHT held messages."""
+    problems: list[GraphProblem] = []
+    nodes = {n.name: n for n in spec.nodes}
+    reported: set[str] = set()
+    for source in graph.sources:
+        endpoint = spec.endpoints.get(nodes[source].endpoint or "")
+        if endpoint is None or endpoint.mqtt.qos != 1:
+            continue
+        _overall, held = held_by_windows(spec, graph, source)
+        for name in graph.order:
+            count = held.get(name)
+            if count is None or count <= MAX_IN_FLIGHT or name in reported:
+                continue
+            if any((held.get(p) or 0) > MAX_IN_FLIGHT for p in graph.predecessors.get(name, ())):
+                continue  # reported where it first went over
+            reported.add(name)
+            problems.append(
+                GraphProblem(
+                    f"{at_node(name)}.window.count",
+                    f"the window acknowledges its messages only when it closes, so it would hold more than "
+                    f"{MAX_IN_FLIGHT} unacknowledged messages of QoS 1 source {source} (with the count windows "
+                    f"before it), more than MQTT lets a client hold (Receive Maximum): it could never fill. "
+                    f"Lower window.count, or use qos: 0 on endpoint {nodes[source].endpoint}",
+                )
+            )
+    return problems
 
 
 def _check_aio_graph(spec: DataflowSpec) -> Graph:

@@ -9,7 +9,6 @@ joined with the reference. Every module is checked against the AIO worlds before
 from __future__ import annotations
 
 import asyncio
-import statistics
 from pathlib import Path
 from typing import IO
 
@@ -142,7 +141,7 @@ def summary(pipeline: AioPipeline) -> str:
     rows = [("operation", "type", "in", "out", "dropped", "failures", "p50")]
     for name in pipeline.plan.order:
         s = pipeline.stats[name]
-        p50 = f"{statistics.median(s.latencies) * 1e3:.2f}ms" if s.latencies else "-"
+        p50 = f"{s.latencies.median() * 1e3:.2f}ms" if s.latencies else "-"
         failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
         rows.append(
             (name, pipeline.plan.types[name].value, str(s.received), str(s.emitted), str(s.dropped), failures, p50)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import sys
 from pathlib import Path
 from typing import IO
@@ -123,9 +122,9 @@ def _summary(pipeline: Pipeline) -> str:
     rows = [("node", "type", "in", "out", "dropped", "dead-letter", "failures", "p50", "p99")]
     for name in pipeline.graph.order:
         s = pipeline.stats[name]
-        lat = sorted(s.latencies)
-        p50 = f"{statistics.median(lat) * 1e3:.2f}ms" if lat else "-"
-        p99 = f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1e3:.2f}ms" if lat else "-"
+        lat = s.latencies
+        p50 = f"{lat.median() * 1e3:.2f}ms" if lat else "-"
+        p99 = f"{lat.quantile(0.99) * 1e3:.2f}ms" if lat else "-"
         failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
         rows.append(
             (

@@ -12,7 +12,7 @@ At-least-once for QoS 1:
   that delivered it;
 - the sink's ``send`` returns only after the broker's PUBACK (a refusal raises ConnectorError); concurrent sends
   are published in the order they were called and await their PUBACKs together (the pipeline keeps a window of
-  them in flight);
+  them in flight); a broker outage is waited out and the PUBLISH sent again on the new connection;
 - with a stable client id the source's session is persistent (clean start off, session expiry on), so what was
   not acknowledged when the worker or the broker went away is delivered again. Duplicates are possible, loss is not.
 
@@ -378,6 +378,11 @@ class MqttSource:
         """QoS 1 messages handed to the pipeline and not yet acknowledged to the broker."""
         return self._acks.waiting
 
+    @property
+    def in_flight_budget(self) -> int | None:
+        """How many unacknowledged messages the broker sends at most (QoS 1: our Receive Maximum); None: no bound."""
+        return self.settings.receive_maximum if self.settings.qos == 1 else None
+
     # --- network thread -------------------------------------------------------------------------------------
 
     def _subscribe(self, client: mqtt.Client, _session_present: bool) -> None:
@@ -566,22 +571,59 @@ class MqttSink:
             future.set_result(None)
 
     async def send(self, message: Message) -> None:
+        """Publish ``message``; return once the broker has it (QoS 1: its PUBACK).
+
+        A broker outage is waited out, however long: the send waits for the reconnect, and paho sends an
+        unacknowledged PUBLISH again on the new connection, so the message is delivered at least once. What
+        retrying cannot fix raises ConnectorError: the broker refusing the message (a PUBACK reason code of 0x80
+        or more, e.g. "Not authorized"), refusing the connection for good (bad credentials, an untrusted
+        certificate), or leaving a PUBLISH without a PUBACK for ``timeout`` on a connection that stayed up.
+        """
         async with self._publishing:
             if not self.connected:
-                await self.wait_connected(self.timeout)
+                await self._wait_connected_again()
             if self.settings.qos == 0:
                 await self._send_qos0(message)
                 return
             info = self._publish(message)
+            epoch = self._conn.epoch
             # Registered before the next await: the PUBACK callback runs on this loop, so it cannot come first.
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._pending[info.mid] = future
         try:
-            await asyncio.wait_for(future, self.timeout)
-        except TimeoutError as exc:
-            raise ConnectorError(f"sink {self.topic}: no PUBACK from the broker within {self.timeout:g}s") from exc
+            # asyncio.wait, not wait_for: the future must outlive a timeout, as its PUBACK may still come.
+            await asyncio.wait((future,), timeout=self.timeout)
+            while not future.done():
+                if self.connected and self._conn.epoch == epoch:
+                    raise ConnectorError(
+                        f"sink {self.topic}: no PUBACK from the broker within {self.timeout:g}s on a live connection"
+                    )
+                # The connection was lost since the PUBLISH: paho sends it again once reconnected.
+                await self._wait_connected_again()
+                epoch = self._conn.epoch
+                await asyncio.wait((future,), timeout=self.timeout)
+            future.result()  # the broker's refusal, if it refused
         finally:
             self._pending.pop(info.mid, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # a refusal that came as this send was cancelled: seen, not "never retrieved"
+
+    async def _wait_connected_again(self) -> None:
+        """Wait for the connection, however long the broker is away (``/readyz`` says so meanwhile); raise
+        ConnectorError only when the broker refuses for a reason retrying will not fix."""
+        while True:
+            try:
+                await self.wait_connected(self.timeout)
+                return
+            except ConnectorError:
+                if self._conn.refused:
+                    raise
+                log.warning(
+                    "sink %s: still waiting for %s (%d message(s) awaiting a PUBACK); sending resumes on reconnect",
+                    self.topic,
+                    self.settings.address,
+                    len(self._pending),
+                )
 
     async def _send_qos0(self, message: Message) -> None:
         while True:
@@ -592,10 +634,15 @@ class MqttSink:
                     break
                 self._room_wanted = True
                 self._room.clear()
+            epoch = self._conn.epoch
             try:
                 await asyncio.wait_for(self._room.wait(), self.timeout)
             except TimeoutError as exc:
-                raise ConnectorError(f"sink {self.topic}: nothing written to the broker for {self.timeout:g}s") from exc
+                if self.connected and self._conn.epoch == epoch:
+                    raise ConnectorError(
+                        f"sink {self.topic}: nothing written to the broker for {self.timeout:g}s"
+                    ) from exc
+                await self._wait_connected_again()  # the window restarts with the new connection (above)
         while True:
             info = self._publish(message)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -604,7 +651,7 @@ class MqttSink:
                 return
             # The connection was lost just now and paho dropped the message: send it again once reconnected.
             await asyncio.sleep(0)
-            await self.wait_connected(self.timeout)
+            await self._wait_connected_again()
 
     def _publish(self, message: Message) -> mqtt.MQTTMessageInfo:
         try:

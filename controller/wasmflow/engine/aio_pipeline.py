@@ -18,8 +18,9 @@ know a timestamp is complete without a cluster protocol:
   ``idle_seconds``, so a window closes on time even when no message follows it.
 
 Acknowledgement is the pipeline's: an input is acked once everything derived from it reached a sink or was dropped
-(an accumulate holds its items' trackers until the window is emitted). A failure fails that item (dropped and
-counted) and the graph goes on.
+(an accumulate holds its items' trackers until the window is emitted). An operator's failure fails that item
+(dropped and counted) and the graph goes on; anything else a task ends with (a sink's message refused, a state
+store error, a bug) stops the graph with ``NodeError`` naming the node, as in engine/pipeline.py.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from wasmflow.api.aio_graph import GraphPlan, OperationType
 from wasmflow.engine.aio_host import AioOperatorNode
 from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, HlcClock, from_message, to_message
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import TOO_LARGE, NodeStats, Tracker
+from wasmflow.engine.pipeline import TOO_LARGE, Tracker
 from wasmflow.engine.ports import Sink, Source
-from wasmflow.errors import OperatorFailure
+from wasmflow.engine.stats import NodeStats
+from wasmflow.engine.supervision import NodeError, Supervisor
+from wasmflow.errors import OperatorFailure, WasmflowError
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +109,29 @@ class AioPipeline:
         }
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in plan.order}
         self._stopping = asyncio.Event()
+        self._supervisor = Supervisor()
 
     async def run(self) -> None:
-        workers = [asyncio.create_task(self._node(name), name=f"aio:{name}") for name in self.queues]
-        feeders = [asyncio.create_task(self._feed(name), name=f"aio-source:{name}") for name in self.plan.sources]
+        """Run until the sources end (or ``drain()``), deliver what is in flight, return; ``NodeError`` (naming
+        the node) when a task fails for a reason an item's failure does not cover (engine/supervision.py)."""
+        supervisor = self._supervisor = Supervisor()
+        workers = [supervisor.spawn(self._node(name), node=name, doing=self._doing(name)) for name in self.queues]
+        feeders = [
+            supervisor.spawn(self._feed(name), node=name, doing="reading from its source") for name in self.plan.sources
+        ]
         try:
-            await asyncio.gather(*feeders)
-            await asyncio.gather(*workers)
+            await supervisor.guard(self._finish(feeders, workers))
         finally:
-            for task in [*feeders, *workers]:
-                task.cancel()
-            await asyncio.gather(*feeders, *workers, return_exceptions=True)
+            await supervisor.close()
+
+    @staticmethod
+    async def _finish(feeders: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*feeders)
+        await asyncio.gather(*workers)
+
+    def _doing(self, name: str) -> str:
+        kind = self.plan.types[name]
+        return "sending messages to its sink" if kind is OperationType.SINK else f"running its {kind.value} operation"
 
     async def drain(self) -> None:
         self._stopping.set()
@@ -150,7 +165,9 @@ class AioPipeline:
         clock = HlcClock(name, physical=time.time_ns if self.physical_clock else None)
         # Stamping and sending happen under one lock, so the idle ticker's progress never overtakes an item.
         lock = asyncio.Lock()
-        ticker = asyncio.create_task(self._idle(name, clock, lock)) if self.physical_clock else None
+        ticker = None
+        if self.physical_clock:
+            ticker = self._supervisor.spawn(self._idle(name, clock, lock), node=name, doing="advancing its idle time")
         try:
             async for inbound in self.sources[name].messages():
                 self._count_in(name)
@@ -208,7 +225,10 @@ class AioPipeline:
             self._count_in(name)
             if kind is OperationType.SINK:
                 sink_message = to_message(entry.data, entry.timestamp, default_topic=name)
-                await self.sinks[name].send(sink_message)
+                try:
+                    await self.sinks[name].send(sink_message)
+                except WasmflowError as exc:  # not acknowledged: the broker delivers the input again
+                    raise NodeError(name, "sending a message to its sink", exc) from exc
                 self.stats[name].emitted += 1
                 if self.metrics:
                     self.metrics.messages_out.labels(name).inc()
@@ -244,7 +264,7 @@ class AioPipeline:
         except OperatorFailure as failure:
             await self._failed(name, [item.release], failure)
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
 
     async def _stage(self, name: str, windows: dict[Key, _Window], item: _Item) -> None:
         window = windows.setdefault(key(item.timestamp), _Window(item.timestamp))
@@ -262,7 +282,7 @@ class AioPipeline:
         try:
             window.staged = self.operators[name].accumulate(staged, window.pending)
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
         window.pending = []
 
     async def _close_windows(self, name: str, windows: dict[Key, _Window], frontier: Key) -> None:

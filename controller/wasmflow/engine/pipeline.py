@@ -7,11 +7,18 @@
   trip, and awaiting them one by one caps a pipeline at one message per round trip. Sends start in queue order
   (a sink's ``send`` must take its place in line before its first await, as ``MqttSink`` does); each releases its
   tracker only when it has returned, so at-least-once and the source's acknowledgement order are unchanged.
+- Windows: an accumulate node acknowledges what it folded when its window closes. Over MQTT QoS 1 the broker
+  stops at the source's Receive Maximum of unacknowledged messages, so the worker sizes that for the graph's
+  count windows (api/graph.py refuses a count window no Receive Maximum covers), and a window closes early,
+  saying so, when a source has its whole budget outstanding (``_watch_budgets``): no window waits forever.
 - At-least-once: every input carries a tracker; forking to N successors adds N-1 to it, every terminal event
   (delivered to a sink, filtered, dropped, dead-lettered, folded into a window that was then delivered) releases
   one; at zero the source's ``ack`` runs.
 - Failure: an ``OperatorFailure`` fails that one message; it goes to the node's error policy (drop and count, or a
-  dead-letter sink with an envelope saying which node failed and why) and the node goes on.
+  dead-letter sink with an envelope saying which node failed and why) and the node goes on. Anything else a task
+  ends with (a sink's message refused by the broker, a failed dead-letter publish, a bug) stops the whole graph:
+  every task is supervised (engine/supervision.py) and ``run()`` raises ``NodeError`` naming the node. A broker
+  outage is not a failure: a sink waits for the reconnect and resends (connectors/mqtt.py).
 - Operators run inline on the event loop: wasmtime calls are CPU-bound and a Store must not be used by two threads
   at once, so a thread pool would add contention and no throughput on the cores a worker gets.
 """
@@ -31,14 +38,18 @@ from wasmflow.api.dataflow import DataflowSpec, ErrorAction, ErrorPolicy, Node, 
 from wasmflow.api.graph import Graph
 from wasmflow.engine.message import Message, empty_state
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.ports import Sink, Source
-from wasmflow.errors import OperatorFailure
+from wasmflow.engine.ports import InFlightBudget, Sink, Source
+from wasmflow.engine.stats import NodeStats
+from wasmflow.engine.supervision import NodeError, Supervisor
+from wasmflow.errors import OperatorFailure, WasmflowError
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
 #: The failure kind of a message a source refused (engine/limits.py).
 TOO_LARGE = "too-large"
+#: How often the pipeline looks whether a source has its whole in-flight budget outstanding (windows then close).
+BUDGET_CHECK_SECONDS = 0.2
 #: Sends a sink node keeps in flight at once (for MQTT QoS 1: PUBLISHes awaiting their PUBACK).
 SINK_WINDOW = 32
 
@@ -77,18 +88,6 @@ class Envelope:
     async def release(self) -> None:
         for tracker in self.trackers:
             await tracker.release()
-
-
-@dataclass
-class NodeStats:
-    """What ``wasmflow run`` prints at the end, per node."""
-
-    received: int = 0
-    emitted: int = 0
-    dropped: int = 0
-    dead_lettered: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    latencies: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -164,29 +163,48 @@ class Pipeline:
         }
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         self.windows: dict[str, _Window] = {}
+        self._supervisor = Supervisor()
 
     # ---- running ------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until the sources end (or ``drain()`` stops them), then deliver everything in flight and return."""
-        workers = {name: asyncio.create_task(self._node_loop(name), name=f"node:{name}") for name in self.queues}
-        tickers = [
-            asyncio.create_task(self._window_ticker(name), name=f"window:{name}")
-            for name, node in self.nodes.items()
-            if node.type is NodeType.ACCUMULATE and node.window and node.window.duration_seconds
+        """Run until the sources end (or ``drain()`` stops them), then deliver everything in flight and return.
+
+        Every task is supervised (engine/supervision.py): when one fails (a sink's message refused, a dead-letter
+        publish failing, a bug), the rest are cancelled and ``run()`` raises ``NodeError`` naming the node.
+        """
+        supervisor = self._supervisor = Supervisor()
+        workers = {
+            name: supervisor.spawn(self._node_loop(name), node=name, doing=self._doing(name)) for name in self.queues
+        }
+        for name, node in self.nodes.items():
+            if node.type is NodeType.ACCUMULATE and node.window and node.window.duration_seconds:
+                supervisor.spawn(self._window_ticker(name), node=name, doing="closing its window on time")
+        budgeted = {name: s for name, s in self.sources.items() if isinstance(s, InFlightBudget)}
+        if budgeted and any(node.type is NodeType.ACCUMULATE for node in self.nodes.values()):
+            supervisor.spawn(self._watch_budgets(budgeted), node="(windows)", doing="watching the in-flight budget")
+        feeders = [
+            supervisor.spawn(self._feed(name), node=name, doing="reading from its source")
+            for name in self.graph.sources
         ]
-        feeders = [asyncio.create_task(self._feed(name), name=f"source:{name}") for name in self.graph.sources]
         try:
-            await asyncio.gather(*feeders)
-            # Sources are done: shut nodes down in topological order so each sees everything its inputs sent.
-            for name in self.graph.order:
-                if name in self.queues:
-                    await self.queues[name].put(None)
-                    await workers[name]
+            await supervisor.guard(self._finish(feeders, workers))
         finally:
-            for task in [*tickers, *feeders, *workers.values()]:
-                task.cancel()
-            await asyncio.gather(*tickers, *feeders, *workers.values(), return_exceptions=True)
+            await supervisor.close()
+
+    async def _finish(self, feeders: list[asyncio.Task[None]], workers: dict[str, asyncio.Task[None]]) -> None:
+        await asyncio.gather(*feeders)
+        # Sources are done: shut nodes down in topological order so each sees everything its inputs sent.
+        for name in self.graph.order:
+            if name in self.queues:
+                await self.queues[name].put(None)
+                await workers[name]
+
+    def _doing(self, name: str) -> str:
+        kind = self.graph.types[name]
+        if kind is NodeType.SINK:
+            return "sending messages to its sink"
+        return f"running its {kind.value} operator"
 
     async def drain(self) -> None:
         """Stop the sources; ``run()`` then finishes what is in flight and returns (SIGTERM).
@@ -244,10 +262,10 @@ class Pipeline:
         """Start one send per envelope, in queue order, with at most ``sink_window`` unfinished; return once all
         have finished (the end of the queue: drain and SIGTERM wait for every PUBACK here).
 
-        A failed send ends the node with its error, as when sends were awaited one at a time: the failed message
-        is never acknowledged (nor, by the source's arrival order, anything after it from the same connection),
-        and the node takes no new message. Sends still in flight then are abandoned unacknowledged (the broker
-        delivers those inputs again), as is everything behind them in the queue.
+        A failed send fails the graph at once (the supervisor hears of it when the send ends, not when the next
+        message comes): the failed message is never acknowledged (nor, by the source's arrival order, anything
+        after it from the same connection), and the node takes no new message. Sends still in flight then are
+        abandoned unacknowledged (the broker delivers those inputs again), as is everything behind them.
         """
         room = asyncio.Semaphore(self.sink_window)
         in_flight: set[asyncio.Task[None]] = set()
@@ -258,6 +276,8 @@ class Pipeline:
             room.release()
             if not task.cancelled() and (error := task.exception()) is not None:
                 failures.append(error)
+                # At once, not when the next message comes (there may be none): the graph stops, loudly.
+                self._supervisor.fail(NodeError(name, "sending a message to its sink", error))
 
         try:
             while True:
@@ -306,7 +326,7 @@ class Pipeline:
             await self._failed(name, node, envelope, failure)
             return
         finally:
-            self.stats[name].latencies.append(time.perf_counter() - started)
+            self.stats[name].latencies.add(time.perf_counter() - started)
         if node.type is NodeType.MAP:
             assert isinstance(result, Message)
             await self._emit(name, Envelope(result, envelope.trackers), arm=None)
@@ -349,6 +369,38 @@ class Pipeline:
                 # Runs between messages of the node's own task (same loop, no await inside the fold): no race.
                 await self._close_window(name)
 
+    async def _watch_budgets(self, sources: Mapping[str, InFlightBudget]) -> None:
+        """Close the open windows early when a source has its whole in-flight budget outstanding.
+
+        The broker sends a QoS 1 source at most its Receive Maximum of unacknowledged messages, and a window
+        acknowledges what it folded only when it closes: a window that needs more than the budget allows (a
+        filter before it discarding most messages, a duration window on a busy topic, windows in series) would
+        wait forever. The worker sizes the budget for the graph's count windows, so this is the exception, and
+        it is logged. Checked every ``BUDGET_CHECK_SECONDS`` (not per message).
+        """
+        warned: set[str] = set()
+        while True:
+            await asyncio.sleep(BUDGET_CHECK_SECONDS)
+            full = [
+                name
+                for name, source in sources.items()
+                if (budget := source.in_flight_budget) is not None and source.unacknowledged >= budget
+            ]
+            if not full:
+                continue
+            for name in [name for name, window in self.windows.items() if window.count]:
+                if name not in warned:
+                    warned.add(name)
+                    log.warning(
+                        "node %r: window closed early: source %s has its whole in-flight budget (%d messages) "
+                        "unacknowledged, and the broker sends no more until some are (logged once per node)",
+                        name,
+                        full[0],
+                        sources[full[0]].in_flight_budget,
+                    )
+                self.stats[name].windows_closed_early += 1
+                await self._close_window(name)
+
     async def _failed(
         self, name: str, node: Node, envelope: Envelope, failure: OperatorFailure, payload_size: int | None = None
     ) -> None:
@@ -358,7 +410,11 @@ class Pipeline:
         log.warning("%s (policy: %s)", failure, policy.action.value)
         if policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
             sink = self.dead_letters[(policy.endpoint, policy.topic)]
-            await sink.send(dead_letter_envelope(name, failure, envelope.message, payload_size=payload_size))
+            try:
+                await sink.send(dead_letter_envelope(name, failure, envelope.message, payload_size=payload_size))
+            except WasmflowError as exc:  # the failed message is not acknowledged: the broker delivers it again
+                doing = f"sending a failed message to the dead-letter topic {policy.topic!r}"
+                raise NodeError(name, doing, exc) from exc
             stats.dead_lettered += 1
             if self.metrics:
                 self.metrics.dead_lettered.labels(name).inc()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wasmflow.engine.limits import Refusal
 from wasmflow.engine.message import Message
@@ -41,3 +41,15 @@ class Sink(Protocol):
     async def send(self, message: Message) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InFlightBudget(Protocol):
+    """A source whose broker stops sending while ``unacknowledged`` is at ``in_flight_budget`` (MQTT QoS 1 and its
+    Receive Maximum). The pipeline reads both to keep accumulate windows from waiting on each other forever."""
+
+    @property
+    def in_flight_budget(self) -> int | None: ...
+
+    @property
+    def unacknowledged(self) -> int: ...

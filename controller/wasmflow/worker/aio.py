@@ -14,14 +14,17 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, parse_graph, plan_graph
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, OperationType, parse_graph, plan_graph
 from wasmflow.api.dataflow_graph import state_topic_prefix
+from wasmflow.api.graph import MAX_IN_FLIGHT
 from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
+from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM
 from wasmflow.connectors.mqtt_state import MqttStateStore
 from wasmflow.contract.check import check_component
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
@@ -34,6 +37,7 @@ from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError
 from wasmflow.oci.pull import Access, pull_graph
 from wasmflow.worker.http import Readiness, serve
+from wasmflow.worker.lifecycle import Health, run_graph
 from wasmflow.worker.main import endpoint_settings
 from wasmflow.worker.modules import fetch_module
 
@@ -65,6 +69,7 @@ class AioWorker:
         self.sinks: dict[str, MqttSink] = {}
         self.pipeline: AioPipeline | None = None
         self._closers: list[Callable[[], None]] = []
+        self.health = Health()
 
     def _settings(self, endpoint: str, role: str, *, source: bool = False) -> MqttSettings:
         config = self.config
@@ -93,8 +98,25 @@ class AioWorker:
         self._closers.append(shared.close)
         return shared
 
+    def _feeds_accumulate(self, source: str) -> bool:
+        """Whether an accumulate is downstream of ``source``. It holds its window's items unacknowledged until the
+        window closes, and a window takes whatever its time span brings: the source then advertises MQTT's
+        largest Receive Maximum, or a busy window would be cut at 64 items (the rest pushed into later windows)."""
+        seen, todo = set(), [source]
+        while todo:
+            name = todo.pop()
+            if self.plan.types[name] is OperationType.ACCUMULATE:
+                return True
+            for edge in self.plan.outputs[name]:
+                if edge.target not in seen:
+                    seen.add(edge.target)
+                    todo.append(edge.target)
+        return False
+
     def readiness(self) -> Readiness:
         reasons = [] if self.loaded else ["modules not loaded yet"]
+        if self.health.failure is not None:
+            reasons.insert(0, f"failed: {self.health.failure}")
         for name, source in self.sources.items():
             if not source.connected:
                 reasons.append(f"source {name} not connected")
@@ -142,7 +164,14 @@ class AioWorker:
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
-        http = serve(self.registry, self.readiness, "0.0.0.0", config.http_port, loop=loop)  # noqa: S104
+        http = serve(
+            self.registry,
+            self.readiness,
+            "0.0.0.0",  # noqa: S104
+            config.http_port,
+            loop=loop,
+            failure=lambda: self.health.failure,
+        )
         operators: dict[str, AioOperatorNode] = {}
         try:
             with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
@@ -150,7 +179,10 @@ class AioWorker:
                 self.loaded = True
                 for name in self.plan.sources:
                     port = config.sources[name]
-                    self.sources[name] = MqttSource(self._settings(port.endpoint, name, source=True), port.topic)
+                    settings = self._settings(port.endpoint, name, source=True)
+                    if self._feeds_accumulate(name):
+                        settings = replace(settings, receive_maximum=MAX_IN_FLIGHT)
+                    self.sources[name] = MqttSource(settings, port.topic, capacity=DEFAULT_RECEIVE_MAXIMUM)
                 for name in self.plan.sinks:
                     port = config.sinks[name]
                     self.sinks[name] = MqttSink(self._settings(port.endpoint, name), port.topic)
@@ -166,12 +198,7 @@ class AioWorker:
                     metrics=self.metrics,
                     physical_clock=not config.event_time,
                 )
-                running = asyncio.create_task(self.pipeline.run())
-                stopped = asyncio.create_task(stop.wait())
-                await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                if not running.done():
-                    await self.pipeline.drain()
-                await running
+                await run_graph(self.pipeline.run, self.pipeline.drain, stop, self.health)
         finally:
             for operator in operators.values():
                 operator.close()
@@ -181,6 +208,7 @@ class AioWorker:
                 source.close()
             for sink in self.sinks.values():
                 await sink.close()
+            await self.health.linger(stop)
             http.close()
 
 

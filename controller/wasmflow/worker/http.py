@@ -1,8 +1,10 @@
 """The worker's HTTP endpoint: /metrics for Prometheus, /healthz for the liveness probe, /readyz for readiness.
 
-Liveness says the event loop answers: /healthz asks the loop to run a callback and fails (503) when it does not
-within ``loop_timeout``, so a stuck loop gets the pod restarted. Readiness says the modules are loaded and every
-connector is connected, with the reasons when not, so ``kubectl describe pod`` shows what is missing.
+Liveness says the event loop answers and the graph has not failed: /healthz asks the loop to run a callback and
+fails (503) when it does not within ``loop_timeout``, so a stuck loop gets the pod restarted; it also fails, with
+the reason, once a node has failed for good (the worker is then on its way out with a non-zero exit). Readiness
+says the modules are loaded and every connector is connected, with the reasons when not, so ``kubectl describe
+pod`` shows what is missing.
 
 Served from a thread by the standard library's WSGI server with prometheus-client's WSGI app for /metrics, as
 prometheus-client's own ``start_wsgi_server`` does: that is already imported with prometheus-client, where an
@@ -44,12 +46,18 @@ def loop_answers(loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
     return answered.wait(timeout)
 
 
+def _no_failure() -> str | None:
+    return None
+
+
 def build_app(
     registry: CollectorRegistry,
     readiness: Callable[[], Readiness],
     alive: Callable[[], bool],
+    failure: Callable[[], str | None] = _no_failure,
 ) -> _WsgiApp:
-    """The WSGI application serving the three endpoints (anything else is 404)."""
+    """The WSGI application serving the three endpoints (anything else is 404). ``failure()`` is why the worker
+    failed for good, or None."""
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
@@ -58,6 +66,9 @@ def build_app(
             body: Iterable[bytes] = metrics(environ, start_response)
             return body
         if path == "/healthz":
+            failed = failure()
+            if failed is not None:
+                return _text(start_response, "503 Service Unavailable", f"failed: {failed}\n")
             if alive():
                 return _text(start_response, "200 OK", "ok\n")
             return _text(start_response, "503 Service Unavailable", "the event loop does not answer\n")
@@ -118,6 +129,7 @@ def serve(
     *,
     loop: asyncio.AbstractEventLoop,
     loop_timeout: float = 5.0,
+    failure: Callable[[], str | None] = _no_failure,
 ) -> HttpServer:
     """Serve the endpoints for the worker running ``loop``; OSError when the port cannot be bound."""
-    return HttpServer(build_app(registry, readiness, lambda: loop_answers(loop, loop_timeout)), host, port)
+    return HttpServer(build_app(registry, readiness, lambda: loop_answers(loop, loop_timeout), failure), host, port)

@@ -1,7 +1,8 @@
 """The worker process: read the rendered config, load the pinned modules, connect MQTT, run the graph, serve HTTP.
 
-Readiness means every module is loaded and every source and sink is connected; liveness only that the loop
-answers. SIGTERM stops the sources, lets what is in flight reach its sinks (acknowledging it), then exits 0.
+Readiness means every module is loaded and every source and sink is connected; liveness that the loop answers
+and the graph has not failed. SIGTERM stops the sources, lets what is in flight reach its sinks (acknowledging
+it), then exits 0; a node failing for good makes the worker exit 1, loudly (worker/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ import logging
 import os
 import signal
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.dataflow import Endpoint, ErrorAction, Node, NodeType
-from wasmflow.api.graph import validate_graph
+from wasmflow.api.dataflow import DataflowSpec, Endpoint, ErrorAction, Node, NodeType
+from wasmflow.api.graph import MAX_IN_FLIGHT, Graph, held_by_windows, validate_graph
 from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
+from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import Pipeline
+from wasmflow.engine.pipeline import QUEUE_SIZE, Pipeline
 from wasmflow.engine.ports import Sink, Source
 from wasmflow.errors import ConfigError, ContractError
 from wasmflow.worker.http import Readiness, serve
+from wasmflow.worker.lifecycle import Health, run_graph
 from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker")
@@ -114,6 +118,22 @@ def endpoint_settings(
     )
 
 
+def source_receive_maximum(spec: DataflowSpec, graph: Graph, source: str) -> int:
+    """The Receive Maximum a QoS 1 source advertises: room for what the windows downstream hold unacknowledged.
+
+    A count window of N holds N inputs until it closes (windows in series multiply), so the source's budget is
+    that plus a queue's worth of slack; a duration window holds whatever its duration brings, so the budget is
+    MQTT's largest. Without windows: the default (64). The hand-over to the pipeline stays at the default size
+    whatever the budget (``MqttSource(capacity=...)``): a larger budget costs no more messages in memory.
+    """
+    held, _ = held_by_windows(spec, graph, source)
+    if held == 1:
+        return DEFAULT_RECEIVE_MAXIMUM
+    if held is None:
+        return MAX_IN_FLIGHT
+    return min(MAX_IN_FLIGHT, max(DEFAULT_RECEIVE_MAXIMUM, held + QUEUE_SIZE))
+
+
 def _checked_load(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> OperatorNode:
     """Compile (or load from cache), check against the contract, instantiate: ContractError names the module."""
     report = host.check(spec, strict=strict)
@@ -131,9 +151,12 @@ class Worker:
         self.sources: dict[str, MqttSource] = {}
         self.sinks: dict[str, MqttSink] = {}
         self.pipeline: Pipeline | None = None
+        self.health = Health()
 
     def readiness(self) -> Readiness:
         reasons = [] if self.loaded else ["modules not loaded yet"]
+        if self.health.failure is not None:
+            reasons.insert(0, f"failed: {self.health.failure}")
         for name, source in self.sources.items():
             if not source.connected:
                 reasons.append(f"source {name} not connected" + (f": {source.last_error}" if source.last_error else ""))
@@ -177,7 +200,14 @@ class Worker:
         config = self.config
         graph = validate_graph(config.spec)
         loop = asyncio.get_running_loop()
-        http = serve(self.registry, self.readiness, "0.0.0.0", config.http_port, loop=loop)  # noqa: S104
+        http = serve(
+            self.registry,
+            self.readiness,
+            "0.0.0.0",  # noqa: S104
+            config.http_port,
+            loop=loop,
+            failure=lambda: self.health.failure,
+        )
         try:
             with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
                 operators = await self._load(host)
@@ -185,8 +215,13 @@ class Worker:
                 for node in config.spec.nodes:
                     if node.type is NodeType.SOURCE:
                         assert node.endpoint and node.topic
-                        settings = _settings(config, node.endpoint, node.name, source=True)
-                        self.sources[node.name] = MqttSource(settings, node.topic)
+                        settings = replace(
+                            _settings(config, node.endpoint, node.name, source=True),
+                            receive_maximum=source_receive_maximum(config.spec, graph, node.name),
+                        )
+                        self.sources[node.name] = MqttSource(
+                            settings, node.topic, capacity=min(settings.receive_maximum, DEFAULT_RECEIVE_MAXIMUM)
+                        )
                     elif node.type is NodeType.SINK:
                         assert node.endpoint and node.topic
                         self.sinks[node.name] = MqttSink(_settings(config, node.endpoint, node.name), node.topic)
@@ -213,13 +248,7 @@ class Worker:
                     dead_letters=dead_letters,
                     metrics=self.metrics,
                 )
-                running = asyncio.create_task(self.pipeline.run())
-                stopped = asyncio.create_task(stop.wait())
-                await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                if not running.done():
-                    log.info("stopping: draining in-flight messages")
-                    await self.pipeline.drain()
-                await running
+                await run_graph(self.pipeline.run, self.pipeline.drain, stop, self.health)
                 for operator in operators.values():
                     operator.close()
         finally:
@@ -227,6 +256,7 @@ class Worker:
                 source.close()
             for sink in self.sinks.values():
                 await sink.close()
+            await self.health.linger(stop)
             http.close()
 
 

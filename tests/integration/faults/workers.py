@@ -8,6 +8,7 @@ restart costs them nothing: what they count is what the worker did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -31,7 +32,9 @@ from paho.mqtt.properties import Properties
 
 from tests.components.build import cache_dir
 from tests.mqtt_env import BrokerEnv
-from wasmflow.api.dataflow import DataflowSpec
+from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
+from wasmflow.api.dataflow import DataflowSpec, Endpoint
+from wasmflow.api.dataflow_graph import GraphPort
 from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
 
 WASMFLOW = str(Path(sys.executable).parent / "wasmflow")
@@ -76,6 +79,39 @@ def write_config(
     return config
 
 
+def aio_worker(
+    directory: Path,
+    url: str,
+    definition: str,
+    modules: dict[str, Path],
+    *,
+    source_topic: str,
+    sink_topic: str,
+    endpoint_files: dict[str, EndpointFiles] | None = None,
+    event_time: bool = False,
+) -> WorkerProcess:
+    """A WorkerProcess (not started) for an AIO graph ``definition`` with one ``source`` and one ``sink`` operation
+    on a QoS 1 endpoint at ``url``; ``modules`` maps each module reference to its component file (pinned)."""
+    config = AioWorkerConfig(
+        namespace="faults",
+        dataflow=f"aio-{uuid.uuid4().hex[:6]}",
+        definition=definition,
+        endpoints={"broker": Endpoint.model_validate({"mqtt": {"url": url, "qos": 1}})},
+        modules={
+            ref: AioModule(digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(), path=str(path))
+            for ref, path in modules.items()
+        },
+        sources={"source": GraphPort(endpoint="broker", topic=source_topic)},
+        sinks={"sink": GraphPort(endpoint="broker", topic=sink_topic)},
+        endpoint_files=endpoint_files or {},
+        event_time=event_time,
+        http_port=free_port(),
+        cache_dir=str(shared_compiled_cache(directory / "cache")),
+    )
+    (directory / "config.json").write_text(config.model_dump_json(by_alias=True, exclude_none=True))
+    return WorkerProcess(directory, config)
+
+
 def pipeline_spec(url: str, prefix: str, module: str = "op", kind: str = "map", **mqtt: Any) -> dict[str, Any]:
     """MQTT in (``<prefix>/in/+``) -> one operator -> MQTT out (``<prefix>/out``), QoS 1 unless told."""
     return {
@@ -94,7 +130,7 @@ class WorkerProcess:
     """One worker's process, restartable with the same config and identity; its output goes to ``log``."""
 
     directory: Path
-    config: WorkerConfig
+    config: WorkerConfig | AioWorkerConfig
     hostname: str = field(default_factory=lambda: f"fault-worker-{uuid.uuid4().hex[:6]}")
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
