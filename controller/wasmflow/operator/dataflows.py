@@ -41,6 +41,7 @@ from wasmflow.api.graph import GraphError, validate_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
+from wasmflow.api.yaml_input import MAX_GRAPH_BYTES
 from wasmflow.errors import ConfigError, WasmflowError
 from wasmflow.oci import OciError
 from wasmflow.oci.pull import Access, pull_artifact, pull_graph
@@ -239,6 +240,7 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
     digest is pinned only for content that verified.
     """
     artifact: str | None = None
+    where = "spec.graph.definition"
     if graph.definition is not None:
         definition = graph.definition
     else:
@@ -246,17 +248,21 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
         reference = graph.artifact.reference
         try:
             pulled = await pull_graph(
-                reference, access=_access(graph.artifact.insecure, config), cache_dir=config.cache_dir
+                reference,
+                access=_access(graph.artifact.insecure, config),
+                cache_dir=config.cache_dir,
+                max_bytes=MAX_GRAPH_BYTES,
             )
         except OciError as exc:
             return _registry_failure(exc, f"graph artifact {reference}")
         artifact = str(pulled.reference.with_tag(None).with_digest(pulled.manifest_digest or pulled.digest))
+        where = f"graph artifact {reference}"
         try:
             definition = pulled.data.decode("utf-8")
         except UnicodeDecodeError:
             return Stalled("InvalidGraph", f"graph artifact {reference}: the definition is not UTF-8 text")
     try:
-        graph_plan = plan_graph(parse_graph(definition, "spec.graph"))
+        graph_plan = plan_graph(parse_graph(definition, where))
     except ConfigError as exc:
         return Stalled("InvalidGraph", str(exc))
     except GraphError as exc:
