@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client
@@ -47,6 +47,8 @@ from wasmflow.oci import OciError
 from wasmflow.oci.pull import Access, pull_artifact, pull_graph
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.mqtt_credentials import check_credentials
+from wasmflow.operator.ownership import foreign_child
 from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
 
 MODULE_ANNOTATION_PREFIX = "modules.wasmflow.io/"
@@ -122,6 +124,9 @@ class Stalled:
 
     reason: str
     message: str
+    #: The fix is outside the Dataflow (a Secret's opt-in, a foreign object in the way): no edit of the Dataflow
+    #: will come to re-trigger it, so the reconcile is retried with backoff until it heals.
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -392,6 +397,8 @@ class Outcome:
     status: dict[str, Any]
     previous: dict[str, Any]
     result: str  # ready | waiting | stalled
+    #: Stalled on something outside the Dataflow: the handler retries with backoff (``Stalled.retry``).
+    retry: bool = False
 
     @property
     def ready(self) -> dict[str, Any]:
@@ -438,7 +445,9 @@ async def reconcile(
     namespace, name = metadata.get("namespace") or "default", metadata["name"]
     generation = metadata.get("generation")
     registry_ca = await read_registry_ca(config)
-    decided = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
+    decided: Plan = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
+    if isinstance(decided, Apply):
+        decided = await guard(api, body, decided)
     if isinstance(decided, Apply):
         for manifest in (decided.children.config_map, decided.children.service, decided.children.deployment):
             await kube.apply(api, manifest)
@@ -456,6 +465,8 @@ async def reconcile(
         return status_for_apply(current, decided, worker_counts(deployment, replicas), generation)
 
     outcome = await write_status(api, namespace, name, compose)
+    if isinstance(decided, Stalled) and decided.retry and outcome is not None:
+        return replace(outcome, retry=True)
     if not isinstance(decided, Apply) or outcome is None:
         return outcome
     # The Deployment may have become ready between compose's read of it and the status write; its watch event then
@@ -466,6 +477,38 @@ async def reconcile(
     if refreshed is None or refreshed.status == outcome.status:
         return outcome
     return Outcome(refreshed.status, outcome.previous, refreshed.result)
+
+
+async def guard(api: client.ApiClient, body: Mapping[str, Any], applied: Apply) -> Apply | Stalled:
+    """What the API holds may forbid an apply that the spec allows: credentials Secrets whose owner did not allow
+    the endpoint's broker (``mqtt_credentials``), and existing objects of the children's names that are not this
+    Dataflow's (``ownership``). Either is Stalled, naming the Secret or the object, and retried."""
+    dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
+    namespace, name = dataflow.metadata.namespace or "default", dataflow.metadata.name
+    annotations: dict[str, Mapping[str, str] | None] = {}
+    try:
+        for endpoint in dataflow.spec.endpoints.values():
+            ref = endpoint.mqtt.credentials_secret_ref
+            if ref is not None and ref.name not in annotations:
+                secret = await kube.get_secret(api, namespace, ref.name)
+                annotations[ref.name] = None if secret is None else secret.annotations
+        refusal = check_credentials(dataflow, annotations)
+        if refusal is not None:
+            return Stalled(refusal.reason, refusal.message, retry=True)
+        children = applied.children
+        for manifest in (children.config_map, children.service, children.deployment):
+            kind, child = manifest["kind"], manifest["metadata"]["name"]
+            problem = foreign_child(kind, child, await kube.get_owner_references(api, kind, namespace, child), name)
+            if problem is not None:
+                return Stalled("ChildNotOwned", problem, retry=True)
+    except kube.AccessDenied as exc:
+        return Stalled(
+            "Forbidden",
+            f"the controller may not {exc.verb} {exc.resource} {exc.name} in namespace {exc.namespace} "
+            f"({exc.server_message}): grant its ServiceAccount that verb",
+            retry=True,
+        )
+    return applied
 
 
 async def refresh_workers(api: client.ApiClient, namespace: str, dataflow: str) -> Outcome | None:
