@@ -34,6 +34,9 @@ class OperatorConfig:
     metrics_port: int = 8081
     #: Largest module the controller accepts, in bytes.
     max_module_bytes: int = 64 * 2**20
+    #: Contract checks compiling at once. A compile of an 18 MB componentize-py component peaks at ~400 MiB, so
+    #: each slot needs that much room under the controller's memory limit; each component is compiled only once.
+    max_concurrent_checks: int = 1
     #: How many objects Kopf reconciles at once (STYLE.md 1.5: unbounded by default, which swamps the API server).
     worker_limit: int = 8
     #: Timeout of one API request, in seconds.
@@ -95,6 +98,7 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         cache_dir=Path(env.get(ENV_PREFIX + "CACHE_DIR") or defaults.cache_dir),
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
         max_module_bytes=_int(env, "MAX_MODULE_BYTES", defaults.max_module_bytes, minimum=1),
+        max_concurrent_checks=_int(env, "MAX_CONCURRENT_CHECKS", defaults.max_concurrent_checks, minimum=1),
         worker_limit=_int(env, "WORKER_LIMIT", defaults.worker_limit, minimum=1),
         request_timeout=timeout,
         events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,

@@ -29,6 +29,7 @@ import asyncio
 import enum
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 from wasmflow.api import status as conditions
 from wasmflow.api.common import format_path, parse_duration
 from wasmflow.api.wasmmodule import ConfigMapSource, OciSource, WasmModule
-from wasmflow.contract.check import check_component
+from wasmflow.contract.check import apply_grants, check_component
 from wasmflow.contract.report import ContractReport
 from wasmflow.errors import ConfigError
 from wasmflow.oci import (
@@ -144,44 +145,67 @@ def check_interval(body: dict[str, Any]) -> float:
 
 
 class ContractChecks:
-    """Contract verdicts by component digest and the spec fields the check depends on, for one controller run.
+    """Contract verdicts for one controller run: each component is compiled once, one compile at a time.
 
-    A component is compiled and checked once however many WasmModules use it (and while a check runs, the others
-    that need the same verdict wait for it instead of compiling it again). The verdict is a function of the bytes
-    (named by their verified digest), the operator kind, the grants, strictness and the size limit.
+    Compiling is what costs: an 18 MB componentize-py component peaks at about 400 MiB while wasmtime compiles it,
+    so two at once exceed a 512Mi controller, and a restart re-checks every module at once. So compiles wait
+    for one of ``concurrency`` slots (1 by default: the controller's memory then needs room for one), and the
+    type report (``check_component`` without grants) is kept per component digest and size limit: the verdict
+    for a module's kind, grants and strictness is derived from it (``apply_grants``), so the same bytes are
+    never compiled twice, however many WasmModules with whatever grants use them. While a compile runs, the
+    others that need the same report wait for it. ``compiles`` counts the compiles (the metric
+    ``wasmflow_controller_contract_compiles`` follows it).
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(
+        self, max_entries: int = 256, concurrency: int = 1, on_compile: Callable[[], None] | None = None
+    ) -> None:
         self._max_entries = max_entries
-        self._verdicts: OrderedDict[tuple[Any, ...], asyncio.Task[ContractReport]] = OrderedDict()
+        self._concurrency = concurrency
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._on_compile = on_compile
+        self._reports: OrderedDict[tuple[str, int], ContractReport] = OrderedDict()
+        self._running: dict[tuple[str, int], asyncio.Task[ContractReport]] = {}
+        self.compiles = 0
 
     async def check(self, fetched: Fetched, module: WasmModule, max_bytes: int) -> ContractReport:
         spec = module.spec
+        base = await self.report(fetched, max_bytes)
         grants = tuple(sorted(c.value for c in spec.capabilities))
-        key = (fetched.digest, spec.operator.value, grants, spec.strict, max_bytes)
-        task = self._verdicts.get(key)
+        return apply_grants(base, grants=grants, strict=spec.strict, expected_kind=spec.operator)
+
+    async def report(self, fetched: Fetched, max_bytes: int) -> ContractReport:
+        """The grant-free report of the component, compiled at most once per digest and limit."""
+        key = (fetched.digest, max_bytes)
+        known = self._reports.get(key)
+        if known is not None:
+            self._reports.move_to_end(key)
+            return known
+        task = self._running.get(key)
         if task is None:
-            task = asyncio.create_task(
-                asyncio.to_thread(
-                    check_component,
-                    fetched.data,
-                    grants=grants,
-                    strict=spec.strict,
-                    expected_kind=spec.operator,
-                    max_bytes=max_bytes,
-                )
-            )
-            self._verdicts[key] = task
-            while len(self._verdicts) > self._max_entries:
-                self._verdicts.popitem(last=False)
-        else:
-            self._verdicts.move_to_end(key)
-        try:
-            return await asyncio.shield(task)
-        except Exception:
-            if self._verdicts.get(key) is task:
-                del self._verdicts[key]  # a check that broke is tried again next time
-            raise
+            task = asyncio.create_task(self._compile(fetched.data, max_bytes))
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(task)  # a reconcile cancelled while waiting leaves the compile to the others
+
+    def _done(self, key: tuple[str, int], task: asyncio.Task[ContractReport]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if task.cancelled() or task.exception() is not None:
+            return  # a check that broke is tried again next time
+        self._reports[key] = task.result()
+        while len(self._reports) > self._max_entries:
+            self._reports.popitem(last=False)
+
+    async def _compile(self, data: bytes, max_bytes: int) -> ContractReport:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._concurrency))  # one per event loop (tests run several)
+        async with self._slots[1]:
+            self.compiles += 1
+            if self._on_compile is not None:
+                self._on_compile()
+            return await asyncio.to_thread(check_component, data, max_bytes=max_bytes)
 
 
 async def reconcile(
