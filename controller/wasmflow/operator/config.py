@@ -30,6 +30,9 @@ class OperatorConfig:
     worker_image_pull_secrets: tuple[str, ...] = ()
     #: Where pulled and verified module blobs are cached (content-addressed).
     cache_dir: Path = field(default_factory=lambda: Path("/tmp/wasmflow-cache"))  # noqa: S108 - emptyDir in the pod
+    #: Size budget of that cache, in bytes: after a pull, the least recently used entries are deleted until the
+    #: cache fits (keep it under the cache volume's size, with room for one pull in progress).
+    cache_max_bytes: int = 512 * 2**20
     #: Port of the controller's Prometheus endpoint (0 disables it).
     metrics_port: int = 8081
     #: Largest module the controller accepts, in bytes.
@@ -96,6 +99,7 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         worker_image_pull_policy=pull_policy,
         worker_image_pull_secrets=secrets,
         cache_dir=Path(env.get(ENV_PREFIX + "CACHE_DIR") or defaults.cache_dir),
+        cache_max_bytes=_int(env, "CACHE_MAX_BYTES", defaults.cache_max_bytes, minimum=1),
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
         max_module_bytes=_int(env, "MAX_MODULE_BYTES", defaults.max_module_bytes, minimum=1),
         max_concurrent_checks=_int(env, "MAX_CONCURRENT_CHECKS", defaults.max_concurrent_checks, minimum=1),

@@ -50,6 +50,7 @@ from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.mqtt_credentials import check_credentials
 from wasmflow.operator.ownership import foreign_child
 from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
+from wasmflow.operator.wasmmodules import trim_cache
 
 MODULE_ANNOTATION_PREFIX = "modules.wasmflow.io/"
 #: The stamp of a module that does not exist (deleted, or never created).
@@ -289,6 +290,8 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
             )
         except OciError as exc:
             return _registry_failure(exc, f"module {module!r} of operation {name} ({reference})")
+        if not component.from_cache:
+            await trim_cache(config)
         modules[module] = PinnedGraphModule(reference=reference, digest=component.digest, insecure=graph.insecure)
     return PinnedGraph(artifact=artifact, modules=modules)
 

@@ -44,6 +44,7 @@ from wasmflow.contract.report import ContractReport
 from wasmflow.errors import ConfigError
 from wasmflow.oci import (
     Access,
+    BlobCache,
     CorruptContentError,
     Credentials,
     OciError,
@@ -70,6 +71,7 @@ __all__ = [
     "status_failed",
     "status_ready",
     "status_started",
+    "trim_cache",
 ]
 
 #: Flux's manual re-sync (``flux reconcile``, ``kubectl annotate``): its value is echoed in lastHandledReconcileAt.
@@ -345,6 +347,8 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         )
     except OciError as exc:
         raise _oci_failure(exc, oci, ref.registry, config) from exc
+    if not artifact.from_cache:
+        await trim_cache(config)
     return Fetched(
         data=artifact.data,
         digest=artifact.digest,
@@ -352,6 +356,11 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         source=str(artifact.reference),
         pulled=not artifact.from_cache,
     )
+
+
+async def trim_cache(config: OperatorConfig) -> None:
+    """Bring the blob cache back within ``config.cache_max_bytes`` after a pull (least recently used first)."""
+    await asyncio.to_thread(BlobCache(config.cache_dir, max_bytes=config.cache_max_bytes).trim)
 
 
 async def _credentials(api: client.ApiClient, oci: OciSource, namespace: str, registry: str) -> Credentials | None:
