@@ -73,7 +73,13 @@ class Parameter(_Aio):
     @field_validator("default", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
-        return None if value is None else str(value)
+        """A default is text for ``init``; YAML may write it as a number or boolean, never as a list or mapping
+        (turning a structure into text is unbounded work: the way an alias bomb explodes)."""
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float | bool):
+            raise ValueError(f"a parameter default must be text, a number or a boolean, not a {type(value).__name__}")
+        return str(value)
 
 
 class ModuleConfiguration(_Aio):
@@ -126,13 +132,14 @@ class GraphDefinition(_Aio):
 
 
 def parse_graph(text: str, where: str = "graph") -> GraphDefinition:
-    """The graph definition in ``text`` (YAML or JSON); ConfigError names the field that is wrong."""
-    import yaml  # noqa: PLC0415 - only AIO graphs are YAML: every Dataflow worker imports this module, few parse one
+    """The graph definition in ``text`` (YAML or JSON); ConfigError names the field that is wrong.
 
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=where) from exc
+    Parsed by ``yaml_input``: at most ``MAX_GRAPH_BYTES``, no anchors or aliases (a definition comes from whoever
+    may create a Dataflow or push to the registry, and one alias bomb would take the controller down for all).
+    """
+    from wasmflow.api.yaml_input import MAX_GRAPH_BYTES, load_yaml  # noqa: PLC0415 - few workers parse YAML
+
+    document = load_yaml(text, where, max_bytes=MAX_GRAPH_BYTES)
     if not isinstance(document, dict):
         raise ConfigError("a graph definition is a mapping with operations and connections", where=where)
     try:
@@ -140,7 +147,7 @@ def parse_graph(text: str, where: str = "graph") -> GraphDefinition:
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {first['msg']}", where=where) from exc
+        raise ConfigError(f"{path}: {first['msg'].removeprefix('Value error, ')}", where=where) from exc
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from wasmflow.api.common import FieldError, format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.api.yaml_input import MAX_MANIFEST_BYTES, load_yaml_all, read_text
 from wasmflow.errors import ConfigError
 
 Manifest = WasmModule | Dataflow
@@ -49,20 +49,14 @@ def parse_manifest(document: object, where: str) -> Manifest:
 
 
 def parse_manifests(text: str, name: str = "<string>") -> list[Manifest]:
-    """Every WasmModule and Dataflow in YAML text (``---``-separated); ``name`` stands for the file in errors."""
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", where=name) from exc
+    """Every WasmModule and Dataflow in YAML text (``---``-separated); ``name`` stands for the file in errors.
+
+    Bounded like every YAML from outside (``yaml_input``): size, no anchors or aliases, nesting depth.
+    """
+    documents = load_yaml_all(text, name, max_bytes=MAX_MANIFEST_BYTES)
     return [parse_manifest(doc, f"{name}#{i + 1}") for i, doc in enumerate(documents) if doc is not None]
 
 
 def load_manifests(path: Path) -> list[Manifest]:
     """Every WasmModule and Dataflow in a YAML file; errors name the file, the document (``#1`` first) and field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError("not UTF-8 text", where=str(path)) from exc
-    return parse_manifests(text, str(path))
+    return parse_manifests(read_text(path, max_bytes=MAX_MANIFEST_BYTES), str(path))

@@ -28,6 +28,10 @@ from wasmflow.api.meta import ObjectMeta
 DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
 #: A wasm32 linear memory cannot grow beyond 4 GiB, so a larger cap means nothing.
 MAX_MEMORY_BYTES = 4 * 2**30
+#: A call runs on the worker's event loop: one longer than this would starve the MQTT keepalive (30 s) and the
+#: health endpoint, and the liveness probe's timeout is derived from the largest timeout (operator/render.py).
+MAX_TIMEOUT_PER_MESSAGE_S = 30
+TIMEOUT_TOO_LONG = f"timeoutPerMessage must be at most {MAX_TIMEOUT_PER_MESSAGE_S}s (a call blocks the worker's loop)"
 
 
 class OciSource(Model):
@@ -89,6 +93,11 @@ class Limits(Model):
             "message": "timeoutPerMessage must be more than 0",
             "fieldPath": ".timeoutPerMessage",
         },
+        {
+            "rule": f"duration(self.timeoutPerMessage) <= duration('{MAX_TIMEOUT_PER_MESSAGE_S}s')",
+            "message": TIMEOUT_TOO_LONG,
+            "fieldPath": ".timeoutPerMessage",
+        },
     )
 
     memory: str = Field(default="64Mi", pattern=QUANTITY_PATTERN, max_length=32)
@@ -106,6 +115,8 @@ class Limits(Model):
             )
         if parse_duration(self.timeout_per_message) <= 0:
             raise FieldError(("timeoutPerMessage",), "timeoutPerMessage must be more than 0")
+        if parse_duration(self.timeout_per_message) > MAX_TIMEOUT_PER_MESSAGE_S:
+            raise FieldError(("timeoutPerMessage",), TIMEOUT_TOO_LONG)
         return self
 
     @property

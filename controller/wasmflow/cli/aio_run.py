@@ -15,6 +15,7 @@ from typing import IO
 from prometheus_client import CollectorRegistry
 
 from wasmflow.api.aio_graph import GraphDefinition, GraphPlan, parse_graph, plan_graph
+from wasmflow.api.yaml_input import MAX_GRAPH_BYTES, read_text
 from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
 from wasmflow.contract.check import check_component
@@ -29,11 +30,7 @@ from wasmflow.errors import ConfigError
 
 
 def load_graph(path: Path) -> GraphDefinition:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
-    return parse_graph(text, str(path))
+    return parse_graph(read_text(path, max_bytes=MAX_GRAPH_BYTES), str(path))
 
 
 def node_specs(plan: GraphPlan, overrides: dict[str, str], registry: str | None, insecure: bool) -> list[AioNodeSpec]:

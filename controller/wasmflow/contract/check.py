@@ -8,6 +8,7 @@ reported, each with a stable code and where it is, so a user fixes them all in o
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import wasmtime
@@ -84,14 +85,7 @@ def check_component(
         )
     kind, world = _check_exports(engine, exports, problems)
     if expected_kind is not None and kind is not None and kind != expected_kind:
-        problems.append(
-            Problem(
-                Code.KIND_MISMATCH,
-                f"the WasmModule declares operator {expected_kind.value!r} but the component implements {kind.value!r}",
-                expected=expected_kind.value,
-                found=kind.value,
-            )
-        )
+        problems.append(_kind_mismatch(expected_kind, kind))
     import_reports = _check_imports(imports, grants, strict, problems)
     return ContractReport(
         size=size,
@@ -100,6 +94,40 @@ def check_component(
         exports=tuple(exports),
         imports=import_reports,
         problems=tuple(problems),
+    )
+
+
+#: The problems that depend on the grants, strictness or expected kind, not on the bytes alone.
+_GRANT_CODES = frozenset({Code.UNSUPPORTED_IMPORT, Code.NOT_GRANTED, Code.KIND_MISMATCH})
+
+
+def apply_grants(
+    base: ContractReport,
+    *,
+    grants: Iterable[Capability | str] = (),
+    strict: bool = False,
+    expected_kind: OperatorKind | None = None,
+) -> ContractReport:
+    """The report ``check_component`` gives with these grants, strictness and expected kind, derived from ``base``,
+    the report of ``check_component(data, max_bytes=...)`` (no grants, not strict, no expected kind).
+
+    Compiling is what costs (hundreds of MiB and seconds for a componentize-py component); the grants only change
+    how the imports are judged. So the controller compiles each component once, whatever grant sets the
+    WasmModules using it ask for, and applies each set here.
+    """
+    problems = [p for p in base.problems if p.code not in _GRANT_CODES]
+    if base.aio is None and expected_kind is not None and base.operator is not None and base.operator != expected_kind:
+        problems.append(_kind_mismatch(expected_kind, base.operator))
+    imports = _check_imports([i.name for i in base.imports], grants, strict, problems)
+    return replace(base, imports=imports, problems=tuple(problems))
+
+
+def _kind_mismatch(expected: OperatorKind, found: OperatorKind) -> Problem:
+    return Problem(
+        Code.KIND_MISMATCH,
+        f"the WasmModule declares operator {expected.value!r} but the component implements {found.value!r}",
+        expected=expected.value,
+        found=found.value,
     )
 
 
@@ -294,7 +322,7 @@ def _spell(function: str, signature: Signature) -> str:
 
 
 def _check_imports(
-    imports: dict[str, ComponentExtern],
+    imports: Iterable[str],
     grants: Iterable[Capability | str],
     strict: bool,
     problems: list[Problem],

@@ -30,10 +30,16 @@ class OperatorConfig:
     worker_image_pull_secrets: tuple[str, ...] = ()
     #: Where pulled and verified module blobs are cached (content-addressed).
     cache_dir: Path = field(default_factory=lambda: Path("/tmp/wasmflow-cache"))  # noqa: S108 - emptyDir in the pod
+    #: Size budget of that cache, in bytes: after a pull, the least recently used entries are deleted until the
+    #: cache fits (keep it under the cache volume's size, with room for one pull in progress).
+    cache_max_bytes: int = 512 * 2**20
     #: Port of the controller's Prometheus endpoint (0 disables it).
     metrics_port: int = 8081
     #: Largest module the controller accepts, in bytes.
     max_module_bytes: int = 64 * 2**20
+    #: Contract checks compiling at once. A compile of an 18 MB componentize-py component peaks at ~400 MiB, so
+    #: each slot needs that much room under the controller's memory limit; each component is compiled only once.
+    max_concurrent_checks: int = 1
     #: How many objects Kopf reconciles at once (STYLE.md 1.5: unbounded by default, which swamps the API server).
     worker_limit: int = 8
     #: Timeout of one API request, in seconds.
@@ -99,8 +105,10 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         worker_image_pull_policy=pull_policy,
         worker_image_pull_secrets=secrets,
         cache_dir=Path(env.get(ENV_PREFIX + "CACHE_DIR") or defaults.cache_dir),
+        cache_max_bytes=_int(env, "CACHE_MAX_BYTES", defaults.cache_max_bytes, minimum=1),
         metrics_port=_int(env, "METRICS_PORT", defaults.metrics_port),
         max_module_bytes=_int(env, "MAX_MODULE_BYTES", defaults.max_module_bytes, minimum=1),
+        max_concurrent_checks=_int(env, "MAX_CONCURRENT_CHECKS", defaults.max_concurrent_checks, minimum=1),
         worker_limit=_int(env, "WORKER_LIMIT", defaults.worker_limit, minimum=1),
         request_timeout=timeout,
         events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,

@@ -27,6 +27,7 @@ from wasmflow.operator.dataflows import (
 )
 from wasmflow.operator.kube import GROUP, VERSION
 from wasmflow.operator.metrics import ControllerMetrics
+from wasmflow.operator.wasmmodules import retry_delay
 
 #: Index ids double as the keyword arguments Kopf passes them under, so they are Python identifiers.
 MODULES_INDEX = "wasmflow_module_states"
@@ -69,7 +70,7 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
     kopf.index(GROUP, VERSION, "dataflows", registry=registry, id=USERS_INDEX)(index_module_users)
 
     async def reconcile_handler(
-        body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+        body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, retry: int, **kwargs: Any
     ) -> None:
         states: kopf.Index[Any, ModuleState] = kwargs[MODULES_INDEX]
         metrics: ControllerMetrics | None = getattr(memo, "metrics", None)
@@ -80,6 +81,9 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
         if metrics:
             metrics.reconciles.labels("Dataflow", outcome.result if outcome else "gone").inc()
             metrics.reconcile_seconds.labels("Dataflow").observe(time.perf_counter() - started)
+        if outcome is not None and outcome.retry:
+            # Stalled on a Secret or an object outside the Dataflow: look again later, as it heals without an edit.
+            raise kopf.TemporaryError(outcome.ready["message"], delay=retry_delay(retry))
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(GROUP, VERSION, "dataflows", registry=registry, id="reconcile")(reconcile_handler)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client
@@ -41,12 +41,16 @@ from wasmflow.api.graph import GraphError, validate_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
+from wasmflow.api.yaml_input import MAX_GRAPH_BYTES
 from wasmflow.errors import ConfigError, WasmflowError
 from wasmflow.oci import OciError
 from wasmflow.oci.pull import Access, pull_artifact, pull_graph
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
+from wasmflow.operator.mqtt_credentials import check_credentials
+from wasmflow.operator.ownership import foreign_child
 from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
+from wasmflow.operator.wasmmodules import trim_cache
 
 MODULE_ANNOTATION_PREFIX = "modules.wasmflow.io/"
 #: The stamp of a module that does not exist (deleted, or never created).
@@ -121,6 +125,9 @@ class Stalled:
 
     reason: str
     message: str
+    #: The fix is outside the Dataflow (a Secret's opt-in, a foreign object in the way): no edit of the Dataflow
+    #: will come to re-trigger it, so the reconcile is retried with backoff until it heals.
+    retry: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,7 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
     digest is pinned only for content that verified.
     """
     artifact: str | None = None
+    where = "spec.graph.definition"
     if graph.definition is not None:
         definition = graph.definition
     else:
@@ -246,17 +254,21 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
         reference = graph.artifact.reference
         try:
             pulled = await pull_graph(
-                reference, access=_access(graph.artifact.insecure, config), cache_dir=config.cache_dir
+                reference,
+                access=_access(graph.artifact.insecure, config),
+                cache_dir=config.cache_dir,
+                max_bytes=MAX_GRAPH_BYTES,
             )
         except OciError as exc:
             return _registry_failure(exc, f"graph artifact {reference}")
         artifact = str(pulled.reference.with_tag(None).with_digest(pulled.manifest_digest or pulled.digest))
+        where = f"graph artifact {reference}"
         try:
             definition = pulled.data.decode("utf-8")
         except UnicodeDecodeError:
             return Stalled("InvalidGraph", f"graph artifact {reference}: the definition is not UTF-8 text")
     try:
-        graph_plan = plan_graph(parse_graph(definition, "spec.graph"))
+        graph_plan = plan_graph(parse_graph(definition, where))
     except ConfigError as exc:
         return Stalled("InvalidGraph", str(exc))
     except GraphError as exc:
@@ -278,6 +290,8 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
             )
         except OciError as exc:
             return _registry_failure(exc, f"module {module!r} of operation {name} ({reference})")
+        if not component.from_cache:
+            await trim_cache(config)
         modules[module] = PinnedGraphModule(reference=reference, digest=component.digest, insecure=graph.insecure)
     return PinnedGraph(artifact=artifact, modules=modules)
 
@@ -386,6 +400,8 @@ class Outcome:
     status: dict[str, Any]
     previous: dict[str, Any]
     result: str  # ready | waiting | stalled
+    #: Stalled on something outside the Dataflow: the handler retries with backoff (``Stalled.retry``).
+    retry: bool = False
 
     @property
     def ready(self) -> dict[str, Any]:
@@ -432,7 +448,9 @@ async def reconcile(
     namespace, name = metadata.get("namespace") or "default", metadata["name"]
     generation = metadata.get("generation")
     registry_ca = await read_registry_ca(config)
-    decided = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
+    decided: Plan = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
+    if isinstance(decided, Apply):
+        decided = await guard(api, body, decided)
     if isinstance(decided, Apply):
         for manifest in (decided.children.config_map, decided.children.service, decided.children.deployment):
             await kube.apply(api, manifest)
@@ -450,6 +468,8 @@ async def reconcile(
         return status_for_apply(current, decided, worker_counts(deployment, replicas), generation)
 
     outcome = await write_status(api, namespace, name, compose)
+    if isinstance(decided, Stalled) and decided.retry and outcome is not None:
+        return replace(outcome, retry=True)
     if not isinstance(decided, Apply) or outcome is None:
         return outcome
     # The Deployment may have become ready between compose's read of it and the status write; its watch event then
@@ -460,6 +480,38 @@ async def reconcile(
     if refreshed is None or refreshed.status == outcome.status:
         return outcome
     return Outcome(refreshed.status, outcome.previous, refreshed.result)
+
+
+async def guard(api: client.ApiClient, body: Mapping[str, Any], applied: Apply) -> Apply | Stalled:
+    """What the API holds may forbid an apply that the spec allows: credentials Secrets whose owner did not allow
+    the endpoint's broker (``mqtt_credentials``), and existing objects of the children's names that are not this
+    Dataflow's (``ownership``). Either is Stalled, naming the Secret or the object, and retried."""
+    dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
+    namespace, name = dataflow.metadata.namespace or "default", dataflow.metadata.name
+    annotations: dict[str, Mapping[str, str] | None] = {}
+    try:
+        for endpoint in dataflow.spec.endpoints.values():
+            ref = endpoint.mqtt.credentials_secret_ref
+            if ref is not None and ref.name not in annotations:
+                secret = await kube.get_secret(api, namespace, ref.name)
+                annotations[ref.name] = None if secret is None else secret.annotations
+        refusal = check_credentials(dataflow, annotations)
+        if refusal is not None:
+            return Stalled(refusal.reason, refusal.message, retry=True)
+        children = applied.children
+        for manifest in (children.config_map, children.service, children.deployment):
+            kind, child = manifest["kind"], manifest["metadata"]["name"]
+            problem = foreign_child(kind, child, await kube.get_owner_references(api, kind, namespace, child), name)
+            if problem is not None:
+                return Stalled("ChildNotOwned", problem, retry=True)
+    except kube.AccessDenied as exc:
+        return Stalled(
+            "Forbidden",
+            f"the controller may not {exc.verb} {exc.resource} {exc.name} in namespace {exc.namespace} "
+            f"({exc.server_message}): grant its ServiceAccount that verb",
+            retry=True,
+        )
+    return applied
 
 
 async def refresh_workers(api: client.ApiClient, namespace: str, dataflow: str) -> Outcome | None:

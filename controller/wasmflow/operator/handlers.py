@@ -11,10 +11,11 @@ import kopf
 
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflow_handlers import register_dataflows
+from wasmflow.operator.metrics import ControllerMetrics
 from wasmflow.operator.wasmmodule_handlers import register_wasmmodules
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig, metrics: ControllerMetrics | None = None) -> None:
     """Attach every wasmflow handler to ``registry``."""
-    register_wasmmodules(registry, config)
+    register_wasmmodules(registry, config, metrics)
     register_dataflows(registry, config)

@@ -174,10 +174,14 @@ def _get_or_none(read: Callable[[], _T], resource: str, namespace: str, name: st
 
 @dataclass(frozen=True)
 class SecretData:
-    """A Secret's type and decoded data; the values never appear in a repr (nor, by our rules, anywhere else)."""
+    """A Secret's type and decoded data; the values never appear in a repr (nor, by our rules, anywhere else).
+
+    ``annotations`` carry the owner's opt-ins (e.g. the brokers MQTT credentials may be sent to).
+    """
 
     type: str
     data: Mapping[str, bytes] = field(repr=False)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 async def get_secret(api: client.ApiClient, namespace: str, name: str) -> SecretData | None:
@@ -189,7 +193,8 @@ async def get_secret(api: client.ApiClient, namespace: str, name: str) -> Secret
         if secret is None:
             return None
         data = {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
-        return SecretData(type=str(secret.type or "Opaque"), data=data)
+        annotations = dict(secret.metadata.annotations or {}) if secret.metadata else {}
+        return SecretData(type=str(secret.type or "Opaque"), data=data, annotations=annotations)
 
     return await asyncio.to_thread(call)
 
@@ -212,5 +217,28 @@ async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> Co
             return None
         binary = {key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}
         return ConfigMapData(binary=binary, text_keys=tuple(sorted((config_map.data or {}).keys())))
+
+    return await asyncio.to_thread(call)
+
+
+async def get_owner_references(
+    api: client.ApiClient, kind: str, namespace: str, name: str
+) -> list[dict[str, Any]] | None:
+    """The ownerReferences of the ConfigMap, Service or Deployment ``name`` (camelCase keys), None when it does not
+    exist: what the Dataflow controller looks at before it applies a child over an existing object."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    reads: dict[str, Callable[[str, str], Any]] = {
+        "ConfigMap": core.read_namespaced_config_map,
+        "Service": core.read_namespaced_service,
+        "Deployment": apps.read_namespaced_deployment,
+    }
+    read = reads[kind]
+
+    def call() -> list[dict[str, Any]] | None:
+        found = _get_or_none(lambda: read(name, namespace), kind.lower() + "s", namespace, name)
+        if found is None:
+            return None
+        references = found.metadata.owner_references or []
+        return [cast(dict[str, Any], api.sanitize_for_serialization(r)) for r in references]  # type: ignore[no-untyped-call]
 
     return await asyncio.to_thread(call)

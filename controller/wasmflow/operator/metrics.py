@@ -15,6 +15,7 @@ class ControllerMetrics:
     reconcile_seconds: Histogram
     modules_pulled: Counter
     bytes_pulled: Counter
+    contract_compiles: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ControllerMetrics:
@@ -39,6 +40,11 @@ class ControllerMetrics:
             bytes_pulled=Counter(
                 "wasmflow_controller_pulled_bytes",
                 "Bytes of module blobs pulled from registries.",
+                registry=registry,
+            ),
+            contract_compiles=Counter(
+                "wasmflow_controller_contract_compiles",
+                "Components compiled for a contract check (once per digest, whatever the grants).",
                 registry=registry,
             ),
         )

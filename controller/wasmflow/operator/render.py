@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from wasmflow.api.dataflow import Dataflow
-from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.api.wasmmodule import Limits, WasmModule
 from wasmflow.api.workerconfig import (
     CACHE_DIR,
     CONFIG_DIR,
@@ -203,6 +204,15 @@ def _volumes(dataflow: Dataflow, modules: dict[str, WasmModule]) -> tuple[list[d
     return volumes, mounts
 
 
+def probe_timing(modules: dict[str, WasmModule], period: int) -> dict[str, int]:
+    """Probe timing that a slow message cannot fail: operator calls run on the worker's event loop, so /healthz may
+    wait for the longest ``timeoutPerMessage`` (at most 30 s, by the API) before it answers. The probe waits that
+    long plus a second, and never probes more often than it waits."""
+    longest = max((m.spec.limits.timeout_seconds for m in modules.values()), default=Limits().timeout_seconds)
+    timeout = math.ceil(longest) + 1
+    return {"timeoutSeconds": timeout, "periodSeconds": max(period, timeout)}
+
+
 def render(
     dataflow: Dataflow,
     modules: dict[str, WasmModule],
@@ -251,8 +261,8 @@ def render(
                 "args": ["worker", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
                 "ports": [{"name": "http", "containerPort": HTTP_PORT}],
                 "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
-                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, **probe_timing(modules, 10)},
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, **probe_timing(modules, 5)},
                 "resources": resources,
                 "securityContext": {
                     "allowPrivilegeEscalation": False,

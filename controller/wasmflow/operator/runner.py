@@ -50,11 +50,11 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.scanning.disabled = True
 
 
-def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+def build_registry(config: OperatorConfig, metrics: ControllerMetrics | None = None) -> kopf.OperatorRegistry:
     """A registry with a login handler (kubeconfig, or the in-cluster service account) and our handlers."""
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(_login)
-    handlers.register(registry, config)
+    handlers.register(registry, config, metrics)
     return registry
 
 
@@ -91,7 +91,7 @@ def run(
     configure(settings, config)
     namespaces: Collection[str] = () if scope.clusterwide else scope.namespaces
     kopf.run(
-        registry=build_registry(config),
+        registry=build_registry(config, metrics),
         settings=settings,
         clusterwide=scope.clusterwide,
         namespaces=namespaces,

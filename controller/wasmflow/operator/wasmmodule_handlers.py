@@ -42,11 +42,16 @@ PLURAL = "wasmmodules"
 ACCESS_REFUSED = frozenset({"Forbidden", "Unauthorized"})
 
 
-def register_wasmmodules(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+def register_wasmmodules(
+    registry: kopf.OperatorRegistry, config: OperatorConfig, metrics: ControllerMetrics | None = None
+) -> None:
     """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``."""
     api = functools.cache(kube.api_client)  # made at its first call, not at registration; then reused
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-    checks = ContractChecks()
+    checks = ContractChecks(
+        concurrency=config.max_concurrent_checks,
+        on_compile=metrics.contract_compiles.inc if metrics is not None else None,
+    )
 
     def lock_for(uid: str) -> asyncio.Lock:
         lock = locks.get(uid)

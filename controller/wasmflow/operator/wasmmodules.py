@@ -26,9 +26,12 @@ client's errors do not quote them, and the Secret's content is only ever parsed,
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import enum
 import json
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +41,12 @@ from pydantic import ValidationError
 from wasmflow.api import status as conditions
 from wasmflow.api.common import format_path, parse_duration
 from wasmflow.api.wasmmodule import ConfigMapSource, OciSource, WasmModule
-from wasmflow.contract.check import check_component
+from wasmflow.contract.check import apply_grants, check_component
 from wasmflow.contract.report import ContractReport
 from wasmflow.errors import ConfigError
 from wasmflow.oci import (
     Access,
+    BlobCache,
     CorruptContentError,
     Credentials,
     OciError,
@@ -69,6 +73,7 @@ __all__ = [
     "status_failed",
     "status_ready",
     "status_started",
+    "trim_cache",
 ]
 
 #: Flux's manual re-sync (``flux reconcile``, ``kubectl annotate``): its value is echoed in lastHandledReconcileAt.
@@ -144,44 +149,85 @@ def check_interval(body: dict[str, Any]) -> float:
 
 
 class ContractChecks:
-    """Contract verdicts by component digest and the spec fields the check depends on, for one controller run.
+    """Contract verdicts for one controller run: each component is compiled once, one compile at a time.
 
-    A component is compiled and checked once however many WasmModules use it (and while a check runs, the others
-    that need the same verdict wait for it instead of compiling it again). The verdict is a function of the bytes
-    (named by their verified digest), the operator kind, the grants, strictness and the size limit.
+    Compiling is what costs: an 18 MB componentize-py component peaks at about 400 MiB while wasmtime compiles it,
+    so two at once exceed a 512Mi controller, and a restart re-checks every module at once. So compiles wait
+    for one of ``concurrency`` slots (1 by default: the controller's memory then needs room for one), and the
+    type report (``check_component`` without grants) is kept per component digest and size limit: the verdict
+    for a module's kind, grants and strictness is derived from it (``apply_grants``), so the same bytes are
+    never compiled twice, however many WasmModules with whatever grants use them. While a compile runs, the
+    others that need the same report wait for it. ``compiles`` counts the compiles (the metric
+    ``wasmflow_controller_contract_compiles`` follows it).
     """
 
-    def __init__(self, max_entries: int = 256) -> None:
+    def __init__(
+        self, max_entries: int = 256, concurrency: int = 1, on_compile: Callable[[], None] | None = None
+    ) -> None:
         self._max_entries = max_entries
-        self._verdicts: OrderedDict[tuple[Any, ...], asyncio.Task[ContractReport]] = OrderedDict()
+        self._concurrency = concurrency
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        # Compiles run on threads of their own: the same few threads (and their malloc arenas) serve every compile.
+        self._threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="contract-check")
+        self._on_compile = on_compile
+        self._reports: OrderedDict[tuple[str, int], ContractReport] = OrderedDict()
+        self._running: dict[tuple[str, int], asyncio.Task[ContractReport]] = {}
+        self.compiles = 0
 
     async def check(self, fetched: Fetched, module: WasmModule, max_bytes: int) -> ContractReport:
         spec = module.spec
+        base = await self.report(fetched, max_bytes)
         grants = tuple(sorted(c.value for c in spec.capabilities))
-        key = (fetched.digest, spec.operator.value, grants, spec.strict, max_bytes)
-        task = self._verdicts.get(key)
+        return apply_grants(base, grants=grants, strict=spec.strict, expected_kind=spec.operator)
+
+    async def report(self, fetched: Fetched, max_bytes: int) -> ContractReport:
+        """The grant-free report of the component, compiled at most once per digest and limit."""
+        key = (fetched.digest, max_bytes)
+        known = self._reports.get(key)
+        if known is not None:
+            self._reports.move_to_end(key)
+            return known
+        task = self._running.get(key)
         if task is None:
-            task = asyncio.create_task(
-                asyncio.to_thread(
-                    check_component,
-                    fetched.data,
-                    grants=grants,
-                    strict=spec.strict,
-                    expected_kind=spec.operator,
-                    max_bytes=max_bytes,
-                )
-            )
-            self._verdicts[key] = task
-            while len(self._verdicts) > self._max_entries:
-                self._verdicts.popitem(last=False)
-        else:
-            self._verdicts.move_to_end(key)
-        try:
-            return await asyncio.shield(task)
-        except Exception:
-            if self._verdicts.get(key) is task:
-                del self._verdicts[key]  # a check that broke is tried again next time
-            raise
+            task = asyncio.create_task(self._compile(fetched.data, max_bytes))
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(task)  # a reconcile cancelled while waiting leaves the compile to the others
+
+    def _done(self, key: tuple[str, int], task: asyncio.Task[ContractReport]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if task.cancelled() or task.exception() is not None:
+            return  # a check that broke is tried again next time
+        self._reports[key] = task.result()
+        while len(self._reports) > self._max_entries:
+            self._reports.popitem(last=False)
+
+    async def _compile(self, data: bytes, max_bytes: int) -> ContractReport:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._concurrency))  # one per event loop (tests run several)
+        async with self._slots[1]:
+            self.compiles += 1
+            if self._on_compile is not None:
+                self._on_compile()
+            return await loop.run_in_executor(self._threads, _compile_and_release, data, max_bytes)
+
+
+def _compile_and_release(data: bytes, max_bytes: int) -> ContractReport:
+    """``check_component``, then the freed compile memory (hundreds of MiB) handed back to the OS: glibc keeps it
+    otherwise, and the controller's resident memory would ratchet up with each compile."""
+    try:
+        return check_component(data, max_bytes=max_bytes)
+    finally:
+        _release_free_memory()
+
+
+def _release_free_memory() -> None:
+    """``malloc_trim(0)`` where the C library is glibc (elsewhere there is nothing to call, and nothing is done)."""
+    process = ctypes.CDLL(None)  # the interpreter and the C library it is linked with
+    if hasattr(process, "malloc_trim"):
+        process.malloc_trim(0)
 
 
 async def reconcile(
@@ -322,6 +368,8 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         )
     except OciError as exc:
         raise _oci_failure(exc, oci, ref.registry, config) from exc
+    if not artifact.from_cache:
+        await trim_cache(config)
     return Fetched(
         data=artifact.data,
         digest=artifact.digest,
@@ -329,6 +377,11 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         source=str(artifact.reference),
         pulled=not artifact.from_cache,
     )
+
+
+async def trim_cache(config: OperatorConfig) -> None:
+    """Bring the blob cache back within ``config.cache_max_bytes`` after a pull (least recently used first)."""
+    await asyncio.to_thread(BlobCache(config.cache_dir, max_bytes=config.cache_max_bytes).trim)
 
 
 async def _credentials(api: client.ApiClient, oci: OciSource, namespace: str, registry: str) -> Credentials | None:

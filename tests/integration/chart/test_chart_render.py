@@ -72,7 +72,7 @@ def test_operator_runs_one_replica_recreated_with_a_liveness_probe(helm: Helm) -
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert "--liveness=http://0.0.0.0:8080/healthz" in operator["args"]
-    assert operator["resources"]["limits"]["memory"] == "512Mi"
+    assert operator["resources"]["limits"]["memory"] == "768Mi"
 
 
 def test_operator_pod_meets_the_restricted_pod_security_profile(helm: Helm) -> None:
@@ -124,11 +124,16 @@ def test_every_image_value_reaches_the_operator_and_its_worker_env(helm: Helm) -
 
 def test_operator_env_is_a_valid_operator_config(helm: Helm) -> None:
     """The operator refuses a bad WASMFLOW_* variable at start-up; the chart's must all parse."""
-    env = container_env(only(helm.template({"operator": {"workerLimit": 3, "requestTimeout": 12.5}}), "Deployment"))
+    values = {
+        "operator": {"workerLimit": 3, "requestTimeout": 12.5, "cacheMaxBytes": 3 * 2**30, "maxConcurrentChecks": 2}
+    }
+    env = container_env(only(helm.template(values), "Deployment"))
 
     config = load_config(env)
 
     assert config.worker_limit == 3
+    assert config.cache_max_bytes == 3 * 2**30
+    assert config.max_concurrent_checks == 2
     assert config.request_timeout == 12.5
     assert config.metrics_port == 8081
     assert str(config.cache_dir) == "/var/cache/wasmflow"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from wasmflow.contract.capabilities import Capability
-from wasmflow.contract.check import check_component
+from wasmflow.contract.check import apply_grants, check_component
 from wasmflow.contract.report import Code, ContractReport
 from wasmflow.contract.signatures import MESSAGE, OperatorKind
 
@@ -154,3 +154,20 @@ def test_a_module_declared_as_another_kind_is_refused(component_bytes: Bytes) ->
     (problem,) = report.problems
     assert problem.code is Code.KIND_MISMATCH
     assert (problem.expected, problem.found) == ("filter", "map")
+
+
+@pytest.mark.parametrize("name", ["identity_map", "unknown_import", "wat_identity_map", "range_filter"])
+def test_grants_applied_to_the_grant_free_report_give_the_same_verdict_as_a_full_check(
+    component_bytes: Bytes, checked: Callable[[str], ContractReport], name: str
+) -> None:
+    """The controller compiles a component once and applies each WasmModule's grants afterwards (apply_grants)."""
+    data = component_bytes(name)
+    settings: list[dict[str, object]] = [
+        {},
+        {"strict": True},
+        {"strict": True, "grants": [Capability.NETWORK, Capability.STDIO]},
+        {"expected_kind": OperatorKind.FILTER},
+        {"expected_kind": OperatorKind.MAP, "strict": True, "grants": [Capability.HTTP]},
+    ]
+    for setting in settings:
+        assert apply_grants(checked(name), **setting) == check_component(data, **setting), setting  # type: ignore[arg-type]

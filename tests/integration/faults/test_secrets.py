@@ -170,7 +170,11 @@ def test_the_controller_never_shows_registry_or_mqtt_credentials_in_logs_events_
     core.create_namespaced_secret(namespace, dockerconfig_secret("pull", registry_auth, registry_auth.password))
     core.create_namespaced_secret(namespace, dockerconfig_secret("pull-wrong", registry_auth, wrong))
     mqtt = {"username": mqtt_broker.username, "password": mqtt_broker.password}
-    core.create_namespaced_secret(namespace, V1Secret(metadata=V1ObjectMeta(name="mqtt"), string_data=mqtt))
+    # The Secret's owner allows its use as MQTT credentials for this broker (see test_mqtt_credentials.py).
+    allowed = {"wasmflow.io/mqtt-brokers": mqtt_broker.auth_url}
+    core.create_namespaced_secret(
+        namespace, V1Secret(metadata=V1ObjectMeta(name="mqtt", annotations=allowed), string_data=mqtt)
+    )
     ref = f"{registry_auth.host}/secrets/{uuid.uuid4().hex[:10]}:1.0"
     access = Access(insecure=True, credentials=Credentials(registry_auth.username, registry_auth.password))
     asyncio.run(push_component(ref, ECHO, access=access))

@@ -312,6 +312,13 @@ INVALID_MODULES = [
         "timeoutPerMessage must be more than 0",
     ),
     Case(
+        "timeout-beyond-the-loop-budget",
+        "WasmModule",
+        lambda d: _spec(d)["limits"].update(timeoutPerMessage="10m"),
+        "spec.limits.timeoutPerMessage",
+        "timeoutPerMessage must be at most 30s (a call blocks the worker's loop)",
+    ),
+    Case(
         "capability-twice",
         "WasmModule",
         lambda d: _spec(d).update(capabilities=["http", "http"]),

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fault_report import Report
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule, WorkerConfig
 from wasmflow.operator.config import OperatorConfig
-from wasmflow.operator.render import CONFIG_HASH, Children, render, render_yaml
+from wasmflow.operator.render import CONFIG_HASH, Children, probe_timing, render, render_yaml
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "manifests"
@@ -369,3 +370,26 @@ def test_graph_modules_pulled_over_plain_http_are_not_given_the_registry_ca() ->
     assert pinned is not None
     assert [m.ca_file for m in pinned.modules.values()] == [None, None]
     assert pinned.ca_file == "/etc/wasmflow/registry-ca.crt"  # the artifact is still pulled over TLS
+
+
+def test_the_worker_probes_wait_longer_than_the_slowest_message_can_block_the_loop(report: Report) -> None:
+    """A call runs on the worker's event loop: /healthz answers only after it. The probes' timeout follows the
+    largest timeoutPerMessage (before: kubelet's default 1 s, so three slow messages in a row killed the pod)."""
+
+    def module(timeout: str) -> WasmModule:
+        return WasmModule.model_validate(
+            {
+                "metadata": {"name": f"m{timeout}"},
+                "spec": {
+                    "source": {"oci": {"reference": "r/m:1"}},
+                    "operator": "map",
+                    "limits": {"timeoutPerMessage": timeout},
+                },
+            }
+        )
+
+    assert probe_timing({}, 10) == {"timeoutSeconds": 2, "periodSeconds": 10}
+    assert probe_timing({"a": module("200ms"), "b": module("5s")}, 10) == {"timeoutSeconds": 6, "periodSeconds": 10}
+    longest = probe_timing({"a": module("30s")}, 5)
+    assert longest == {"timeoutSeconds": 31, "periodSeconds": 31}
+    report(probe_timeout_s_for_30s_messages=longest["timeoutSeconds"])

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pytest
 
 from tests.components.engine import wat
+from tests.fault_report import Report
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.contract.capabilities import ImportClass
+from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport, ImportReport
+from wasmflow.operator import wasmmodules
 from wasmflow.operator.wasmmodules import (
     ContractChecks,
     Fetched,
@@ -148,7 +153,8 @@ def test_a_component_used_by_many_modules_is_checked_once() -> None:
         return await asyncio.gather(*(checks.check(fetched, wasm_module("map"), 2**20) for _ in range(5)))
 
     reports = asyncio.run(many())
-    assert all(r is reports[0] for r in reports) and reports[0].valid
+    assert all(r == reports[0] for r in reports) and reports[0].valid
+    assert checks.compiles == 1
 
 
 def test_a_verdict_depends_on_the_kind_and_the_grants_as_well_as_the_bytes() -> None:
@@ -164,3 +170,41 @@ def test_a_verdict_depends_on_the_kind_and_the_grants_as_well_as_the_bytes() -> 
     granted = asyncio.run(judge(wasm_module("map", ["network"])))
     assert as_map.valid and granted.valid and granted is not as_map
     assert [p.code.value for p in as_filter.problems] == ["kind-mismatch"]
+    assert checks.compiles == 1  # one compile, three verdicts
+
+
+def test_compiles_run_one_at_a_time_and_the_same_bytes_under_other_grants_are_not_compiled_again(
+    monkeypatch: pytest.MonkeyPatch, report: Report
+) -> None:
+    components = [wat.operator("map", "(nop) " * (i + 1)) for i in range(4)]
+    fetched = [
+        Fetched(data=d, digest=wat.digest(d), media_type="application/wasm", source="x", pulled=False)
+        for d in components
+    ]
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def watched(data: bytes, **kwargs: Any) -> ContractReport:
+        """The real check, counting how many run at once (they run in threads)."""
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.05)  # widen the window in which a second compile would overlap
+            return check_component(data, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(wasmmodules, "check_component", watched)
+    checks = ContractChecks(concurrency=1)
+
+    async def everything() -> list[ContractReport]:
+        grants: list[list[str]] = [[], ["network"], ["http", "stdio"]]
+        return await asyncio.gather(*(checks.check(f, wasm_module("map", g), 2**20) for f in fetched for g in grants))
+
+    reports = asyncio.run(everything())
+    assert all(r.valid for r in reports)
+    assert checks.compiles == len(components)
+    assert peak == 1
+    report(components=len(components), verdicts=len(reports), compiles=checks.compiles, compiling_at_once=peak)
