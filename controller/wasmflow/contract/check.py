@@ -31,9 +31,11 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 
 
 def check_engine() -> wasmtime.Engine:
-    """An engine for checking only: code is compiled but never run, so skip optimisation (about 30% faster)."""
+    """An engine for checking only: code is compiled but never run, so skip optimisation (about 30% faster). It
+    refuses what the workers' engines refuse (several memories in one module: engine.sandbox.StoreLimits)."""
     config = wasmtime.Config()
     config.cranelift_opt_level = "none"
+    config.wasm_multi_memory = False
     return wasmtime.Engine(config)
 
 

@@ -143,7 +143,11 @@ class EngineHost:
                 config = Config()
                 config.epoch_interruption = True
                 config.consume_fuel = fuel
-                profile = _Profile(Engine(config), f"epoch_interruption=1;consume_fuel={int(fuel)}")
+                # One linear memory per instance is what makes limits.memory a limit on the instance as a whole
+                # (sandbox.StoreLimits): a module declaring several is refused when it is compiled.
+                config.wasm_multi_memory = False
+                settings = f"epoch_interruption=1;consume_fuel={int(fuel)};multi_memory=0"
+                profile = _Profile(Engine(config), settings)
                 self._profiles[fuel] = profile
             return profile
 

@@ -110,13 +110,23 @@ def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
 
 @dataclass(frozen=True)
 class StoreLimits:
-    """Per-instance limits; instance, table and memory counts bound what a hostile component can allocate."""
+    """What one operator instance may allocate, as a whole.
+
+    wasmtime's store limits are per linear memory and per table, not per store: an instance with six memories under
+    a 64 MiB limit could hold 384 MiB. So an instance may create exactly one linear memory (every toolchain we know
+    builds components with one, componentize-py's dynamically linked libraries included), which makes
+    ``memory_bytes`` the bound on all of its linear memory; the engine refuses multi-memory modules outright
+    (``EngineHost``), and a component instantiating several modules with a memory each is refused when it starts.
+    Tables are host memory outside ``memory_bytes`` (8 bytes an element): at most ``tables`` of at most
+    ``table_elements`` each, 32 MiB in all by default (componentize-py needs 2 tables under 10,000 elements).
+    ``instances`` bounds the core instances (componentize-py needs 14).
+    """
 
     memory_bytes: int
-    instances: int = 1000
-    tables: int = 1000
-    memories: int = 100
+    memories: int = 1
+    tables: int = 4
     table_elements: int = 1_000_000
+    instances: int = 100
 
 
 def new_store(engine: Engine, limits: StoreLimits, wasi: WasiConfig, *, http: bool) -> Store:
@@ -189,12 +199,27 @@ def classify_failure(exc: WasmtimeError, recent_output: Callable[[], str]) -> tu
         return "timeout", "the per-message time limit was exceeded"
     if "all fuel consumed" in text:
         return "timeout", "the per-message fuel budget was exhausted"
+    count = _COUNT_LIMIT.search(text)
+    if count is not None:
+        what, most = _COUNT_LIMITS[count["what"]]
+        return "memory", (
+            f"the component creates more {what} than one operator instance may have (at most {most}; limits.memory "
+            f"bounds all of an instance's linear memory, so it may have only one): {_first_line(text)}"
+        )
     if "memory" in text and "limit" in text:
         return "memory", _first_line(text)
     if any(marker in recent_output() for marker in _OOM_MARKERS):
         return "memory", "the operator ran out of memory (limit reached): " + _first_line(text)
     return "trap", _first_line(text)
 
+
+#: How wasmtime refuses an instance that creates more memories, tables or core instances than ``StoreLimits`` allow.
+_COUNT_LIMIT = re.compile(r"resource limit exceeded: (?P<what>memory|table|instance) count too high")
+_COUNT_LIMITS = {
+    "memory": ("linear memories", StoreLimits.memories),
+    "table": ("tables", StoreLimits.tables),
+    "instance": ("core instances", StoreLimits.instances),
+}
 
 #: How wasmtime reports a call to an import ``define_unknown_imports_as_traps`` linked (``node_linker``).
 _UNGRANTED_CALL = re.compile(r"unknown import: `(?P<function>[^`]{1,300})` has not been defined")
