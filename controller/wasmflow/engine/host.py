@@ -30,7 +30,7 @@ from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Instance
 
 from wasmflow.api.kinds import OperatorKind
-from wasmflow.contract.capabilities import split_name
+from wasmflow.contract.capabilities import FEATURES, restrict_features, split_name
 from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport
 from wasmflow.engine import codec, sandbox
@@ -143,10 +143,8 @@ class EngineHost:
                 config = Config()
                 config.epoch_interruption = True
                 config.consume_fuel = fuel
-                # One linear memory per instance is what makes limits.memory a limit on the instance as a whole
-                # (sandbox.StoreLimits): a module declaring several is refused when it is compiled.
-                config.wasm_multi_memory = False
-                settings = f"epoch_interruption=1;consume_fuel={int(fuel)};multi_memory=0"
+                restrict_features(config)
+                settings = f"epoch_interruption=1;consume_fuel={int(fuel)};{FEATURES}"
                 profile = _Profile(Engine(config), settings)
                 self._profiles[fuel] = profile
             return profile

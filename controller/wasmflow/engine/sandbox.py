@@ -115,11 +115,11 @@ class StoreLimits:
     wasmtime's store limits are per linear memory and per table, not per store: an instance with six memories under
     a 64 MiB limit could hold 384 MiB. So an instance may create exactly one linear memory (every toolchain we know
     builds components with one, componentize-py's dynamically linked libraries included), which makes
-    ``memory_bytes`` the bound on all of its linear memory; the engine refuses multi-memory modules outright
-    (``EngineHost``), and a component instantiating several modules with a memory each is refused when it starts.
-    Tables are host memory outside ``memory_bytes`` (8 bytes an element): at most ``tables`` of at most
-    ``table_elements`` each, 32 MiB in all by default (componentize-py needs 2 tables under 10,000 elements).
-    ``instances`` bounds the core instances (componentize-py needs 14).
+    ``memory_bytes`` the bound on all of its linear memory. The engine refuses multi-memory modules and has no GC
+    heap (``capabilities.restrict_features``); a component instantiating several modules with a memory each is
+    refused when it starts. Tables are host memory outside ``memory_bytes`` (8 bytes an element): at most
+    ``tables`` of at most ``table_elements`` each, 32 MiB in all by default (componentize-py needs 2 tables under
+    10,000 elements). ``instances`` bounds the core instances (componentize-py needs 14).
     """
 
     memory_bytes: int

@@ -199,6 +199,23 @@ def spread_memory(memories: int, pages: int, kind: str = "map") -> bytes:
     return operator(kind, body, linked=(before, imports, with_args))
 
 
+def gc_arrays(arrays: int, mib_each: int = 8, fill_pages: int = 0) -> bytes:
+    """A map whose ``process`` fills ``fill_pages`` more pages of its memory, then allocates ``arrays`` wasm GC arrays
+    of ``mib_each`` MiB and keeps them in a table: GC objects live in a heap of their own, beside the linear memory
+    (an engine without GC refuses to compile it)."""
+    types = "(type $array (array (mut i64))) (table $keep 64 (ref null $array))"
+    fill = grow_and_fill(fill_pages) if fill_pages else ""
+    body = f"""{fill}
+      (local.set $pc (i32.const 0))
+      (loop $more
+        (table.set $keep (local.get $pc)
+          (array.new $array (i64.const 1) (i32.const {mib_each * 2**20 // 8})))
+        (local.set $pc (i32.add (local.get $pc) (i32.const 1)))
+        (br_if $more (i32.lt_u (local.get $pc) (i32.const {arrays}))))
+      (local.set $pc (i32.const 0))"""
+    return operator("map", body, linked=("", types, ""))
+
+
 def digest(component: bytes) -> str:
     return "sha256:" + hashlib.sha256(component).hexdigest()
 

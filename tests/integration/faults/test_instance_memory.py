@@ -99,3 +99,18 @@ def test_memories_that_each_fit_but_together_exceed_the_limit_are_refused_and_th
         one_memory_peak_rss_mib=single_peak / 2**20,
         limit_mib=LIMIT_MIB,
     )
+
+
+def test_an_operator_holding_gc_objects_beside_its_memory_is_refused_and_the_process_stays_bounded(
+    tmp_path: Path, report: Report
+) -> None:
+    # Wasm GC objects live in a heap of their own, limited like a linear memory but apart from it: 60 MiB of memory
+    # and 32 MiB of GC arrays ran under a 64 MiB limit. The engine has no GC now.
+    code, outputs, stderr, single_peak = run_measured(tmp_path / "one", wat.operator(body=wat.grow_and_fill(PAGES)))
+    assert code == 0, stderr
+    code, outputs, stderr, gc_peak = run_measured(tmp_path / "gc", wat.gc_arrays(arrays=4, fill_pages=PAGES))
+    assert not [o for o in outputs if o["sink"] == "out"], "the instance ran with a GC heap"
+    assert code == 1, stderr
+    assert "gc" in stderr, stderr
+    assert gc_peak < single_peak + LIMIT_MIB * 2**20, f"{gc_peak >> 20} MiB against {single_peak >> 20} MiB"
+    report(exit_code=code, peak_rss_mib=gc_peak / 2**20, one_memory_peak_rss_mib=single_peak / 2**20)

@@ -60,6 +60,14 @@ def test_the_contract_check_refuses_a_module_declaring_several_memories() -> Non
     assert "multiple memories" in problem.message
 
 
+def test_an_operator_using_wasm_gc_is_refused_when_compiled(host: EngineHost) -> None:
+    """GC objects would live in a heap beside the linear memory, limited apart from it."""
+    with pytest.raises(EngineError, match=r"(?s)cannot compile the component.*gc"):
+        host.load(spec(wat.gc_arrays(arrays=7)))
+    (problem,) = check_component(wat.gc_arrays(arrays=7)).problems
+    assert "gc" in problem.message
+
+
 def test_more_tables_than_an_instance_may_have_are_refused_at_start(host: EngineHost) -> None:
     count = sandbox.StoreLimits.tables + 1
     tables = "\n".join(
