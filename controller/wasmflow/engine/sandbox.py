@@ -202,10 +202,7 @@ def classify_failure(exc: WasmtimeError, recent_output: Callable[[], str]) -> tu
     count = _COUNT_LIMIT.search(text)
     if count is not None:
         what, most = _COUNT_LIMITS[count["what"]]
-        return "memory", (
-            f"the component creates more {what} than one operator instance may have (at most {most}; limits.memory "
-            f"bounds all of an instance's linear memory, so it may have only one): {_first_line(text)}"
-        )
+        return "memory", f"the component creates more {what} than one operator instance may have ({most})"
     if "memory" in text and "limit" in text:
         return "memory", _first_line(text)
     if any(marker in recent_output() for marker in _OOM_MARKERS):
@@ -216,9 +213,12 @@ def classify_failure(exc: WasmtimeError, recent_output: Callable[[], str]) -> tu
 #: How wasmtime refuses an instance that creates more memories, tables or core instances than ``StoreLimits`` allow.
 _COUNT_LIMIT = re.compile(r"resource limit exceeded: (?P<what>memory|table|instance) count too high")
 _COUNT_LIMITS = {
-    "memory": ("linear memories", StoreLimits.memories),
-    "table": ("tables", StoreLimits.tables),
-    "instance": ("core instances", StoreLimits.instances),
+    "memory": (
+        "linear memories",
+        f"at most {StoreLimits.memories}: limits.memory bounds all of an instance's linear memory together",
+    ),
+    "table": ("tables", f"at most {StoreLimits.tables}"),
+    "instance": ("core instances", f"at most {StoreLimits.instances}"),
 }
 
 #: How wasmtime reports a call to an import ``define_unknown_imports_as_traps`` linked (``node_linker``).
