@@ -61,6 +61,7 @@ SOURCES: dict[str, Source] = {
     "hostile_map": Source("python", HERE / "python" / "hostile_map", "map-operator"),
     # componentize-js (npm)
     "js_f2c_map": Source("js", HERE / "js" / "f2c_map", "map-operator"),
+    "js_fetch_map": Source("js", HERE / "js" / "fetch_map", "map-operator"),
     # wasm-tools: a hand-written canonical-ABI identity map, and the precise negative cases
     "wat_identity_map": Source("core-wat", HERE / "wat" / "identity_map_core.wat", "map-operator"),
     "wrong_signature": Source("wat", HERE / "wat" / "wrong_signature.wat"),

@@ -4,7 +4,8 @@ Toolchains import more than an operator uses (componentize-py imports wasi:socke
 so the host links every WASI 0.2 interface it knows and *denies* what the WasmModule does not grant: no preopened
 directories, no network, no environment. A strict WasmModule refuses components whose imports exceed their grants.
 
-The engine uses ``classify_import`` and ``granted`` to decide what to wire; the checker uses them to report.
+The engine uses ``classify_import`` and ``granted`` to decide what to wire; the checker uses them to report. Both
+compile with the same wasm features (``restrict_features``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wasmtime import Config
+
 from wasmflow.api.kinds import Capability
 from wasmflow.contract import aio_names
 
-__all__ = ["Capability", "ImportClass", "ImportVerdict", "classify_import", "parse_capabilities", "split_name"]
+__all__ = [
+    "FEATURES",
+    "Capability",
+    "ImportClass",
+    "ImportVerdict",
+    "classify_import",
+    "parse_capabilities",
+    "restrict_features",
+    "split_name",
+]
 
 
 class ImportClass(enum.StrEnum):
@@ -94,6 +106,26 @@ _GATED: dict[str, Capability] = {
 
 #: Our own interfaces a component may import.
 _CONTRACT = {"wasmflow:operator/logging", "wasmflow:operator/types"}
+
+
+#: The engine settings ``restrict_features`` applies, as part of the compiled-cache key.
+FEATURES = "multi_memory=0;gc=0;exceptions=0"
+
+
+def restrict_features(config: Config) -> None:
+    """Turn off the wasm features that would let an instance hold memory beside its one linear memory.
+
+    The workers' engines and the contract checker's use it alike. A module declaring several memories is refused
+    when compiled: an instance has one linear memory, so ``limits.memory`` bounds all of it
+    (``wasmflow.engine.sandbox.StoreLimits``). The GC proposal, on by default in wasmtime, allocates GC objects in
+    a heap of their own, limited like a linear memory but not counted with it: 32 MiB of arrays beside 60 MiB of
+    memory ran under a 64 MiB limit. Exceptions allocate there too. No toolchain we support emits either (CPython,
+    SpiderMonkey and Rust components use neither), so both are off and the engine has no GC heap at all.
+    """
+    config.wasm_multi_memory = False
+    config.wasm_gc = False
+    config.wasm_exceptions = False
+    config.gc_support = False
 
 
 def split_name(name: str) -> tuple[str, str | None]:

@@ -15,7 +15,7 @@ import wasmtime
 from wasmtime import component as cm
 
 from wasmflow.contract import aio
-from wasmflow.contract.capabilities import Capability, ImportClass, classify_import, split_name
+from wasmflow.contract.capabilities import Capability, ImportClass, classify_import, restrict_features, split_name
 from wasmflow.contract.describe import describe
 from wasmflow.contract.report import Code, ContractReport, ImportReport, Problem, Where
 from wasmflow.contract.signatures import LIFECYCLE_INIT, OPERATOR_SIGNATURES, OperatorKind, Signature, world_of
@@ -32,9 +32,11 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 
 
 def check_engine() -> wasmtime.Engine:
-    """An engine for checking only: code is compiled but never run, so skip optimisation (about 30% faster)."""
+    """An engine for checking only: code is compiled but never run, so skip optimisation (about 30% faster). It
+    refuses what the workers' engines refuse (several memories in one module, GC: ``restrict_features``)."""
     config = wasmtime.Config()
     config.cranelift_opt_level = "none"
+    restrict_features(config)
     return wasmtime.Engine(config)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from wasmtime import Store, WasmtimeError
-from wasmtime.component import Instance, ResultType
+from wasmtime.component import Instance, Linker, ResultType
 
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.aio import AioOperator, Returns
@@ -106,12 +106,15 @@ class AioOperatorNode:
             spec.node, on_dropped=(metrics.guest_log_dropped.labels(spec.node).inc if metrics is not None else None)
         )
         self._buffers = BufferTable()
-        self._linker, self._http = sandbox.node_linker(self._engine, self._component, self._log)
         context = AioHostContext(spec.node, self._log, self._buffers, aio_metrics, state)
-        try:
-            define_aio_imports(self._engine, self._component, self._linker, context)
-        except WasmtimeError as exc:
-            raise EngineError(f"node {spec.node!r}: cannot link the AIO host interfaces: {exc}") from exc
+
+        def define(linker: Linker) -> None:
+            try:
+                define_aio_imports(self._engine, self._component, linker, context)
+            except WasmtimeError as exc:
+                raise EngineError(f"node {spec.node!r}: cannot link the AIO host interfaces: {exc}") from exc
+
+        self._linker, self._http = sandbox.node_linker(self._engine, self._component, self._log, spec.grants, define)
         self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))

@@ -30,7 +30,7 @@ from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Instance
 
 from wasmflow.api.kinds import OperatorKind
-from wasmflow.contract.capabilities import split_name
+from wasmflow.contract.capabilities import FEATURES, restrict_features, split_name
 from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport
 from wasmflow.engine import codec, sandbox
@@ -143,7 +143,9 @@ class EngineHost:
                 config = Config()
                 config.epoch_interruption = True
                 config.consume_fuel = fuel
-                profile = _Profile(Engine(config), f"epoch_interruption=1;consume_fuel={int(fuel)}")
+                restrict_features(config)
+                settings = f"epoch_interruption=1;consume_fuel={int(fuel)};{FEATURES}"
+                profile = _Profile(Engine(config), settings)
                 self._profiles[fuel] = profile
             return profile
 
@@ -310,7 +312,7 @@ class OperatorNode:
             )
         self._lifecycle_name = lifecycle
         self._operator_name = operator
-        self._linker, self._http = sandbox.node_linker(engine, component, self._log)
+        self._linker, self._http = sandbox.node_linker(engine, component, self._log, spec.grants)
         self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))

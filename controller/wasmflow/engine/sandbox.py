@@ -13,6 +13,7 @@ Our operators (``host``) and AIO's (``aio_host``) share this sandbox and the ste
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -45,7 +46,7 @@ def imports_http(verdicts: Iterable[ImportVerdict]) -> bool:
 
 
 def build_linker(engine: Engine, log: GuestLog, *, http: bool) -> Linker:
-    """WASI 0.2 (and wasi:http when imported) plus our ``logging`` import, bound to one node's log."""
+    """WASI 0.2 (and wasmtime's wasi:http when ``http``) plus our ``logging`` import, bound to one node's log."""
     linker = Linker(engine)
     try:
         linker.add_wasip2()
@@ -62,12 +63,34 @@ def build_linker(engine: Engine, log: GuestLog, *, http: bool) -> Linker:
     return linker
 
 
-def node_linker(engine: Engine, component: Component, log: GuestLog) -> tuple[Linker, bool]:
-    """The linker of one node, after refusing imports no grant can serve; also whether it links wasi:http."""
+def node_linker(
+    engine: Engine,
+    component: Component,
+    log: GuestLog,
+    grants: frozenset[str],
+    define: Callable[[Linker], None] | None = None,
+) -> tuple[Linker, bool]:
+    """The linker of one node, after refusing imports no grant can serve; also whether the store needs wasi:http.
+
+    ``define`` adds the caller's own host interfaces (AIO's). wasi:http is wasmtime's only when it is imported and
+    granted: wasmtime's implementation needs an HTTP context in the store, and a call without one panics inside
+    wasmtime and aborts the whole process (SIGABRT). Imported but not granted, its functions are linked as traps
+    instead, last, once everything else is defined: such a call fails its message and the instance is replaced,
+    as for any other trap (componentize-js components import wasi:http whether or not they call ``fetch``).
+    """
     verdicts = import_verdicts(engine, component)
     refuse_unknown_imports(log.node, verdicts)
     http = imports_http(verdicts)
-    return build_linker(engine, log, http=http), http
+    granted = http and Capability.HTTP.value in grants
+    linker = build_linker(engine, log, http=granted)
+    if define is not None:
+        define(linker)
+    if http and not granted:
+        try:
+            linker.define_unknown_imports_as_traps(component)
+        except WasmtimeError as exc:
+            raise EngineError(f"node {log.node!r}: cannot link wasi:http as denied: {exc}") from exc
+    return linker, granted
 
 
 def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
@@ -87,13 +110,23 @@ def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
 
 @dataclass(frozen=True)
 class StoreLimits:
-    """Per-instance limits; instance, table and memory counts bound what a hostile component can allocate."""
+    """What one operator instance may allocate, as a whole.
+
+    wasmtime's store limits are per linear memory and per table, not per store: an instance with six memories under
+    a 64 MiB limit could hold 384 MiB. So an instance may create exactly one linear memory (every toolchain we know
+    builds components with one, componentize-py's dynamically linked libraries included), which makes
+    ``memory_bytes`` the bound on all of its linear memory. The engine refuses multi-memory modules and has no GC
+    heap (``capabilities.restrict_features``); a component instantiating several modules with a memory each is
+    refused when it starts. Tables are host memory outside ``memory_bytes`` (8 bytes an element): at most
+    ``tables`` of at most ``table_elements`` each, 32 MiB in all by default (componentize-py needs 2 tables under
+    10,000 elements). ``instances`` bounds the core instances (componentize-py needs 14).
+    """
 
     memory_bytes: int
-    instances: int = 1000
-    tables: int = 1000
-    memories: int = 100
+    memories: int = 1
+    tables: int = 4
     table_elements: int = 1_000_000
+    instances: int = 100
 
 
 def new_store(engine: Engine, limits: StoreLimits, wasi: WasiConfig, *, http: bool) -> Store:
@@ -126,9 +159,10 @@ def init_store(
     init_deadline: int,
     fuel: bool,
 ) -> Store:
-    """A fresh store ready for instantiation and ``init``: its WASI as granted, wasi:http when imported and granted,
-    the init deadline, and fuel enough for set-up when the node meters fuel."""
-    store = new_store(engine, limits, wasi_config(grants, log), http=http and "http" in grants)
+    """A fresh store ready for instantiation and ``init``: its WASI as granted, wasi:http's context when
+    ``node_linker`` linked wasmtime's wasi:http, the init deadline, and fuel enough for set-up when the node
+    meters fuel."""
+    store = new_store(engine, limits, wasi_config(grants, log), http=http)
     store.set_epoch_deadline(init_deadline)
     if fuel:
         store.set_fuel(INIT_FUEL)
@@ -158,15 +192,44 @@ def classify_failure(exc: WasmtimeError, recent_output: Callable[[], str]) -> tu
     allocation failure.
     """
     text = str(exc)
+    denied = _UNGRANTED_CALL.search(text)
+    if denied is not None:
+        return "trap", _denied_text(denied["function"])
     if "wasm trap: interrupt" in text:
         return "timeout", "the per-message time limit was exceeded"
     if "all fuel consumed" in text:
         return "timeout", "the per-message fuel budget was exhausted"
+    count = _COUNT_LIMIT.search(text)
+    if count is not None:
+        what, most = _COUNT_LIMITS[count["what"]]
+        return "memory", f"the component creates more {what} than one operator instance may have ({most})"
     if "memory" in text and "limit" in text:
         return "memory", _first_line(text)
     if any(marker in recent_output() for marker in _OOM_MARKERS):
         return "memory", "the operator ran out of memory (limit reached): " + _first_line(text)
     return "trap", _first_line(text)
+
+
+#: How wasmtime refuses an instance that creates more memories, tables or core instances than ``StoreLimits`` allow.
+_COUNT_LIMIT = re.compile(r"resource limit exceeded: (?P<what>memory|table|instance) count too high")
+_COUNT_LIMITS = {
+    "memory": (
+        "linear memories",
+        f"at most {StoreLimits.memories}: limits.memory bounds all of an instance's linear memory together",
+    ),
+    "table": ("tables", f"at most {StoreLimits.tables}"),
+    "instance": ("core instances", f"at most {StoreLimits.instances}"),
+}
+
+#: How wasmtime reports a call to an import ``define_unknown_imports_as_traps`` linked (``node_linker``).
+_UNGRANTED_CALL = re.compile(r"unknown import: `(?P<function>[^`]{1,300})` has not been defined")
+
+
+def _denied_text(function: str) -> str:
+    """What a dead letter says when the operator called an import it was not granted (``iface#func``)."""
+    verdict = classify_import(function.partition("#")[0])
+    grant = f"grant {verdict.capability.value!r} to allow it" if verdict.capability is not None else "not granted"
+    return f"denied: the operator called {function}, which the WasmModule does not grant ({grant})"
 
 
 def _first_line(text: str) -> str:

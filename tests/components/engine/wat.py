@@ -26,7 +26,9 @@ _TYPES = """
 """
 
 _CORE = """
+  {before}
   (core module $m
+    {imports}
     (memory (export "memory") 1)
     (global $bump (mut i32) (i32.const 4096))
     (data (i32.const 1024) "textbinaryrefused on purpose")
@@ -61,7 +63,7 @@ _CORE = """
       {body}
       {result})
   )
-  (core instance $i (instantiate $m))
+  (core instance $i (instantiate $m {with_args}))
 """
 
 #: Echo the message (map).
@@ -94,6 +96,14 @@ LOOP = "(loop $forever (br $forever))"
 TRAP = "unreachable"
 #: Grow memory a page at a time until the store refuses, then give up as allocators do.
 MEMORY_BOMB = """(loop $more (br_if $more (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0)))) unreachable"""
+
+
+def grow_and_fill(pages: int) -> str:
+    """A ``body`` snippet: grow the operator's own memory by ``pages`` and fill them (resident); traps if refused."""
+    return f"""(memory.fill (i32.mul (memory.grow (i32.const {pages})) (i32.const 65536)) (i32.const 1)
+                   (i32.const {pages * 65536}))"""
+
+
 #: Return err(operator-error { message: "refused on purpose" }).
 ERR = """(i32.store8 (i32.const 128) (i32.const 1))
       (i32.store (i32.const 136) (i32.const 1034))
@@ -111,9 +121,13 @@ def on_first_byte(char: str, snippet: str) -> str:
         (then {snippet}))"""
 
 
-def operator(kind: str = "map", body: str = "", init_error: str | None = None) -> bytes:
+def operator(
+    kind: str = "map", body: str = "", init_error: str | None = None, *, linked: tuple[str, str, str] = ("", "", "")
+) -> bytes:
     """A component exporting ``lifecycle`` and ``kind``, with ``body`` run first in process (map, filter, branch;
-    an accumulate answers its input); ``init`` returns ``err(init_error)`` when one is given."""
+    an accumulate answers its input); ``init`` returns ``err(init_error)`` when one is given. ``linked`` is WAT put
+    (before the operator's core module, among its imports, among the arguments of its instantiation), for operators
+    that call other core instances."""
     if init_error is None:
         init = "(i32.store8 (i32.const 64) (i32.const 0)) (i32.const 64)"
     else:
@@ -133,7 +147,17 @@ def operator(kind: str = "map", body: str = "", init_error: str | None = None) -
     if kind == "accumulate":
         params, core = '(param "state" $message) (param "input" $message)', "accumulate"
     text = f"""(component
-  {_CORE.format(body=body, result=result, init=init, init_error=init_error or "")}
+  {
+        _CORE.format(
+            body=body,
+            result=result,
+            init=init,
+            init_error=init_error or "",
+            before=linked[0],
+            imports=linked[1],
+            with_args=linked[2],
+        )
+    }
   {_TYPES}
   (func $init (param "config" $configuration) (result (result (error string)))
     (canon lift (core func $i "init") (memory (core memory $i "memory")) (realloc (core func $i "cabi_realloc"))))
@@ -148,6 +172,48 @@ def operator(kind: str = "map", body: str = "", init_error: str | None = None) -
   (export "wasmflow:operator/{kind}@0.1.0" (instance $operator))
 )"""
     return wat2wasm(text)
+
+
+def spread_memory(memories: int, pages: int, kind: str = "map") -> bytes:
+    """An operator whose ``process`` grows ``memories`` linear memories of its own (one per extra core instance,
+    beside the operator's own) by ``pages`` 64 KiB pages each and fills them (so they are resident), then answers
+    as ``kind`` does; a refused grow traps. Each memory stays under a per-memory limit while together they do not."""
+    before = "\n".join(
+        f"""(core module $spread{i}
+    (memory 1)
+    (func (export "grow") (param $pages i32) (result i32)
+      (local $old i32)
+      (local.set $old (memory.grow (local.get $pages)))
+      (if (i32.ge_s (local.get $old) (i32.const 0))
+        (then (memory.fill (i32.mul (local.get $old) (i32.const 65536)) (i32.const 1)
+                           (i32.mul (local.get $pages) (i32.const 65536)))))
+      (local.get $old)))
+  (core instance $spread{i} (instantiate $spread{i}))"""
+        for i in range(memories)
+    )
+    imports = " ".join(f'(import "spread{i}" "grow" (func $grow{i} (param i32) (result i32)))' for i in range(memories))
+    with_args = " ".join(f'(with "spread{i}" (instance $spread{i}))' for i in range(memories))
+    body = " ".join(
+        f"(if (i32.lt_s (call $grow{i} (i32.const {pages})) (i32.const 0)) (then unreachable))" for i in range(memories)
+    )
+    return operator(kind, body, linked=(before, imports, with_args))
+
+
+def gc_arrays(arrays: int, mib_each: int = 8, fill_pages: int = 0) -> bytes:
+    """A map whose ``process`` fills ``fill_pages`` more pages of its memory, then allocates ``arrays`` wasm GC arrays
+    of ``mib_each`` MiB and keeps them in a table: GC objects live in a heap of their own, beside the linear memory
+    (an engine without GC refuses to compile it)."""
+    types = "(type $array (array (mut i64))) (table $keep 64 (ref null $array))"
+    fill = grow_and_fill(fill_pages) if fill_pages else ""
+    body = f"""{fill}
+      (local.set $pc (i32.const 0))
+      (loop $more
+        (table.set $keep (local.get $pc)
+          (array.new $array (i64.const 1) (i32.const {mib_each * 2**20 // 8})))
+        (local.set $pc (i32.add (local.get $pc) (i32.const 1)))
+        (br_if $more (i32.lt_u (local.get $pc) (i32.const {arrays}))))
+      (local.set $pc (i32.const 0))"""
+    return operator("map", body, linked=("", types, ""))
 
 
 def digest(component: bytes) -> str:

@@ -19,6 +19,11 @@ from wasmflow.errors import EngineError, OperatorFailure
 
 Load = Callable[..., OperatorNode]
 GOOD = Message(b"fine", "t")
+#: What wasmtime says when a guest calls an import ``define_unknown_imports_as_traps`` linked (ungranted wasi:http).
+DENIED_CALL = (
+    "error while executing at wasm backtrace:\n    0: 0x2946fd - <unknown>!<wasm function 5765>\n\nCaused by:\n"
+    "    unknown import: `wasi:http/types@0.2.10#[constructor]fields` has not been defined\n"
+)
 BANG = Message(b"!", "t")
 
 
@@ -186,7 +191,18 @@ def test_imports_no_host_provides_are_refused_by_name() -> None:
         ("wasm trap: wasm `unreachable` instruction executed", "memory allocation of 4096 bytes failed", "memory"),
         ("wasm trap: wasm `unreachable` instruction executed", "Traceback: RuntimeError: boom", "trap"),
         ("wasm trap: call stack exhausted", "", "trap"),
+        ("resource limit exceeded: memory count too high at 2", "", "memory"),
+        ("resource limit exceeded: table count too high at 5", "", "memory"),
+        (DENIED_CALL, "", "trap"),
     ],
 )
 def test_failures_are_classified_from_the_trap_and_the_guest_output(text: str, output: str, kind: str) -> None:
     assert sandbox.classify_failure(WasmtimeError(text), lambda: output)[0] == kind
+
+
+def test_a_call_to_an_import_linked_as_denied_names_the_function_and_the_grant() -> None:
+    _kind, text = sandbox.classify_failure(WasmtimeError(DENIED_CALL), str)
+    assert text == (
+        "denied: the operator called wasi:http/types@0.2.10#[constructor]fields, which the WasmModule does not "
+        "grant (grant 'http' to allow it)"
+    )
