@@ -18,7 +18,7 @@ import yaml
 from tests.components.build import cache_dir
 from tests.components.engine import wat
 from tests.fault_report import Report
-from tests.integration.faults.workers import WASMFLOW
+from tests.integration.faults.workers import WASMFLOW, one_map_dataflow
 
 #: argv: the file for the peak RSS (KiB), then the command; exits as the command did.
 MEASURE = (
@@ -31,21 +31,7 @@ PAGES = 960
 
 
 def manifests() -> list[dict[str, object]]:
-    dataflow = {
-        "apiVersion": "wasmflow.io/v1alpha1",
-        "kind": "Dataflow",
-        "metadata": {"name": "memory"},
-        "spec": {
-            "endpoints": {"b": {"mqtt": {"url": "mqtt://broker:1883"}}},
-            "nodes": [
-                {"name": "in", "type": "source", "endpoint": "b", "topic": "t"},
-                {"name": "op", "type": "map", "module": "hog"},
-                {"name": "out", "type": "sink", "endpoint": "b", "topic": "out"},
-            ],
-            "edges": [{"from": "in", "to": "op"}, {"from": "op", "to": "out"}],
-            "errorPolicy": {"action": "deadLetter", "endpoint": "b", "topic": "dead"},
-        },
-    }
+    dataflow = one_map_dataflow("memory", "hog")
     module = {
         "apiVersion": "wasmflow.io/v1alpha1",
         "kind": "WasmModule",

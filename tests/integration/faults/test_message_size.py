@@ -28,6 +28,7 @@ from tests.integration.faults.workers import (
     Collector,
     Publisher,
     WorkerProcess,
+    one_map_dataflow,
     pipeline_spec,
     publish,
     text_of,
@@ -75,21 +76,7 @@ def wasmflow(*args: str) -> subprocess.CompletedProcess[str]:
 def test_wasmflow_run_dead_letters_an_oversized_line_and_names_one_too_long_to_read(
     tmp_path: Path, component: Callable[[str], Path], report: Report
 ) -> None:
-    manifest = {
-        "apiVersion": "wasmflow.io/v1alpha1",
-        "kind": "Dataflow",
-        "metadata": {"name": "sizes"},
-        "spec": {
-            "endpoints": {"b": {"mqtt": {"url": "mqtt://broker:1883"}}},
-            "nodes": [
-                {"name": "in", "type": "source", "endpoint": "b", "topic": "t/#"},
-                {"name": "echo", "type": "map", "module": "echo"},
-                {"name": "out", "type": "sink", "endpoint": "b", "topic": "out"},
-            ],
-            "edges": [{"from": "in", "to": "echo"}, {"from": "echo", "to": "out"}],
-            "errorPolicy": {"action": "deadLetter", "endpoint": "b", "topic": "dead"},
-        },
-    }
+    manifest = one_map_dataflow("sizes", "echo", topic="t/#")
     (tmp_path / "df.yaml").write_text(yaml.safe_dump(manifest))
     source = tmp_path / "in.jsonl"
     lines = write_input(source)

@@ -32,6 +32,7 @@ from tests.integration.faults.workers import (
     Collector,
     Publisher,
     WorkerProcess,
+    one_map_dataflow,
     pipeline_spec,
     publish,
     text_of,
@@ -172,21 +173,7 @@ def test_wasmflow_run_dead_letters_a_fetch_without_the_grant_and_goes_on(
     tmp_path: Path, component: Callable[[str], Path], http_target: tuple[str, list[str]], report: Report
 ) -> None:
     url, requests = http_target
-    manifest = {
-        "apiVersion": "wasmflow.io/v1alpha1",
-        "kind": "Dataflow",
-        "metadata": {"name": "fetch"},
-        "spec": {
-            "endpoints": {"b": {"mqtt": {"url": "mqtt://broker:1883"}}},
-            "nodes": [
-                {"name": "in", "type": "source", "endpoint": "b", "topic": "t"},
-                {"name": "op", "type": "map", "module": "fetcher"},
-                {"name": "out", "type": "sink", "endpoint": "b", "topic": "out"},
-            ],
-            "edges": [{"from": "in", "to": "op"}, {"from": "op", "to": "out"}],
-            "errorPolicy": {"action": "deadLetter", "endpoint": "b", "topic": "dead"},
-        },
-    }
+    manifest = one_map_dataflow("fetch", "fetcher")
     (tmp_path / "df.yaml").write_text(yaml.safe_dump(manifest))
     lines = ["before", f"fetch {url}", "after"]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"topic": "t", "payload": p}) + "\n" for p in lines))

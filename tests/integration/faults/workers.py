@@ -40,6 +40,26 @@ from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
 WASMFLOW = str(Path(sys.executable).parent / "wasmflow")
 
 
+def one_map_dataflow(name: str, module: str, *, topic: str = "t") -> dict[str, Any]:
+    """The Dataflow manifest ``wasmflow run`` tests feed: source ``topic`` -> map ``module`` -> sink ``out``, failed
+    messages dead-lettered to ``dead`` (the endpoint is never reached: ``wasmflow run`` reads and writes files)."""
+    return {
+        "apiVersion": "wasmflow.io/v1alpha1",
+        "kind": "Dataflow",
+        "metadata": {"name": name},
+        "spec": {
+            "endpoints": {"b": {"mqtt": {"url": "mqtt://broker:1883"}}},
+            "nodes": [
+                {"name": "in", "type": "source", "endpoint": "b", "topic": topic},
+                {"name": "op", "type": "map", "module": module},
+                {"name": "out", "type": "sink", "endpoint": "b", "topic": "out"},
+            ],
+            "edges": [{"from": "in", "to": "op"}, {"from": "op", "to": "out"}],
+            "errorPolicy": {"action": "deadLetter", "endpoint": "b", "topic": "dead"},
+        },
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
