@@ -1,0 +1,204 @@
+"""The one-node cluster really runs things: pods in containers, Deployments through ReplicaSets, and garbage collection
+by owner references. Images come from the node's own runtime (``imagePullPolicy: Never``): no registry is involved."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes.client import (
+    ApiClient,
+    AppsV1Api,
+    CoreV1Api,
+    V1Container,
+    V1DeleteOptions,
+    V1Deployment,
+    V1DeploymentSpec,
+    V1LabelSelector,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodSpec,
+    V1PodTemplateSpec,
+)
+from kubernetes.client.exceptions import ApiException
+
+from tests.integration.conftest import wait_until
+from tests.kube_env import HACK, pinned_kube_version
+from tests.node_env import NodeEnv
+from tests.services import KubeEnv
+
+pytestmark = pytest.mark.integration
+
+# A pod start on this node is a second or two; the first one also creates the bridge's first veth and the image's
+# snapshot.
+_POD_TIMEOUT_S = 90
+
+
+def _container(node: NodeEnv, script: str) -> V1Container:
+    return V1Container(
+        name="main", image=node.busybox_image, image_pull_policy="Never", command=["/bin/sh", "-c", script]
+    )
+
+
+def _running(core: CoreV1Api, namespace: str, name: str) -> V1Pod | None:
+    pod = core.read_namespaced_pod(name, namespace)
+    return pod if pod.status.phase == "Running" else None
+
+
+def _gone(read: Any, *args: str) -> bool:
+    try:
+        read(*args)
+    except ApiException as error:
+        if error.status == 404:
+            return True
+        raise
+    return False
+
+
+def test_the_node_is_registered_ready_with_its_runtime(node: NodeEnv, kube_client: ApiClient) -> None:
+    read = CoreV1Api(kube_client).read_node(node.name)
+    ready = {c.type: c.status for c in read.status.conditions}["Ready"]
+    assert ready == "True"
+    assert {"type": "InternalIP", "address": node.ip} in [a.to_dict() for a in read.status.addresses]
+    assert read.status.node_info.container_runtime_version.startswith("containerd://")
+    assert read.status.node_info.kubelet_version == pinned_kube_version()
+
+
+def test_a_pod_runs_in_a_container_and_kubectl_reads_its_logs(
+    node: NodeEnv, kube: KubeEnv, kube_client: ApiClient, node_namespace: str
+) -> None:
+    core = CoreV1Api(kube_client)
+    marker = uuid.uuid4().hex
+    pod = V1Pod(
+        metadata=V1ObjectMeta(name="hello"),
+        spec=V1PodSpec(
+            containers=[
+                _container(node, f"echo hello {marker}; echo uid=$(id -u); cat /proc/self/cgroup; exec sleep 3600")
+            ],
+            termination_grace_period_seconds=1,
+        ),
+    )
+    core.create_namespaced_pod(node_namespace, pod)
+    running = wait_until(
+        lambda: _running(core, node_namespace, "hello"), what="pod hello Running", timeout=_POD_TIMEOUT_S
+    )
+    assert running.spec.node_name == node.name
+    assert ipaddress.ip_address(running.status.pod_ip) in ipaddress.ip_network(f"{node.ip}/24", strict=False)
+
+    kubectl = subprocess.run(
+        [str(HACK / "build-kube.sh"), "--print-path", "kubectl"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    def logs() -> str:
+        result = subprocess.run(
+            [kubectl, "--kubeconfig", str(kube.kubeconfig), "-n", node_namespace, "logs", "hello"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        return result.stdout if marker in result.stdout else ""
+
+    out = wait_until(logs, what="the pod's logs through kubectl", timeout=30)
+    assert f"hello {marker}" in out
+    assert "uid=0" in out
+    # In every hierarchy the container's cgroup is below the node's cgroupRoot (below this test's own cgroup).
+    cgroups = [line.split(":", 2)[2] for line in out.splitlines() if line[:1].isdigit() and line.count(":") >= 2]
+    assert len(cgroups) >= 2
+    assert all(path.startswith(node.cgroup_root + "/kubepods/") for path in cgroups), cgroups
+
+
+def test_a_deployment_gets_a_replicaset_and_running_pods(
+    node: NodeEnv, kube_client: ApiClient, node_namespace: str
+) -> None:
+    apps, core = AppsV1Api(kube_client), CoreV1Api(kube_client)
+    labels = {"app": "sleeper"}
+    deployment = apps.create_namespaced_deployment(
+        node_namespace,
+        V1Deployment(
+            metadata=V1ObjectMeta(name="sleeper"),
+            spec=V1DeploymentSpec(
+                replicas=2,
+                selector=V1LabelSelector(match_labels=labels),
+                template=V1PodTemplateSpec(
+                    metadata=V1ObjectMeta(labels=labels),
+                    spec=V1PodSpec(
+                        containers=[_container(node, "exec sleep 3600")], termination_grace_period_seconds=1
+                    ),
+                ),
+            ),
+        ),
+    )
+    replica_sets = wait_until(
+        lambda: apps.list_namespaced_replica_set(node_namespace).items, what="the Deployment's ReplicaSet"
+    )
+    assert len(replica_sets) == 1
+    owner = replica_sets[0].metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.uid) == ("Deployment", "sleeper", deployment.metadata.uid)
+
+    def running_pods() -> list[V1Pod]:
+        pods = core.list_namespaced_pod(node_namespace, label_selector="app=sleeper").items
+        return pods if len(pods) == 2 and all(p.status.phase == "Running" for p in pods) else []
+
+    pods = wait_until(running_pods, what="two Running pods", timeout=_POD_TIMEOUT_S)
+    for pod in pods:
+        assert pod.metadata.owner_references[0].uid == replica_sets[0].metadata.uid
+        assert pod.spec.node_name == node.name
+    wait_until(
+        lambda: (apps.read_namespaced_deployment("sleeper", node_namespace).status.available_replicas or 0) == 2,
+        what="the Deployment's status: 2 available",
+        timeout=_POD_TIMEOUT_S,
+    )
+
+
+def test_deleting_a_deployment_garbage_collects_its_replicaset_and_pods(
+    node: NodeEnv, kube_client: ApiClient, node_namespace: str
+) -> None:
+    apps, core = AppsV1Api(kube_client), CoreV1Api(kube_client)
+    labels = {"app": "doomed"}
+    apps.create_namespaced_deployment(
+        node_namespace,
+        V1Deployment(
+            metadata=V1ObjectMeta(name="doomed"),
+            spec=V1DeploymentSpec(
+                replicas=1,
+                selector=V1LabelSelector(match_labels=labels),
+                template=V1PodTemplateSpec(
+                    metadata=V1ObjectMeta(labels=labels),
+                    spec=V1PodSpec(
+                        containers=[_container(node, "exec sleep 3600")], termination_grace_period_seconds=1
+                    ),
+                ),
+            ),
+        ),
+    )
+    pods = wait_until(
+        lambda: [p for p in core.list_namespaced_pod(node_namespace).items if p.status.phase == "Running"],
+        what="the Deployment's pod Running",
+        timeout=_POD_TIMEOUT_S,
+    )
+    replica_set = apps.list_namespaced_replica_set(node_namespace).items[0].metadata.name
+
+    # Background propagation: the API deletes the Deployment at once; the garbage collector deletes its dependents.
+    apps.delete_namespaced_deployment("doomed", node_namespace, body=V1DeleteOptions(propagation_policy="Background"))
+    wait_until(
+        lambda: _gone(apps.read_namespaced_replica_set, replica_set, node_namespace),
+        what="the ReplicaSet garbage-collected",
+    )
+    wait_until(
+        lambda: _gone(core.read_namespaced_pod, pods[0].metadata.name, node_namespace),
+        what="the pod garbage-collected and stopped",
+        timeout=_POD_TIMEOUT_S,
+    )
+
+
+def test_a_deleted_namespace_is_finalized(node: NodeEnv, kube_client: ApiClient) -> None:
+    core = CoreV1Api(kube_client)
+    name = f"gone-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespaced_config_map(name, {"metadata": {"name": "data"}, "data": {"k": "v"}})
+    core.delete_namespace(name)
+    wait_until(lambda: _gone(core.read_namespace, name), what=f"namespace {name} finalized and removed", timeout=60)
