@@ -48,6 +48,11 @@ def _running(core: CoreV1Api, namespace: str, name: str) -> V1Pod | None:
     return pod if pod.status.phase == "Running" else None
 
 
+def _logs_containing(core: CoreV1Api, namespace: str, name: str, text: str) -> str:
+    log: str = core.read_namespaced_pod_log(name, namespace)
+    return log if text in log else ""
+
+
 def _gone(read: Any, *args: str) -> bool:
     try:
         read(*args)
@@ -202,3 +207,62 @@ def test_a_deleted_namespace_is_finalized(node: NodeEnv, kube_client: ApiClient)
     core.create_namespaced_config_map(name, {"metadata": {"name": "data"}, "data": {"k": "v"}})
     core.delete_namespace(name)
     wait_until(lambda: _gone(core.read_namespace, name), what=f"namespace {name} finalized and removed", timeout=60)
+
+
+def test_restricted_pod_security_is_enforced_by_admission_and_a_restricted_pod_runs_as_65532(
+    node: NodeEnv, kube: KubeEnv, kube_client: ApiClient, node_namespace: str
+) -> None:
+    core = CoreV1Api(kube_client)
+    core.patch_namespace(node_namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    # The server's own PodSecurity admission refuses a pod that is not restricted (here: may run as root).
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(
+            node_namespace,
+            V1Pod(metadata=V1ObjectMeta(name="loose"), spec=V1PodSpec(containers=[_container(node, "true")])),
+        )
+    assert refused.value.status == 403
+    assert "violates PodSecurity" in refused.value.body
+
+    restricted = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tight"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "main",
+                    "image": node.busybox_image,
+                    "imagePullPolicy": "Never",
+                    "command": [
+                        "/bin/sh",
+                        "-c",
+                        "echo uid=$(id -u) gid=$(id -g); touch /probe 2>/dev/null && echo root-writable"
+                        " || echo root-read-only; grep -E '^(CapEff|Seccomp):' /proc/self/status; exec sleep 3600",
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    core.create_namespaced_pod(node_namespace, restricted)
+    wait_until(lambda: _running(core, node_namespace, "tight"), what="pod tight Running", timeout=_POD_TIMEOUT_S)
+    out = wait_until(
+        lambda: _logs_containing(core, node_namespace, "tight", "Seccomp:"),
+        what="the restricted pod's logs",
+        timeout=30,
+    )
+    assert "uid=65532 gid=65532" in out
+    assert "root-read-only" in out
+    assert "CapEff:\t0000000000000000" in out
+    assert "Seccomp:\t2" in out  # SECCOMP_MODE_FILTER: containerd's default profile
