@@ -16,8 +16,8 @@
 #           and the mount namespace it made; safe to repeat
 #   import  imports an image archive (OCI layout or docker-archive tar) into the node's containerd (namespace k8s.io)
 #   env     KEY=VALUE lines and an export line
-# Environment: WASMFLOW_NODE_NAME (wasmflow-node), WASMFLOW_NODE_BRIDGE (wfnode0), WASMFLOW_NODE_SUBNET (10.244.77:
-# the first three octets of the pods' /24; the bridge, and the node's InternalIP, is .1).
+# Environment: WASMFLOW_NODE_NAME (wasmflow-node), WASMFLOW_NODE_BRIDGE (wfn<hash of DIR>), WASMFLOW_NODE_SUBNET
+# (10.244.<from the hash of DIR>: the first three octets of the pods' /24; the bridge, the node's InternalIP, is .1).
 #
 # How this runs on these machines (small Firecracker VMs: cgroup v1 hierarchy with a cgroup2 "unified" mount, no
 # systemd, no swap, root), and the errors met on the way:
@@ -84,9 +84,11 @@ done
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 KUBE_DIR=$(cd "$KUBE_DIR" 2>/dev/null && pwd) || KUBE_DIR=
+# Bridge, subnet and cgroup are named after DIR, so nodes of two test sessions on one machine do not meet.
+DIR_HASH=$(echo -n "$DIR" | sha256sum | cut -c1-8)
 NODE_NAME=${WASMFLOW_NODE_NAME:-wasmflow-node}
-BRIDGE=${WASMFLOW_NODE_BRIDGE:-wfnode0}
-SUBNET=${WASMFLOW_NODE_SUBNET:-10.244.77}
+BRIDGE=${WASMFLOW_NODE_BRIDGE:-wfn${DIR_HASH:0:6}}
+SUBNET=${WASMFLOW_NODE_SUBNET:-10.244.$((16#${DIR_HASH:0:2}))}
 GATEWAY=$SUBNET.1
 READY_TIMEOUT=${NODE_READY_TIMEOUT:-180}
 SOCK=$DIR/containerd/containerd.sock
@@ -158,7 +160,7 @@ cgroup_root() {
   memcg=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
   [[ -n $memcg && $memcg != / ]] ||
     die "this process has no memory cgroup of its own (memory:${memcg:-none} in /proc/self/cgroup); refusing to put the node's cgroups at the hierarchy root"
-  echo "$memcg/wasmflow-node-$(echo -n "$DIR" | sha256sum | cut -c1-8)"
+  echo "$memcg/wasmflow-node-$DIR_HASH"
 }
 
 # Every cgroup hierarchy mounted under /sys/fs/cgroup (v1 controllers, name=systemd, and the cgroup2 one).
@@ -215,6 +217,8 @@ make_bridge() {
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     [[ -f $DIR/bridge ]] || die "a network interface named $BRIDGE exists and is not this node's (set WASMFLOW_NODE_BRIDGE)"
   else
+    [[ -z $(ip -4 route show "$SUBNET.0/24") ]] ||
+      die "$SUBNET.0/24 is already routed on this machine (set WASMFLOW_NODE_SUBNET): $(ip -4 route show "$SUBNET.0/24")"
     ip link add "$BRIDGE" type bridge
     echo "$BRIDGE" >"$DIR/bridge"
   fi
