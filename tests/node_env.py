@@ -7,11 +7,12 @@ kubelet, joined to the API server of ``hack/kube-env.sh``.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SCRIPT", "NodeEnv", "import_image", "node_env", "start_node", "stop_node"]
+__all__ = ["SCRIPT", "NodeEnv", "import_image", "import_project_image", "node_env", "start_node", "stop_node"]
 
 HACK = Path(__file__).resolve().parent.parent / "hack"
 SCRIPT = HACK / "node.sh"
@@ -76,3 +77,20 @@ def stop_node(env: NodeEnv) -> None:
 def import_image(env: NodeEnv, archive: Path) -> None:
     """Import an image archive (OCI layout or docker-archive tar) into the node's containerd."""
     _run("import", str(archive), "--dir", str(env.state_dir), "--kube-dir", str(env.kube_state_dir))
+
+
+def import_project_image(env: NodeEnv, image: str) -> str:
+    """Build the project image as ``image`` (hack/docker-build.sh, buildah) and import it into the node's containerd
+    through an OCI archive (hack/node-image.sh); returns ``image``."""
+    result = subprocess.run(
+        [str(HACK / "node-image.sh"), "--dir", str(env.state_dir), "--kube-dir", str(env.kube_state_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=_START_TIMEOUT_S,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "IMG": image},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"hack/node-image.sh failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return image

@@ -13,7 +13,7 @@ import pytest
 from kubernetes.client import ApiClient, CoreV1Api
 
 from tests.integration.conftest import wait_until
-from tests.node_env import NodeEnv, start_node, stop_node
+from tests.node_env import NodeEnv, import_project_image, start_node, stop_node
 from tests.services import KubeEnv
 
 
@@ -37,3 +37,10 @@ def node_namespace(node: NodeEnv, kube_client: ApiClient, namespace: str) -> str
         what=f"the default ServiceAccount in {namespace}",
     )
     return namespace
+
+
+@pytest.fixture(scope="session")
+def project_image(node: NodeEnv) -> str:
+    """The project image (``make docker-build``, cached by buildah) in the node's runtime; use it with
+    ``imagePullPolicy: Never``. The first build on a machine takes minutes (base root, Python wheels)."""
+    return import_project_image(node, "localhost/wasmflow:node-test")

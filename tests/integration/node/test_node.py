@@ -53,6 +53,11 @@ def _logs_containing(core: CoreV1Api, namespace: str, name: str, text: str) -> s
     return log if text in log else ""
 
 
+def _events(core: CoreV1Api, namespace: str) -> str:
+    """The namespace's events, for a failure message."""
+    return "; ".join(f"{e.reason}: {e.message}" for e in core.list_namespaced_event(namespace).items)
+
+
 def _gone(read: Any, *args: str) -> bool:
     try:
         read(*args)
@@ -266,3 +271,47 @@ def test_restricted_pod_security_is_enforced_by_admission_and_a_restricted_pod_r
     assert "root-read-only" in out
     assert "CapEff:\t0000000000000000" in out
     assert "Seccomp:\t2" in out  # SECCOMP_MODE_FILTER: containerd's default profile
+
+
+def test_the_project_image_runs_on_the_node_as_its_own_user_under_restricted_pod_security(
+    node: NodeEnv, project_image: str, kube_client: ApiClient, node_namespace: str
+) -> None:
+    core = CoreV1Api(kube_client)
+    core.patch_namespace(node_namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "wasmflow"},
+        "spec": {
+            "restartPolicy": "Never",
+            # No runAsUser: the image's own numeric USER must satisfy runAsNonRoot.
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": project_image,
+                    "imagePullPolicy": "Never",
+                    "command": ["/bin/sh", "-c", "echo uid=$(id -u); exec wasmflow worker --help"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    core.create_namespaced_pod(node_namespace, pod)
+    try:
+        wait_until(
+            lambda: core.read_namespaced_pod("wasmflow", node_namespace).status.phase in ("Succeeded", "Failed"),
+            what="the wasmflow pod finished",
+            timeout=_POD_TIMEOUT_S,
+        )
+    except pytest.fail.Exception as timeout:
+        raise AssertionError(f"{timeout}; events: {_events(core, node_namespace)}") from None
+    finished = core.read_namespaced_pod("wasmflow", node_namespace)
+    log = core.read_namespaced_pod_log("wasmflow", node_namespace)
+    assert finished.status.phase == "Succeeded", log
+    assert "uid=65532" in log
+    assert "Usage: wasmflow worker" in log
