@@ -93,8 +93,8 @@ GATEWAY=$SUBNET.1
 READY_TIMEOUT=${NODE_READY_TIMEOUT:-180}
 SOCK=$DIR/containerd/containerd.sock
 CGROUP_MOUNTS=/sys/fs/cgroup
-# Containers' PATH for our own tools: without /usr/sbin the kubelet finds no iptables (belt and braces with
-# makeIPTablesUtilChains: false); containerd keeps the full PATH to find runc (/usr/sbin/runc).
+# The kubelet's PATH: without /usr/sbin it finds no iptables (belt and braces with makeIPTablesUtilChains: false);
+# containerd keeps the full PATH, to find runc (/usr/sbin/runc).
 NODE_PATH=/usr/local/bin:/usr/bin:/bin
 
 ours() { pidfile_runs "$DIR/$1.pid" "$DIR/"; }
@@ -504,7 +504,9 @@ stop() {
   local pid
   for pid in $(pgrep -f -- "containerd-shim-runc-v2 .*-address $SOCK" || true); do kill -KILL "$pid" 2>/dev/null || true; done
   stop_ours mntns
-  if [[ -f $DIR/made-dirs ]]; then
+  # Removing a mount point also detaches it in every other namespace: not while another node (its namespace's
+  # tail -f on a mntns.anchor) may have its tmpfs there.
+  if [[ -f $DIR/made-dirs ]] && ! pgrep -f -- "^tail -f .*/mntns\.anchor$" >/dev/null; then
     rmdir "$(cat "$DIR/made-dirs")" 2>/dev/null || true
     rm -f "$DIR/made-dirs"
   fi
@@ -524,7 +526,20 @@ main() {
   case $cmd in
     start)
       take_lock "$DIR/.lock" 3600 || die "timed out waiting for $DIR/.lock"
-      start
+      # A start that fails half-way leaves nothing behind (processes, cgroups, bridge): it is undone at once.
+      local rc
+      set +e
+      (
+        set -e
+        start
+      )
+      rc=$?
+      set -e
+      if ((rc != 0)); then
+        log "start failed: stopping what was started"
+        stop
+        return "$rc"
+      fi
       ;;
     stop)
       take_lock "$DIR/.lock" 3600 || die "timed out waiting for $DIR/.lock"
