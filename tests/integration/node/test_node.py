@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,6 +76,8 @@ def test_the_node_is_registered_ready_with_its_runtime(node: NodeEnv, kube_clien
     assert {"type": "InternalIP", "address": node.ip} in [a.to_dict() for a in read.status.addresses]
     assert read.status.node_info.container_runtime_version.startswith("containerd://")
     assert read.status.node_info.kubelet_version == pinned_kube_version()
+    # Nothing of the node's at the root of any cgroup hierarchy (kubelet's cgroupsPerQOS: false put pods there).
+    assert not [p for p in Path("/sys/fs/cgroup").glob("*/*") if p.name in ("kubepods", "k8s.io", "kubepods.slice")]
 
 
 def test_a_pod_runs_in_a_container_and_kubectl_reads_its_logs(
