@@ -32,7 +32,7 @@ demo: venv system-packages toolchains ## Build the examples, push them to a loca
 
 .PHONY: test
 test: deps ## THE test command: unit + integration tests against real services (started and stopped by the suite)
-	$(BIN)/pytest tests/unit tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/integration --ignore=tests/integration/node $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: venv ## Fast unit tests only (no services)
@@ -45,6 +45,10 @@ test-faults: deps ## Only the fault and hostile-input tests (part of `make test`
 .PHONY: test-e2e
 test-e2e: deps ## End-to-end tests: container image, Helm install (slow)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: test-node
+test-node: deps node-binaries ## Tests on a real one-node cluster (hack/node.sh: kubelet, containerd, scheduler, controller-manager; root)
+	$(BIN)/pytest tests/integration/node $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: venv ## ruff, ruff format --check, mypy (strict), import-linter
@@ -104,6 +108,11 @@ system-packages: ## Debian packages: docker-registry, mosquitto, openssl
 .PHONY: kube-binaries
 kube-binaries: ## Build kube-apiserver, kubectl, etcd, helm and the registry token service from their Go modules (cached)
 	hack/build-kube.sh all
+
+.PHONY: node-binaries
+node-binaries: ## The test node: kube-controller-manager, kube-scheduler, kubelet from Go modules (cached); containerd, runc, CNI from Debian
+	hack/install-system-packages.sh node
+	hack/build-kube.sh node
 
 .PHONY: toolchains
 toolchains: ## Component toolchains: wasm-tools (cargo), jco + componentize-js (npm); componentize-py is in the venv

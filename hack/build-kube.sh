@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the test-environment binaries from their Go modules, pinned, into the per-user cache:
 #   kube-apiserver and kubectl  k8s.io/kubernetes (staging modules replaced by their published v0.Y.Z)
+#   kube-controller-manager, kube-scheduler, kubelet
+#                               the same module and release: the rest of a one-node cluster (hack/node.sh); not in
+#                               `all` (heavy builds, only `make node-binaries` and the node tests need them)
 #   etcd                        go.etcd.io/etcd/server/v3 (its main package is the module root)
 #   helm                        helm.sh/helm/v4/cmd/helm
 #   token-server                github.com/docker/distribution/contrib/token-server: the distribution project's own
@@ -10,11 +13,12 @@
 # later runs find $WASMFLOW_CACHE/bin/<name>-<version> and return at once without starting Go.
 # Needs Go >= the pinned modules' go directive (1.26): /usr/local/go/bin/go, else `go` on PATH, or $GO.
 #
-# usage: hack/build-kube.sh [all|kube-apiserver|kubectl|etcd|helm|token-server]   (default: all)
+# usage: hack/build-kube.sh [all|node|kube-apiserver|kubectl|etcd|helm|token-server|kube-controller-manager|
+#                           kube-scheduler|kubelet]   (default: all; node: the three node binaries, one at a time)
 #        hack/build-kube.sh --print-path NAME   builds NAME if missing, then prints its path (the only stdout)
 #        hack/build-kube.sh --version NAME      prints the pinned version of NAME
 # Override a pin with KUBE_VERSION, ETCD_VERSION, HELM_VERSION or DISTRIBUTION_VERSION (each version gets its own
-# cached binary).
+# cached binary). GO_BUILD_P sets `go build -p` (default 2, the cores of these machines; 1 on a shared machine).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -28,14 +32,16 @@ DISTRIBUTION_VERSION="${DISTRIBUTION_VERSION:-v2.8.3}"
 BIN_DIR="$WASMFLOW_CACHE/bin"
 GO_DIR="$WASMFLOW_CACHE/go"
 NAMES=(etcd kube-apiserver kubectl helm token-server)
+NODE_NAMES=(kube-controller-manager kube-scheduler kubelet)
+GO_BUILD_P="${GO_BUILD_P:-2}"
 
 version_of() {
   case $1 in
-    kube-apiserver | kubectl) echo "$KUBE_VERSION" ;;
+    kube-apiserver | kubectl | kube-controller-manager | kube-scheduler | kubelet) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     token-server) echo "$DISTRIBUTION_VERSION" ;;
-    *) die "unknown binary '$1' (expected one of: ${NAMES[*]})" ;;
+    *) die "unknown binary '$1' (expected one of: ${NAMES[*]} ${NODE_NAMES[*]})" ;;
   esac
 }
 
@@ -138,6 +144,14 @@ build_one() {
       ldflags=$(ldflags_kube)
       pkg=k8s.io/kubernetes/cmd/$name
       ;;
+    kube-controller-manager | kube-scheduler | kubelet)
+      # A module of their own, so the API server's (already tidied on many machines) is left as it is; the shared
+      # packages come out of the same Go build cache.
+      dir=$(module_dir "kubernetes-node-$KUBE_VERSION" "k8s.io/kubernetes@$KUBE_VERSION" \
+        k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet)
+      ldflags=$(ldflags_kube)
+      pkg=k8s.io/kubernetes/cmd/$name
+      ;;
     etcd)
       dir=$(module_dir "etcd-$ETCD_VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" go.etcd.io/etcd/server/v3)
       ldflags="-s -w"
@@ -154,7 +168,7 @@ build_one() {
       ldflags="-s -w"
       ;;
   esac
-  (cd "$dir" && go_log "$name" build -p 2 -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
+  (cd "$dir" && go_log "$name" build -p "$GO_BUILD_P" -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
   local check=(--version)
   case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; token-server) check=(-h) ;; esac
   "$out.tmp.$$" "${check[@]}" >>"$LOG" 2>&1 || die "the freshly built $name does not run (log: $LOG)"
@@ -166,7 +180,7 @@ build_one() {
 main() {
   case ${1:-all} in
     --print-path)
-      [[ -n ${2:-} ]] || die "--print-path needs a binary name (${NAMES[*]})"
+      [[ -n ${2:-} ]] || die "--print-path needs a binary name (${NAMES[*]} ${NODE_NAMES[*]})"
       build_one "$2"
       path_of "$2"
       ;;
@@ -177,6 +191,10 @@ main() {
     all)
       local name
       for name in "${NAMES[@]}"; do build_one "$name"; done
+      ;;
+    node)
+      local name
+      for name in "${NODE_NAMES[@]}"; do build_one "$name"; done
       ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
     *) build_one "$1" ;;

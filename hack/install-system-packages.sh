@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test services and builds need: the CNCF distribution registry, mosquitto
 # (MQTT v5 broker and clients) and openssl (test certificates). Idempotent: does nothing when all are present.
+# `hack/install-system-packages.sh node` installs instead what the test node (hack/node.sh) needs: containerd, runc,
+# the CNI plugins (bridge, host-local, loopback in /usr/lib/cni), a static busybox for its images, iproute2.
 set -euo pipefail
 
 packages=(docker-registry mosquitto mosquitto-clients openssl apache2-utils)
+if [[ ${1:-} == node ]]; then
+  packages=(containerd runc containernetworking-plugins busybox-static iproute2 util-linux openssl curl)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,7 +24,7 @@ if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
   $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packages start system-wide daemons; the tests run their own instances on random ports.
-for svc in mosquitto docker-registry; do
+for svc in mosquitto docker-registry containerd; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     $sudo systemctl stop "$svc" || true
   fi

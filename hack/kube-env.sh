@@ -4,10 +4,11 @@
 # RBAC authorization. Two identities:
 #   admin    group system:masters (everything)        DIR/kubeconfig
 #   limited  no groups (RBAC refuses it by default)    DIR/kubeconfig-limited
-# There is no kubelet, scheduler or controller-manager: objects are stored, validated (CRDs with CEL rules too) and
-# watched, never run; namespaces stay Terminating once deleted; no "default" ServiceAccount is created. Nothing
-# maintains the "kubernetes" Service's endpoints (kube-apiserver >= 1.37 refuses a loopback advertise address for its
-# endpoint reconciler, so the reconciler is off).
+# There is no kubelet, scheduler or controller-manager here (hack/node.sh adds them, for the node tests): objects
+# are stored, validated (CRDs with CEL rules too) and watched, never run; namespaces stay Terminating once deleted; no
+# "default" ServiceAccount is created. Nothing maintains the "kubernetes" Service's endpoints (kube-apiserver >= 1.37
+# refuses a loopback advertise address for its endpoint reconciler, so the reconciler is off). For a kubelet, the
+# server reaches nodes at their InternalIP with a client certificate in system:masters (DIR/kubelet-client.crt).
 # Every start (unless already running and ready) begins with an empty etcd; the CA, keys and tokens are kept.
 #
 # usage: hack/kube-env.sh start|stop|restart-apiserver|status|env [--dir DIR]    (DIR default: $WASMFLOW_STATE/kube)
@@ -77,6 +78,19 @@ write_pki() {
   touch "$DIR/pki.done"
 }
 
+# The client certificate the API server shows a kubelet (logs, exec, port-forward): in system:masters, so a kubelet
+# that authorizes by webhook (hack/node.sh) allows it. Written once, also into a directory made before it existed.
+write_kubelet_client_cert() {
+  [[ -f $DIR/kubelet-client.crt ]] && return 0
+  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" \
+    -keyout "$DIR/kubelet-client.key" -out "$DIR/kubelet-client.csr" 2>/dev/null
+  printf '%s\n' "extendedKeyUsage=clientAuth" >"$DIR/kubelet-client.ext"
+  openssl x509 -req -in "$DIR/kubelet-client.csr" -CA "$DIR/ca.crt" -CAkey "$DIR/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$DIR/kubelet-client.ext" -out "$DIR/kubelet-client.crt.tmp" 2>/dev/null
+  chmod 600 "$DIR/kubelet-client.key"
+  mv -f "$DIR/kubelet-client.crt.tmp" "$DIR/kubelet-client.crt"
+}
+
 # write_kubeconfig FILE USER: a kubeconfig for USER (token in DIR/USER.token), the CA inlined so it can be copied.
 write_kubeconfig() {
   local file=$DIR/$1 user=$2
@@ -129,7 +143,9 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$DIR/sa.pub" \
     --service-account-signing-key-file "$DIR/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
     --allow-privileged=true --enable-priority-and-fairness=false --profiling=false \
-    --endpoint-reconciler-type none
+    --endpoint-reconciler-type none \
+    --kubelet-client-certificate "$DIR/kubelet-client.crt" --kubelet-client-key "$DIR/kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP
   WAIT_FOR_PID=$(cat "$DIR/apiserver.pid") wait_for "$READY_TIMEOUT" "kube-apiserver /readyz on :$port" readyz
 }
 
@@ -142,6 +158,7 @@ start() {
   ETCD=$("$HACK_DIR/build-kube.sh" --print-path etcd)
   APISERVER=$("$HACK_DIR/build-kube.sh" --print-path kube-apiserver)
   write_pki
+  write_kubelet_client_cert
   local attempt etcd_port
   for attempt in 1 2 3; do
     etcd_port=$(free_port)
