@@ -271,7 +271,11 @@ class AioPipeline:
         window.pending.append(item.data)
         window.trackers.extend(item.trackers)
         if len(window.pending) >= ACCUMULATE_BATCH:
-            self._fold(name, window)
+            try:
+                self._fold(name, window)
+            except OperatorFailure as failure:  # as when the window closes: it is dropped, the graph goes on
+                del windows[key(item.timestamp)]
+                await self._failed(name, [t.release for t in window.trackers], failure)
 
     def _fold(self, name: str, window: _Window) -> None:
         """Fold the window's pending items into its staged value (OperatorFailure: the caller drops the window)."""

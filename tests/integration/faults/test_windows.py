@@ -13,6 +13,7 @@ Through the worker process, the real broker and a real accumulate (tests/compone
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from tests.fault_report import Report
 from tests.integration.conftest import wait_until
 from tests.integration.faults.conftest import pinned
 from tests.integration.faults.workers import (
+    WASMFLOW,
     Collector,
     Publisher,
     WorkerProcess,
@@ -204,3 +206,45 @@ def test_an_aio_window_folds_more_items_than_the_old_receive_maximum(
         assert first["count"] == total, first
     finally:
         worker.kill()
+
+
+FAILING_FOLD_GRAPH = """
+moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
+moduleConfigurations:
+  - name: module-window/delay
+    parameters: {windowMs: {name: windowMs, default: "10000"}}
+operations:
+  - {operationType: source, name: source}
+  - {operationType: delay, name: module-window/delay, module: "wasmflow-tests/window:1.0.0"}
+  - {operationType: accumulate, name: module-average/accumulate, module: "wasmflow-tests/average:1.0.0"}
+  - {operationType: sink, name: sink}
+connections:
+  - {from: {name: source}, to: {name: module-window/delay}}
+  - {from: {name: module-window/delay}, to: {name: module-average/accumulate}}
+  - {from: {name: module-average/accumulate}, to: {name: sink}}
+"""
+
+
+def test_an_aio_accumulate_failing_on_a_full_batch_drops_its_window_and_the_graph_goes_on(
+    tmp_path: Path, component: Callable[[str], Path], report: Report
+) -> None:
+    """A window's items are folded in batches of 64 before it closes; a batch the operator fails on (one reading
+    that is not a number) used to end the accumulate node, and with it the whole graph. Now that window is dropped
+    and counted, as when its last fold fails, and the next window comes out. (Readings of the same window that
+    arrive after the failure start it anew: a batch fold cannot say which reading failed.)"""
+    (tmp_path / "graph.yaml").write_text(FAILING_FOLD_GRAPH)
+    first: list[dict[str, Any]] = [{"value": 1} for _ in range(70)]
+    first[10] = {"value": "not a number"}  # in the first batch of 64, folded before the window closes
+    readings = [(payload, 1_000 + i) for i, payload in enumerate(first)]
+    readings += [({"value": 2}, 12_000 + i) for i in range(5)] + [({"value": 3}, 25_000)]
+    lines = [json.dumps({"topic": "plant/t1", "payload": p, "timestampMs": t}) for p, t in readings]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    args = [WASMFLOW, "run", "--graph", str(tmp_path / "graph.yaml"), "--input", str(tmp_path / "in.jsonl")]
+    args += ["--module", f"wasmflow-tests/window:1.0.0={component('aio_window_delay')}"]
+    args += ["--module", f"wasmflow-tests/average:1.0.0={component('aio_average_accumulate')}"]
+    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=600)
+    outputs = [json.loads(json.loads(line)["payload"]) for line in result.stdout.splitlines()]
+    report(exit_code=result.returncode, windows_out=len(outputs))
+    assert "the graph stops" not in result.stderr, result.stderr
+    assert {"count": 5, "min": 2.0, "max": 2.0, "sum": 10.0} in outputs, (outputs, result.stderr[-2000:])
+    assert all(o["count"] != 70 for o in outputs)  # the failed window is not half delivered

@@ -35,6 +35,7 @@ from tests.mqtt_env import BrokerEnv
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort
+from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
 
 WASMFLOW = str(Path(sys.executable).parent / "wasmflow")
@@ -118,7 +119,12 @@ def aio_worker(
         definition=definition,
         endpoints={"broker": Endpoint.model_validate({"mqtt": {"url": url, "qos": 1}})},
         modules={
-            ref: AioModule(digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(), path=str(path))
+            # AIO's 100 ms default per message is tight for a batch of 64 on a loaded 2-core machine.
+            ref: AioModule(
+                digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
+                path=str(path),
+                limits=Limits(timeout_per_message="5s"),
+            )
             for ref, path in modules.items()
         },
         sources={"source": GraphPort(endpoint="broker", topic=source_topic)},
