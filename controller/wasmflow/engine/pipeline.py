@@ -163,6 +163,8 @@ class Pipeline:
         }
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         self.windows: dict[str, _Window] = {}
+        #: Envelopes a sink took from its queue whose send has not finished (their PUBACKs will acknowledge inputs).
+        self._sends_in_flight = 0
         self._supervisor = Supervisor()
 
     # ---- running ------------------------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ class Pipeline:
         failures: list[BaseException] = []
 
         def settled(task: asyncio.Task[None]) -> None:
+            self._sends_in_flight -= 1
             in_flight.discard(task)
             room.release()
             if not task.cancelled() and (error := task.exception()) is not None:
@@ -287,6 +290,7 @@ class Pipeline:
                 if envelope is None:
                     break
                 self._count_in(name)
+                self._sends_in_flight += 1  # from leaving the queue to its done-callback: never seen as idle
                 await room.acquire()
                 if failures:
                     raise failures[0]
@@ -386,7 +390,7 @@ class Pipeline:
                 for name, source in sources.items()
                 if (budget := source.in_flight_budget) is not None and source.unacknowledged >= budget
             ]
-            if not full:
+            if not full or not self._stuck():
                 continue
             for name in [name for name, window in self.windows.items() if window.count]:
                 if name not in warned:
@@ -400,6 +404,12 @@ class Pipeline:
                     )
                 self.stats[name].windows_closed_early += 1
                 await self._close_window(name)
+
+    def _stuck(self) -> bool:
+        """Nothing but the open windows holds the outstanding inputs: no queue has work and no send awaits its
+        PUBACK. A full budget alone is not enough: right after a window closes, its output is on its way to the
+        sink and will acknowledge everything it folded, and closing the next window then would cut it short."""
+        return self._sends_in_flight == 0 and all(queue.empty() for queue in self.queues.values())
 
     async def _failed(
         self, name: str, node: Node, envelope: Envelope, failure: OperatorFailure, payload_size: int | None = None
