@@ -270,15 +270,21 @@ class AioPipeline:
         window = windows.setdefault(key(item.timestamp), _Window(item.timestamp))
         window.pending.append(item.data)
         window.trackers.extend(item.trackers)
-        if len(window.pending) >= ACCUMULATE_BATCH:
-            try:
-                self._fold(name, window)
-            except OperatorFailure as failure:  # as when the window closes: it is dropped, the graph goes on
-                del windows[key(item.timestamp)]
-                await self._failed(name, [t.release for t in window.trackers], failure)
+        if len(window.pending) >= ACCUMULATE_BATCH and not await self._folded(name, window):
+            del windows[key(item.timestamp)]
+
+    async def _folded(self, name: str, window: _Window) -> bool:
+        """Fold the window's pending items; False when the operator failed, the window's inputs then released as
+        dropped (the caller forgets the window, whether it was closing or only folding a full batch)."""
+        try:
+            self._fold(name, window)
+        except OperatorFailure as failure:
+            await self._failed(name, [t.release for t in window.trackers], failure)
+            return False
+        return True
 
     def _fold(self, name: str, window: _Window) -> None:
-        """Fold the window's pending items into its staged value (OperatorFailure: the caller drops the window)."""
+        """Fold the window's pending items into its staged value (OperatorFailure: see ``_folded``)."""
         if not window.pending:
             return
         staged = window.staged if window.staged is not None else AioMessage(b"", b"", window.timestamp)
@@ -292,14 +298,10 @@ class AioPipeline:
     async def _close_windows(self, name: str, windows: dict[Key, _Window], frontier: Key) -> None:
         for stamp in sorted(k for k in windows if k <= frontier):
             window = windows.pop(stamp)
-            trackers = tuple(window.trackers)
-            try:
-                self._fold(name, window)
-            except OperatorFailure as failure:
-                await self._failed(name, [t.release for t in trackers], failure)
+            if not await self._folded(name, window):
                 continue
             assert window.staged is not None
-            await self._emit(name, _Item(window.staged, window.timestamp, trackers))
+            await self._emit(name, _Item(window.staged, window.timestamp, tuple(window.trackers)))
 
     async def _failed(self, name: str, releases: list, failure: OperatorFailure) -> None:  # type: ignore[type-arg]
         stats = self.stats[name]
