@@ -13,14 +13,11 @@ accepts both shapes, so it does not depend on that rule.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 from typing import Any
 
 from wasmtime import Store
-from wasmtime import _ffi as ffi
-from wasmtime.component import Func, Record, ResourceAny, ResourceHost, ResourceType, Variant
-from wasmtime.component._enter import enter_wasm
+from wasmtime.component import Record, ResourceAny, ResourceHost, ResourceType, Variant
 
 from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, InlineSchema, Schema, Snapshot
 
@@ -194,9 +191,15 @@ class Lifter:
         return self.bytes_of(inner)
 
 
-def split_result(value: Any, tagged: bool) -> tuple[bool, Any]:
-    """(ok, payload) of a lifted ``result<T, error>``; untagged results are told apart by the error record."""
-    if tagged:
+def split_result(value: Any) -> tuple[bool, Any]:
+    """(ok, payload) of a lifted ``result<T, error>``, tagged or not.
+
+    ``ffi.GenericCall`` lifts every result as ``Variant("ok"|"err", ...)``; wasmtime-py's own ``Func.__call__`` does
+    so only when the two cases' Python classes overlap, and otherwise hands back the bare value or the error record.
+    No AIO value is a variant with an ``ok``/``err`` case or a record with ``message`` as its only field, so the
+    shapes tell the cases apart without asking wasmtime-py which rule it applied.
+    """
+    if isinstance(value, Variant) and value.tag in ("ok", "err"):
         return value.tag == "ok", value.payload
     if isinstance(value, Record) and hasattr(value, "message") and len(vars(value)) == 1:
         return False, value
@@ -205,104 +208,3 @@ def split_result(value: Any, tagged: bool) -> tuple[bool, Any]:
 
 def error_text(error: Any) -> str:
     return str(getattr(error, "message", error))
-
-
-# -- calling ``process`` without wasmtime-py's per-call type walk --------------------------------------------------
-#
-# ``Func.__call__`` rebuilds the function's type objects on every call and lifts a list<u8> one Python object per
-# byte. ``BoundProcess`` keeps the parameter types of one bound function (lowering through them as wasmtime-py
-# does), and lifts the result by walking the C value itself: the value carries its kind, record field names and
-# variant case names, so no type information is needed, and a list<u8> is read with one strided copy (the layout
-# the message codec verifies at import, ``codec.FAST_PATH``). Variants always come back tagged, as ``Variant``.
-
-_K = {name: getattr(ffi, f"WASMTIME_COMPONENT_{name}").value for name in (
-    "BOOL", "S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "F32", "F64", "CHAR", "STRING", "LIST", "RECORD",
-    "TUPLE", "VARIANT", "ENUM", "OPTION", "RESULT", "FLAGS", "RESOURCE",
-)}  # fmt: skip
-_NUMBERS = {_K[n]: n.lower() for n in ("S8", "U8", "S16", "U16", "S32", "U32", "S64", "U64", "F32", "F64")}
-_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
-_VALUE_OFFSET = ffi.wasmtime_component_val_t.of.offset
-
-
-def _name(vec: Any) -> str:
-    return ctypes.string_at(vec.data, vec.size).decode("utf-8") if vec.size else ""
-
-
-def lift_c(val: Any) -> Any:
-    """A C component value as Python: ``Record``, tagged ``Variant`` (results too), bytes for list<u8>, resources
-    as owned ``ResourceAny`` (taken out of ``val``, so deleting ``val`` afterwards does not drop them)."""
-    kind = val.kind
-    if kind in _NUMBERS:
-        return getattr(val.of, _NUMBERS[kind])
-    if kind == _K["BOOL"]:
-        return bool(val.of.boolean)
-    if kind == _K["STRING"]:
-        return _name(val.of.string)
-    if kind == _K["CHAR"]:
-        return chr(val.of.character)
-    if kind == _K["ENUM"]:
-        return _name(val.of.enumeration)
-    if kind == _K["LIST"]:
-        size = val.of.list.size
-        if not size:
-            return []  # an empty list<u8> too: the element kind is unknown, and [] reads as empty bytes
-        first = val.of.list.data[0]
-        if first.kind == _K["U8"]:
-            base = ctypes.addressof(val.of.list.data.contents)
-            view = memoryview((ctypes.c_ubyte * (size * _VAL_SIZE)).from_address(base)).cast("B")
-            return bytes(view[_VALUE_OFFSET::_VAL_SIZE])
-        return [lift_c(val.of.list.data[i]) for i in range(size)]
-    if kind == _K["RECORD"]:
-        value = Record()
-        for i in range(val.of.record.size):
-            entry = val.of.record.data[i]
-            setattr(value, _name(entry.name), lift_c(entry.val))
-        return value
-    if kind == _K["TUPLE"]:
-        return tuple(lift_c(val.of.tuple.data[i]) for i in range(val.of.tuple.size))
-    if kind == _K["VARIANT"]:
-        inner = val.of.variant.val
-        return Variant(_name(val.of.variant.discriminant), lift_c(inner.contents) if inner else None)
-    if kind == _K["OPTION"]:
-        return lift_c(val.of.option.contents) if val.of.option else None
-    if kind == _K["RESULT"]:
-        inner = val.of.result.val
-        return Variant("ok" if val.of.result.is_ok else "err", lift_c(inner.contents) if inner else None)
-    if kind == _K["RESOURCE"]:
-        return ResourceAny._from_ptr(ffi.take_pointer(val.of, "resource"))
-    raise TypeError(f"cannot lift a component value of kind {kind}")
-
-
-class BoundProcess:
-    """``process`` of one instance: arguments lowered through types read once, the result lifted by ``lift_c``."""
-
-    def __init__(self, store: Store, func: Func) -> None:
-        self._store = store
-        self._func = func
-        self._type = func.type(store)  # keeps the parameter types below alive
-        self._params = [ty for _name, ty in self._type.params]
-
-    def __call__(self, *args: Any) -> Any:
-        store = self._store
-        count = len(args)
-        values = (ffi.wasmtime_component_val_t * count)()
-        result = ffi.wasmtime_component_val_t()
-        lowered = 0
-        try:
-            for ty, arg in zip(self._params, args, strict=True):
-                ty.convert_to_c(store, arg, ctypes.pointer(values[lowered]))
-                lowered += 1
-
-            def run() -> Any:
-                return ffi.wasmtime_component_func_call(
-                    ctypes.byref(self._func._func), store._context(), values, count, ctypes.byref(result), 1
-                )
-
-            enter_wasm(run)
-        finally:
-            for i in range(lowered):
-                ffi.wasmtime_component_val_delete(ctypes.byref(values[i]))
-        try:
-            return lift_c(result)
-        finally:
-            ffi.wasmtime_component_val_delete(ctypes.byref(result))

@@ -26,7 +26,7 @@ from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.aio import AioOperator, Returns
 from wasmflow.contract.aio_names import aio_interface
 from wasmflow.contract.capabilities import split_name
-from wasmflow.engine import aio_codec, codec, sandbox
+from wasmflow.engine import aio_codec, codec, ffi, sandbox
 from wasmflow.engine.aio_codec import BufferTable, Lifter
 from wasmflow.engine.aio_imports import AioHostContext, DeniedImportError, define_aio_imports
 from wasmflow.engine.aio_metrics import AioMetrics
@@ -118,9 +118,8 @@ class AioOperatorNode:
         self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
-        self._tagged_result: bool | None = None
         #: wasmtime-py's own conversions when the layouts the fast codec relies on do not hold (codec.py).
-        self._fast = host.fast_codec and codec.FAST_PATH
+        self._fast = host.fast_codec and ffi.FAST_PATH
         self._live: _Live | None = None
         self._failures = 0
         self._retry_at = 0.0
@@ -168,13 +167,7 @@ class AioOperatorNode:
         if not accepted:
             store.close()
             raise EngineError(f"node {spec.node!r}: init returned false (it refused its parameters; see its log)")
-        if self._fast:
-            call: Callable[..., Any] = aio_codec.BoundProcess(store, process)
-            self._tagged_result = True  # lift_c tags every variant and result
-        else:
-            call = functools.partial(process, store)
-            result = process.type(store).result
-            self._tagged_result = isinstance(result, ResultType) and bool(result._tagged())
+        call: Callable[..., Any] = ffi.GenericCall(store, process) if self._fast else functools.partial(process, store)
         if self.host.metrics is not None:
             self._m_instantiations.inc()
         return _Live(store, instance, call, Lifter(store, self._buffers))
@@ -229,7 +222,7 @@ class AioOperatorNode:
             value = live.process(*lower(self._buffers))
             ok = True
             if self.operator.returns is Returns.RESULT:
-                ok, value = aio_codec.split_result(value, bool(self._tagged_result))
+                ok, value = aio_codec.split_result(value)
             if not ok:
                 raise self._fail("error", aio_codec.error_text(value), discard=False)
             result = lift(live, value)

@@ -8,22 +8,18 @@ answer with AIO's error cases (``metrics-error``, ``state-store-error``), as AIO
 
 from __future__ import annotations
 
-import ctypes
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasmtime import Engine, Store, StoreContext, WasmtimeError
-from wasmtime import _ffi as ffi
+from wasmtime import Engine, Store, StoreContext
 from wasmtime.component import Component, Linker, LinkerInstance, ResourceAny, ResourceType, Variant
 from wasmtime.component import FuncType as ComponentFuncType
-from wasmtime.component._enter import catch_exceptions
 
 from wasmflow.contract.aio_names import DENIED, aio_interface
 from wasmflow.contract.capabilities import split_name
-from wasmflow.engine import codec
+from wasmflow.engine import codec, ffi
 from wasmflow.engine.aio_codec import BUFFER_TYPE, BufferTable, record
 from wasmflow.engine.aio_metrics import AioMetrics, MetricsError
 from wasmflow.engine.aio_model import Hlc
@@ -77,53 +73,19 @@ def _types(instance: LinkerInstance, context: AioHostContext) -> None:
     def dropped(_store: object, rep: int) -> None:
         context.buffers.drop(rep)
 
-    def read(store: Store, handle: ResourceAny) -> bytes:
-        return context.buffers.read(handle.to_host(store).rep)
-
-    instance.add_resource("buffer", BUFFER_TYPE, dropped)
-    if codec.FAST_PATH:
-        _add_fast_read(instance, context.buffers)
-    else:
-        instance.add_func("[method]buffer.read", read)
-
-
-# ``buffer.read`` returns a list<u8>: wasmtime-py converts one Python object per byte (about 4 µs a byte, 65 ms for
-# 16 KiB). This callback writes the C API's value array with one strided copy instead (codec._set_bytes_list, the
-# same writer the message codec uses); it is registered with the C API directly, as wasmtime-py's add_func does.
-# Every AIO payload a module reads crosses here as list<u8>, text or not: over codec.MAX_BINARY_BYTES the read
-# fails (PayloadTooLarge, the call traps) before anything is built.
-_READ_TABLES: dict[int, BufferTable] = {}
-_READ_IDS = itertools.count(1)
-
-
-@ffi.wasmtime_component_func_callback_t  # type: ignore[untyped-decorator]
-def _fast_read(idx: int, context: Any, _ty: Any, args: Any, _nargs: int, results: Any, _nresults: int) -> Any:
-    def run(store: StoreContext) -> None:
-        handle = ResourceAny._from_ptr(ffi.take_pointer(args[0].of, "resource"))
-        table = _READ_TABLES.get(idx or 0)
-        data = table.read(handle.to_host(store).rep) if table is not None else b""
+    def read(store: Store | StoreContext, handle: ResourceAny) -> bytes:
+        """Every AIO payload a module reads crosses here as list<u8>, text or not: over codec.MAX_BINARY_BYTES the
+        read fails (PayloadTooLarge, the call traps) before anything is built."""
+        data = context.buffers.read(handle.to_host(store).rep)
         if len(data) > codec.MAX_BINARY_BYTES:  # wasmtime would trap after ~80 bytes of host memory per byte
             raise codec.PayloadTooLarge(len(data), "buffer.read: the buffer is", "")
-        codec.set_bytes_list(results[0], data)
+        return data
 
-    return catch_exceptions(context, run)
-
-
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # type: ignore[untyped-decorator]
-def _fast_read_done(idx: int | None) -> None:
-    _READ_TABLES.pop(idx or 0, None)
-
-
-def _add_fast_read(instance: LinkerInstance, buffers: BufferTable) -> None:
-    idx = next(_READ_IDS)
-    _READ_TABLES[idx] = buffers
-    name = b"[method]buffer.read"
-    error = ffi.wasmtime_component_linker_instance_add_func(
-        instance.ptr(), ctypes.create_string_buffer(name), len(name), _fast_read, idx, _fast_read_done
-    )
-    if error:
-        _READ_TABLES.pop(idx, None)
-        raise WasmtimeError._from_ptr(error)
+    instance.add_resource("buffer", BUFFER_TYPE, dropped)
+    if ffi.FAST_PATH:  # one strided copy instead of one Python object per byte (16 KiB: 65 ms -> µs)
+        ffi.add_bytes_method(instance, "[method]buffer.read", read)
+    else:
+        instance.add_func("[method]buffer.read", read)
 
 
 def _logger(instance: LinkerInstance, context: AioHostContext) -> None:

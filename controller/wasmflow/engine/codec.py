@@ -2,7 +2,7 @@
 
 Why not wasmtime-py's generic ``Func.__call__``: it rebuilds the function's type objects on every call (the record
 field list, the variant cases...) and converts ``list<u8>`` one Python object per byte (DESIGN.md section 6). For
-our one record type we know the layout, so this module writes the C API's value tree itself. Three paths:
+our one record type we know the layout, so this module writes the C API's value tree itself. Two paths:
 
 ``FastProcess`` (the default for ``process``)
     The argument tree is laid out once per bound function in ctypes memory that the C API only *borrows*
@@ -11,19 +11,15 @@ our one record type we know the layout, so this module writes the C API's value 
     ``bytes`` (no copy on our side); a ``list<u8>`` is written into a reusable array of 32-byte
     ``wasmtime_component_val_t`` with one strided copy; the result tree, which the C API allocates, is read with
     slices of one memory view, and left in place: the next call assigns its result over it, which frees it. The
-    three C functions of a call are called through integer-address prototypes of their own (no pointer objects to
-    convert), and the epoch deadline is set only when it changes (see ``OperatorNode._call``).
-``lower_message`` / ``lift_message`` / ``call``
-    The same C tree built with the C API's own allocating constructors (one allocation per node, freed after the
-    call): simpler, slower, used for ``init`` and as an independent oracle in the tests.
+    three C functions of a call are called through integer-address prototypes (no pointer objects to convert), and
+    the epoch deadline is set only when it changes (see ``engine/node.py``).
 ``PlainProcess``
-    wasmtime-py's public API with ``Record`` objects: the fallback when the internals below do not hold.
+    wasmtime-py's public API with ``Record`` objects: the fallback when the internals the fast path needs do not
+    hold (``ffi.FAST_PATH``); ``lifecycle.init`` always goes this way (once per instance, speed does not matter).
 
-The first two reach into wasmtime-py internals (``wasmtime._ffi`` layouts and raw functions, ``Func._func``,
-``Store._context``) and, for ``FastProcess``, CPython's ``bytes`` layout. This module is the only place that does;
-:func:`fast_path_problems` checks every assumption at import time, the host falls back to ``PlainProcess`` when one
-fails, and ``tests/unit/engine/test_codec_internals.py`` fails loudly so an upgrade of wasmtime-py is noticed, not
-silently slower. The payload rule lives here too: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
+Everything private of wasmtime-py (the raw calls, addresses, the C layouts' numbers and their check) is in
+``engine/ffi.py``; this module only packs and unpacks the message record at the addresses ffi hands it. The payload
+rule lives here: valid UTF-8 travels as ``text`` (one copy), the rest as ``binary``.
 
 Host memory of a ``binary`` payload (measured, ``tests/unit/hostile/test_codec_memory.py``): the C API wants one
 32-byte C value per byte, and wasmtime turns each into a 48-byte Rust value before copying it into the guest, both
@@ -39,32 +35,28 @@ from __future__ import annotations
 
 import ctypes
 import struct
-import sys
-from collections.abc import Callable
-from ctypes import byref
 from typing import Any, Protocol
 
-from wasmtime import Store, WasiConfig, WasmtimeError, _bindings
-from wasmtime import _ffi as ffi
-from wasmtime import component as cm
+from wasmtime import Store
 from wasmtime.component import Func, Record
-from wasmtime.component._enter import enter_wasm, maybe_raise_last_exn
 
+from wasmflow.engine import ffi
+from wasmflow.engine.ffi import (
+    ENTRY_SIZE,
+    K_BOOL,
+    K_LIST,
+    K_OPTION,
+    K_RECORD,
+    K_RESULT,
+    K_STRING,
+    K_TUPLE,
+    K_U8,
+    K_U64,
+    K_VARIANT,
+    VAL_SIZE,
+    VALUE_OFFSET,
+)
 from wasmflow.engine.message import Message
-
-Val = ffi.wasmtime_component_val_t
-VAL_SIZE = ctypes.sizeof(Val)
-VALUE_OFFSET = Val.of.offset
-U8 = ffi.WASMTIME_COMPONENT_U8.value
-STRING = ffi.WASMTIME_COMPONENT_STRING.value
-LIST = ffi.WASMTIME_COMPONENT_LIST.value
-RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
-VARIANT = ffi.WASMTIME_COMPONENT_VARIANT.value
-OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
-RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
-TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
-U64 = ffi.WASMTIME_COMPONENT_U64.value
-BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
 
 MESSAGE_FIELDS = (b"payload", b"topic", b"content-type", b"properties", b"timestamp-ms")
 #: The largest binary payload lowered into a guest. wasmtime 50 traps a call once it has copied 128 MiB of "hostcall
@@ -93,38 +85,6 @@ def check_binary(payload: bytes) -> None:
         raise PayloadTooLarge(len(payload))
 
 
-def _vec(data: bytes) -> Any:
-    return ffi.bytes_to_capi(data)
-
-
-def _read_vec(vec: Any) -> bytes:
-    if not vec.size:
-        return b""
-    return ctypes.string_at(vec.data, vec.size)
-
-
-def _set_string(val: Any, data: bytes) -> None:
-    val.kind = STRING
-    val.of.string = _vec(data)
-
-
-def _set_bytes_list(val: Any, data: bytes) -> None:
-    raw = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(byref(raw), len(data))
-    if data:
-        view = memoryview(
-            (ctypes.c_ubyte * (len(data) * VAL_SIZE)).from_address(ctypes.addressof(raw.data.contents))
-        ).cast("B")
-        view[0::VAL_SIZE] = bytes([U8]) * len(data)
-        view[VALUE_OFFSET::VAL_SIZE] = data
-    val.kind = LIST
-    val.of.list = raw
-
-
-#: The list<u8> writer, for other host functions that return bytes (engine/aio_imports.py).
-set_bytes_list = _set_bytes_list
-
-
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -133,171 +93,12 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def lower_message(msg: Message, val: Any) -> None:
-    """Write ``msg`` into ``val`` (a ``wasmtime_component_val_t``) as the contract's ``message`` record."""
-    record = ffi.wasmtime_component_valrecord_t()
-    ffi.wasmtime_component_valrecord_new_uninit(byref(record), 5)
-    entries = record.data
-    for i, name in enumerate(MESSAGE_FIELDS):
-        entries[i].name = _vec(name)
-    # payload: variant { text(string), binary(list<u8>) }
-    inner = Val()
-    if _is_utf8(msg.payload):
-        _set_string(inner, msg.payload)
-        case = b"text"
-    else:
-        if len(msg.payload) > MAX_BINARY_BYTES:
-            raise PayloadTooLarge(len(msg.payload))
-        _set_bytes_list(inner, msg.payload)
-        case = b"binary"
-    payload = entries[0].val
-    payload.kind = VARIANT
-    payload.of.variant.discriminant = _vec(case)
-    payload.of.variant.val = ffi.wasmtime_component_val_new(byref(inner))
-    _set_string(entries[1].val, msg.topic.encode())
-    content_type = entries[2].val
-    content_type.kind = OPTION
-    if msg.content_type is None:
-        content_type.of.option = ctypes.POINTER(Val)()
-    else:
-        some = Val()
-        _set_string(some, msg.content_type.encode())
-        content_type.of.option = ffi.wasmtime_component_val_new(byref(some))
-    properties = entries[3].val
-    pairs = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(byref(pairs), len(msg.properties))
-    for i, (key, value) in enumerate(msg.properties):
-        tup = ffi.wasmtime_component_valtuple_t()
-        ffi.wasmtime_component_valtuple_new_uninit(byref(tup), 2)
-        _set_string(tup.data[0], key.encode())
-        _set_string(tup.data[1], value.encode())
-        pairs.data[i].kind = TUPLE
-        pairs.data[i].of.tuple = tup
-    properties.kind = LIST
-    properties.of.list = pairs
-    timestamp = entries[4].val
-    timestamp.kind = U64
-    timestamp.of.u64 = msg.timestamp_ms
-    val.kind = RECORD
-    val.of.record = record
-
-
-def _lift_payload(val: Any) -> bytes:
-    inner = val.of.variant.val.contents
-    if inner.kind == STRING:
-        return _read_vec(inner.of.string)
-    size = inner.of.list.size
-    if not size:
-        return b""
-    view = memoryview(
-        (ctypes.c_ubyte * (size * VAL_SIZE)).from_address(ctypes.addressof(inner.of.list.data.contents))
-    ).cast("B")
-    return bytes(view[VALUE_OFFSET::VAL_SIZE])
-
-
-def lift_message(val: Any) -> Message:
-    """Read a ``message`` record out of ``val`` (does not free it)."""
-    entries = val.of.record.data
-    content_type = entries[2].val.of.option
-    properties = entries[3].val.of.list
-    pairs = []
-    for i in range(properties.size):
-        tup = properties.data[i].of.tuple
-        pairs.append((_read_vec(tup.data[0].of.string).decode(), _read_vec(tup.data[1].of.string).decode()))
-    return Message(
-        payload=_lift_payload(entries[0].val),
-        topic=_read_vec(entries[1].val.of.string).decode(),
-        content_type=_read_vec(content_type.contents.of.string).decode() if content_type else None,
-        properties=tuple(pairs),
-        timestamp_ms=int(entries[4].val.of.u64),
-    )
-
-
-def lower_configuration(node: str, properties: tuple[tuple[str, str], ...], val: Any) -> None:
-    """Write the contract's ``configuration`` record."""
-    record = ffi.wasmtime_component_valrecord_t()
-    ffi.wasmtime_component_valrecord_new_uninit(byref(record), 2)
-    record.data[0].name = _vec(b"node")
-    _set_string(record.data[0].val, node.encode())
-    record.data[1].name = _vec(b"properties")
-    pairs = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(byref(pairs), len(properties))
-    for i, (key, value) in enumerate(properties):
-        tup = ffi.wasmtime_component_valtuple_t()
-        ffi.wasmtime_component_valtuple_new_uninit(byref(tup), 2)
-        _set_string(tup.data[0], key.encode())
-        _set_string(tup.data[1], value.encode())
-        pairs.data[i].kind = TUPLE
-        pairs.data[i].of.tuple = tup
-    record.data[1].val.kind = LIST
-    record.data[1].val.of.list = pairs
-    val.kind = RECORD
-    val.of.record = record
-
-
 class ErrorResult(Exception):  # noqa: N818 - an answer of the operator, not a failure of the instance
     """A bound ``process`` got ``err``: raised with its text, so the ``ok`` path returns the bare value."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
-
-
-class Outcome:
-    """A lifted ``result<T, E>`` of ``call`` (the init path): ``ok`` with a value, or the error text."""
-
-    __slots__ = ("error", "ok", "value")
-
-    def __init__(self, ok: bool, value: Message | bool | None, error: str) -> None:
-        self.ok = ok
-        self.value = value
-        self.error = error
-
-
-def _lift_error(result: Any) -> str:
-    """The text of an ``err``: a bare string (lifecycle) or the operator-error record's message."""
-    if not result.of.result.val:
-        return ""
-    err = result.of.result.val.contents
-    if err.kind == STRING:
-        return _read_vec(err.of.string).decode()
-    return _read_vec(err.of.record.data[0].val.of.string).decode()
-
-
-def params(count: int) -> Any:
-    """An array of ``count`` C values to lower the arguments into."""
-    return (Val * count)()
-
-
-def call(store: Any, func: cm.Func, args: Any, expect: str) -> Outcome:
-    """Call ``func`` with the lowered ``args`` array and lift its ``result<expect, error>``.
-
-    ``expect`` is ``message``, ``bool`` or ``unit``. The arguments are freed here, whatever happens.
-    """
-    count = len(args)
-    result = Val()
-    try:
-
-        def run() -> Any:
-            return ffi.wasmtime_component_func_call(byref(func._func), store._context(), args, count, byref(result), 1)
-
-        enter_wasm(run)
-    finally:
-        for i in range(count):
-            ffi.wasmtime_component_val_delete(byref(args[i]))
-    try:
-        if result.kind != RESULT:
-            raise TypeError(f"expected a result from the guest, got value kind {result.kind}")
-        if not result.of.result.is_ok:
-            return Outcome(False, None, _lift_error(result))
-        if expect == "unit":
-            return Outcome(True, None, "")
-        inner = result.of.result.val.contents
-        if expect == "bool":
-            return Outcome(True, bool(inner.of.boolean), "")
-        return Outcome(True, lift_message(inner), "")
-    finally:
-        ffi.wasmtime_component_val_delete(byref(result))
 
 
 # -- binding ``process`` ---------------------------------------------------------------------------------------
@@ -320,19 +121,16 @@ class ProcessCall(Protocol):
 
 def bind_process(store: Store, func: Func, returns_message: bool, *, fast: bool = True) -> ProcessCall:
     """The best available binding of a ``process`` export: ``FastProcess`` unless disabled or unsupported here."""
-    if fast and FAST_PATH:
+    if fast and ffi.FAST_PATH:
         return FastProcess(store, func, len(func.type(store).params), returns_message)
     return PlainProcess(store, func, returns_message)
 
 
 def call_init(store: Store, func: Func, node: str, properties: tuple[tuple[str, str], ...]) -> str | None:
-    """Call ``lifecycle.init``; the error text of an ``err`` result, None on ``ok``."""
-    if FAST_PATH:
-        args = params(1)
-        lower_configuration(node, properties, args[0])
-        outcome = call(store, func, args, "unit")
-        return None if outcome.ok else outcome.error
-    # result<_, string> has distinguishable cases, so wasmtime-py lifts it untagged: None or the error string.
+    """Call ``lifecycle.init``; the error text of an ``err`` result, None on ``ok``.
+
+    ``result<_, string>`` has distinguishable cases, so wasmtime-py lifts it untagged: None or the error string.
+    """
     result = func(store, _record({"node": node, "properties": [tuple(p) for p in properties]}))
     return None if result is None else str(result)
 
@@ -416,31 +214,7 @@ class PlainProcess:
 
 # -- the fast path -----------------------------------------------------------------------------------------------
 #
-# Layouts of the wasmtime C API (include/wasmtime/component/val.h) as wasmtime-py's ctypes bindings lay them out on
-# a 64-bit little-endian machine; fast_path_problems() verifies every number used here.
-#
-#   wasmtime_component_val_t      32 bytes: kind u8 @0, union @8 (24 bytes)
-#     string (wasm_name_t)        size @8, data @16
-#     list / tuple / record       size @8, data @16
-#     variant                     discriminant {size @8, data @16}, val* @24
-#     option                      val* @8 (NULL: none)
-#     result                      is_ok bool @8, val* @16
-#     u64 / bool                  @8
-#   wasmtime_component_valrecord_entry_t  48 bytes: name {size @0, data @8}, val @16
-
-ENTRY_SIZE = 48
-K_BOOL, K_U8, K_U64, K_STRING, K_LIST, K_RECORD, K_TUPLE, K_VARIANT, K_OPTION, K_RESULT = (
-    0,
-    2,
-    8,
-    12,
-    13,
-    14,
-    15,
-    16,
-    18,
-    19,
-)
+# The record is packed with ``struct`` at addresses, in the C layouts ffi.py documents and verifies.
 
 #: The five entries of one ``message`` record plus the payload and content-type values they point at (304 bytes).
 _MESSAGE = struct.Struct(
@@ -468,31 +242,13 @@ _MESSAGE_OUT = struct.Struct(
     "16xB7xQ16x"  # timestamp-ms: U64
 )
 
-_string_at = ctypes.string_at
-#: The whole address space as one byte view: results are read with ``struct.unpack_from(_MEM, address)`` and
-#: slices, three times cheaper than a ``ctypes.string_at`` per field. Only addresses the C API just handed us
-#: are ever read through it.
-_MEM = memoryview((ctypes.c_char * sys.maxsize).from_address(0)).cast("B")
-_BYTES_DATA = bytes.__basicsize__ - 1  # CPython: offset of ob_sval in a bytes object; verified at import
-
-
-def _address_by_id(data: bytes) -> int:
-    """Address of a bytes object's contents in CPython, without a ctypes call (~20x cheaper than ``cast``)."""
-    return id(data) + _BYTES_DATA
-
-
-def _bytes_layout_ok() -> bool:
-    probe = b"wasmflow probe \\xff"
-    address = _address_by_id(probe)
-    return (
-        sys.implementation.name == "cpython"
-        and _string_at(address, len(probe)) == probe
-        and _MEM[address : address + len(probe)].tobytes() == probe
-    )
-
-
-#: Only the fast path takes addresses of bytes, and it requires CPython's layout (fast_path_problems checks it).
-_address: Callable[[bytes], int] = _address_by_id
+#: The raw calls and the address-space view, as module globals (one lookup per use on the hot path).
+_MEM = ffi.MEM
+_BYTES_DATA = ffi.BYTES_DATA
+_address = ffi.bytes_address
+_func_call = ffi.func_call
+_val_delete = ffi.val_delete
+_set_epoch_deadline = ffi.set_epoch_deadline
 
 # Constant names the C API reads by pointer; module constants, so they live as long as the process.
 _N_PAYLOAD, _N_TOPIC, _N_CONTENT_TYPE, _N_PROPERTIES, _N_TIMESTAMP = MESSAGE_FIELDS
@@ -515,9 +271,9 @@ class FastProcess:
             _VALUE.pack_into(self._params, VAL_SIZE * i, K_RECORD, 5, ctypes.addressof(block), 0)
         self._result = ctypes.create_string_buffer(VAL_SIZE)
         self._result_address = ctypes.addressof(self._result)
-        self._context = _pointer_value(store._context())
+        self._context = ffi.context_address(store)
         self._call_args = (
-            _pointer_value(byref(func._func)),
+            ffi.func_address(func),
             self._context,
             ctypes.addressof(self._params),
             nargs,
@@ -538,9 +294,7 @@ class FastProcess:
         error = _func_call(*self._call_args)
         del keep  # with it a large payload's own value array (see _u8_array)
         if error:
-            exc = WasmtimeError._from_ptr(ctypes.cast(error, ctypes.POINTER(ffi.wasmtime_error_t)))
-            maybe_raise_last_exn()  # a Python exception in a host function wins, as in wasmtime-py's enter_wasm
-            raise exc
+            ffi.raise_call_error(error)
         return self._lift_result()
 
     def set_deadline(self, ticks: int) -> None:
@@ -555,7 +309,7 @@ class FastProcess:
 
     def _lower(self, i: int, msg: Message) -> tuple[object, ...]:
         """Write ``msg`` into argument ``i``; returns what must stay alive until the call returns. Addresses of
-        bytes are taken inline (``_address_by_id``: the fast path requires CPython's layout)."""
+        bytes are taken inline (``id + _BYTES_DATA``: the fast path requires CPython's layout)."""
         block = self._blocks[i]
         base = ctypes.addressof(block)
         payload, topic, content_type, properties, timestamp = msg
@@ -690,85 +444,3 @@ def _check_names(entries: int) -> None:
         found = _MEM[data : data + size].tobytes()
         if found != name:
             raise TypeError(f"message field {j} is {found!r}, expected {name!r}")
-
-
-def _offset(structure: Any, field: str) -> int:
-    return int(getattr(structure, field).offset)
-
-
-def fast_path_problems() -> list[str]:
-    """Every assumption of the fast paths that does not hold with the installed wasmtime-py (empty: all hold)."""
-    problems: list[str] = []
-    expect: dict[str, tuple[object, object]] = {
-        "sizeof(void*)": (ctypes.sizeof(ctypes.c_void_p), 8),
-        "byte order": (sys.byteorder, "little"),
-        "sizeof(wasmtime_component_val_t)": (VAL_SIZE, 32),
-        "offsetof(wasmtime_component_val_t, of)": (VALUE_OFFSET, 8),
-        "sizeof(wasmtime_component_valrecord_entry_t)": (ctypes.sizeof(ffi.wasmtime_component_valrecord_entry), 48),
-        "offsetof(wasmtime_component_valrecord_entry_t, val)": (
-            _offset(ffi.wasmtime_component_valrecord_entry, "val"),
-            16,
-        ),
-        "offsetof(wasmtime_component_valvariant_t, val)": (_offset(ffi.wasmtime_component_valvariant_t, "val"), 16),
-        "offsetof(wasmtime_component_valresult_t, val)": (_offset(ffi.wasmtime_component_valresult_t, "val"), 8),
-        "sizeof(wasm_name_t)": (ctypes.sizeof(ffi.wasm_name_t), 16),
-        "offsetof(wasm_name_t, data)": (_offset(ffi.wasm_name_t, "data"), 8),
-        "offsetof(wasmtime_component_vallist_t, data)": (_offset(ffi.wasmtime_component_vallist_t, "data"), 8),
-    }
-    kinds = {
-        "BOOL": K_BOOL, "U8": K_U8, "U64": K_U64, "STRING": K_STRING, "LIST": K_LIST, "RECORD": K_RECORD,
-        "TUPLE": K_TUPLE, "VARIANT": K_VARIANT, "OPTION": K_OPTION, "RESULT": K_RESULT,
-    }  # fmt: skip
-    for name, value in kinds.items():
-        constant = getattr(ffi, f"WASMTIME_COMPONENT_{name}", None)
-        expect[f"WASMTIME_COMPONENT_{name}"] = (getattr(constant, "value", None), value)
-    problems += [
-        f"{what} is {actual!r}, expected {wanted!r}" for what, (actual, wanted) in expect.items() if actual != wanted
-    ]
-    for attribute in (
-        "_wasmtime_component_func_call",
-        "_wasmtime_component_val_delete",
-        "_wasmtime_context_set_epoch_deadline",
-    ):
-        if not hasattr(_bindings, attribute):
-            problems.append(f"wasmtime._bindings has no {attribute}")
-    if not isinstance(getattr(ffi, "dll", None), ctypes.CDLL):
-        problems.append("wasmtime._ffi no longer exposes its library as dll")
-    if "_func" not in getattr(Func, "__annotations__", {}):
-        problems.append("wasmtime.component.Func no longer keeps its handle in _func")
-    if not callable(getattr(Store, "_context", None)):
-        problems.append("wasmtime.Store has no _context()")
-    if not _bytes_layout_ok():
-        problems.append("this Python does not lay bytes out as CPython does (id + header size)")
-    return problems
-
-
-def wasi_inherit_network(config: WasiConfig) -> None:
-    """Grant TCP/UDP and name lookup: the C API has it, wasmtime-py's ``WasiConfig`` does not wrap it (yet)."""
-    ffi.wasi_config_inherit_network(config.ptr())
-    ffi.wasi_config_allow_ip_name_lookup(config.ptr(), True)
-
-
-#: Why the fast paths are off, if they are (the host logs it once).
-FAST_PATH_PROBLEMS = fast_path_problems()
-FAST_PATH = not FAST_PATH_PROBLEMS
-
-
-def _pointer_value(pointer: Any) -> int:
-    """The address a ctypes pointer (or ``byref``) holds."""
-    return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
-
-
-def _raw(name: str, restype: Any, *argtypes: Any) -> Any:
-    """A C function of wasmtime's library taking addresses as plain integers: a fresh function object (wasmtime-py's
-    own keep their typed signatures), so a call converts no pointer objects (three such calls per message)."""
-    library = getattr(ffi, "dll", None)
-    if library is None or not FAST_PATH:
-        return None
-    return ctypes.CFUNCTYPE(restype, *argtypes)((name, library))
-
-
-_P = ctypes.c_void_p
-_func_call: Any = _raw("wasmtime_component_func_call", _P, _P, _P, _P, ctypes.c_size_t, _P, ctypes.c_size_t)
-_val_delete: Any = _raw("wasmtime_component_val_delete", None, _P)
-_set_epoch_deadline: Any = _raw("wasmtime_context_set_epoch_deadline", None, _P, ctypes.c_uint64)

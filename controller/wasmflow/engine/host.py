@@ -33,7 +33,7 @@ from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.capabilities import FEATURES, restrict_features, split_name
 from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport
-from wasmflow.engine import codec, sandbox
+from wasmflow.engine import codec, ffi, sandbox
 from wasmflow.engine.cache import CompiledCache, cache_key
 from wasmflow.engine.guestlog import GuestLog
 from wasmflow.engine.message import Message
@@ -125,9 +125,9 @@ class EngineHost:
         self._nodes: weakref.WeakSet[OperatorNode] = weakref.WeakSet()
         #: Ticks since the host started, counted with the engines' epochs (read without the lock: an int).
         self.epoch = 0
-        if fast_codec and not codec.FAST_PATH:
+        if fast_codec and not ffi.FAST_PATH:
             log.warning(
-                "the fast message codec is off (%s): using wasmtime-py's own conversions", codec.FAST_PATH_PROBLEMS
+                "the fast message codec is off (%s): using wasmtime-py's own conversions", ffi.FAST_PATH_PROBLEMS
             )
         self._profile(fuel=False)
         self._ticker = threading.Thread(target=self._tick, name="wasmflow-epoch", daemon=True)
@@ -317,7 +317,7 @@ class OperatorNode:
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._returns_message = spec.kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
-        fast = host.fast_codec and codec.FAST_PATH
+        fast = host.fast_codec and ffi.FAST_PATH
         self._conversion_seconds_per_byte = _CONVERSION_SECONDS_PER_BYTE if fast else _PLAIN_SECONDS_PER_BYTE
         self._live: _Live | None = None
         self._failures = 0

@@ -21,7 +21,7 @@ from wasmtime import Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker
 
 from wasmflow.contract.capabilities import Capability, ImportClass, ImportVerdict, classify_import
-from wasmflow.engine import codec
+from wasmflow.engine import ffi
 from wasmflow.engine.guestlog import GuestLog
 from wasmflow.errors import EngineError
 
@@ -103,7 +103,7 @@ def wasi_config(grants: frozenset[str], log: GuestLog) -> WasiConfig:
     if Capability.STDIO in grants:
         config.inherit_stdin()
     if Capability.NETWORK in grants:
-        codec.wasi_inherit_network(config)
+        ffi.wasi_inherit_network(config)
     # Capability.FILESYSTEM is reserved (capabilities.py): no directory is mounted for operators yet.
     return config
 

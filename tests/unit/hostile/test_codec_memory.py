@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from tests.fault_report import Report
-from wasmflow.engine import codec
+from wasmflow.engine import codec, ffi
 
 MiB = 2**20
 #: The C API's own cost of a binary echo, in bytes per payload byte (32 + 48 in, 48 + 32 out), and some slack.
@@ -43,7 +43,7 @@ def per_byte(figures: dict[str, int | str], key: str, size: int) -> float:
     return value / size
 
 
-@pytest.mark.skipif(not codec.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
+@pytest.mark.skipif(not ffi.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
 def test_a_binary_echo_keeps_nothing_after_the_call(report: Report) -> None:
     size = 2 * MiB
     figures = probe("binary", size)
@@ -55,7 +55,7 @@ def test_a_binary_echo_keeps_nothing_after_the_call(report: Report) -> None:
     report(payload_mib=size / MiB, peak_bytes_per_byte=peak, retained_bytes_per_byte=retained)
 
 
-@pytest.mark.skipif(not codec.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
+@pytest.mark.skipif(not ffi.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
 def test_a_binary_payload_wasmtime_cannot_take_is_refused_before_it_costs_anything(report: Report) -> None:
     size = 8 * MiB
     figures = probe("binary", size)
@@ -74,7 +74,7 @@ def test_a_text_payload_costs_a_few_bytes_per_byte(report: Report) -> None:
     report(payload_mib=size / MiB, peak_bytes_per_byte=peak)
 
 
-@pytest.mark.skipif(not codec.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
+@pytest.mark.skipif(not ffi.FAST_PATH, reason="the fast codec is off on this wasmtime-py")
 def test_the_largest_binary_payload_the_codec_passes_is_one_wasmtime_takes() -> None:
     """``MAX_BINARY_BYTES`` is below wasmtime's own bound (its hostcall fuel): if an upgrade lowers that bound,
     this fails and the constant must follow."""
