@@ -28,6 +28,7 @@ WIT_DIR = ROOT / "controller" / "wasmflow" / "contract" / "wit"
 AIO_V1_0 = WIT_DIR / "aio" / "tinykube-graph-1.0.0"
 AIO_V1_1 = WIT_DIR / "aio" / "wasm-graph-1.1.0"
 INVOKER_WIT = HERE / "aio" / "invoker_map" / "wit"
+UNKNOWN_IMPORT_WIT = HERE / "aio" / "unknown_import_filter" / "wit"
 BIN = Path(sys.executable).parent
 
 
@@ -44,7 +45,8 @@ def cache_dir() -> Path:
 class Source:
     """How to build one test component."""
 
-    lang: str  # python | js | wat (component text) | core-wat (core module + embed + new) | core-module
+    lang: str  # python | js | wat (component text) | core-wat (core module + embed + new) | wit-dummy (a dummy core
+    # module wasm-tools generates for the WIT world: right types, every function traps; for contract checks)
     path: Path
     world: str = ""
     #: The WIT package to build against: ours, or one of the AIO packages (tests/components/aio).
@@ -80,6 +82,9 @@ SOURCES: dict[str, Source] = {
     "aio_counting_map": Source("python", HERE / "aio" / "counting_map", "map-impl", AIO_V1_1),
     # an AIO map that also imports the command invoker (its own world, AIO's package as a dependency)
     "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", INVOKER_WIT),
+    # wasm-tools dummies (types only): an AIO filter and nothing else, and one that imports what no host provides
+    "aio_dummy_filter": Source("wit-dummy", AIO_V1_1, "filter-impl", AIO_V1_1),
+    "aio_unknown_import_filter": Source("wit-dummy", UNKNOWN_IMPORT_WIT, "unknown-import-filter", UNKNOWN_IMPORT_WIT),
 }
 
 
@@ -153,6 +158,11 @@ def _compile(source: Source, out: Path, work: Path) -> None:
         core, embedded = work / "core.wasm", work / "embedded.wasm"
         _run([wasm_tools, "parse", str(source.path), "-o", str(core)])
         _run([wasm_tools, "component", "embed", str(WIT_DIR), "--world", source.world, str(core), "-o", str(embedded)])
+        _run([wasm_tools, "component", "new", str(embedded), "-o", str(out)])
+    elif source.lang == "wit-dummy":
+        embedded = work / "embedded.wasm"
+        wit, world = str(source.path), source.world
+        _run([wasm_tools, "component", "embed", "--dummy", wit, "--world", world, "-o", str(embedded)])
         _run([wasm_tools, "component", "new", str(embedded), "-o", str(out)])
     else:
         raise ValueError(f"unknown component language {source.lang!r}")

@@ -52,8 +52,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from wasmflow.api.dataflow_graph import StateStoreLimits
 from wasmflow.connectors.mqtt_settings import MqttSettings, read_credentials, tls_context
-from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import (
+from wasmflow.engine.worlds.aio.model import Hlc
+from wasmflow.engine.worlds.aio.state import (
     Entry,
     MemoryStateStore,
     SetCondition,

@@ -12,12 +12,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from tests.components.build import cache_dir
 from wasmflow.contract.aio import Returns
 from wasmflow.contract.check import check_component
-from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
-from wasmflow.engine.aio_metrics import AioMetrics
-from wasmflow.engine.aio_model import AioMessage, Hlc
-from wasmflow.engine.aio_state import MemoryStateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.node import Node
+from wasmflow.engine.worlds.aio.adapter import AioNodeSpec, aio_node
+from wasmflow.engine.worlds.aio.metrics import AioMetrics
+from wasmflow.engine.worlds.aio.model import AioMessage, Hlc
+from wasmflow.engine.worlds.aio.state import MemoryStateStore
 from wasmflow.errors import OperatorFailure
 
 Bytes = Callable[[str], bytes]
@@ -39,11 +40,9 @@ def message(body: dict[str, object] | str, ms: int = 1000) -> AioMessage:
     return AioMessage(payload, b"plant/t1", Hlc.from_ms(ms, 0, "source"))
 
 
-def node(host: EngineHost, component_bytes: Bytes, name: str, operation: str, **fields: object) -> AioOperatorNode:
+def node(host: EngineHost, component_bytes: Bytes, name: str, operation: str, **fields: object) -> Node:
     spec = AioNodeSpec(name, operation, component_bytes(name), timeout_seconds=2.0, **fields)  # type: ignore[arg-type]
-    loaded = AioOperatorNode(host, spec, state=MemoryStateStore(), aio_metrics=None)
-    loaded.start()
-    return loaded
+    return host.start(aio_node(host, spec, state=MemoryStateStore(), metrics=None))
 
 
 @pytest.mark.parametrize(
@@ -105,12 +104,12 @@ def test_the_state_store_is_shared_and_metrics_reach_the_registry(
     state = MemoryStateStore()
     metrics = AioMetrics(registry)
     spec = AioNodeSpec("count", "map", component_bytes("aio_counting_map"), timeout_seconds=2.0)
-    first = AioOperatorNode(aio_host, spec, state=state, aio_metrics=metrics)
-    second = AioOperatorNode(
-        aio_host, AioNodeSpec("count2", "map", spec.component, timeout_seconds=2.0), state=state, aio_metrics=metrics
+    first = aio_host.start(aio_node(aio_host, spec, state=state, metrics=metrics))
+    second = aio_host.start(
+        aio_node(
+            aio_host, AioNodeSpec("count2", "map", spec.component, timeout_seconds=2.0), state=state, metrics=metrics
+        )
     )
-    first.start()
-    second.start()
     seen = []
     for counter in (first, second, first):
         out = counter.map(message({"sensor": "t1", "value": 21.5}))

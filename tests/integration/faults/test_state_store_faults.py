@@ -35,11 +35,12 @@ from wasmflow.api.dataflow import Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
 from wasmflow.connectors.mqtt_settings import MqttSettings
 from wasmflow.connectors.mqtt_state import MqttStateStore
-from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
-from wasmflow.engine.aio_model import AioMessage, Hlc
-from wasmflow.engine.aio_state import MemoryStateStore, SetCondition
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.node import Node
+from wasmflow.engine.worlds.aio.adapter import AioNodeSpec, aio_node
+from wasmflow.engine.worlds.aio.model import AioMessage, Hlc
+from wasmflow.engine.worlds.aio.state import MemoryStateStore, SetCondition
 from wasmflow.errors import OperatorFailure
 
 ALWAYS = SetCondition.UNCONDITIONAL
@@ -228,7 +229,7 @@ def aio_host() -> Iterator[EngineHost]:
         yield host
 
 
-def count(node: AioOperatorNode, sensor: str) -> int:
+def count(node: Node, sensor: str) -> int:
     out = node.map(AioMessage(json.dumps({"sensor": sensor, "value": 1}).encode(), b"t", Hlc.from_ms(1000)))
     assert isinstance(out, AioMessage)
     return int(json.loads(out.payload)["seen"])
@@ -247,8 +248,7 @@ def test_a_write_the_broker_does_not_take_fails_the_operators_call_and_changes_n
     prefix = scoped(f"ns-{uuid.uuid4().hex[:8]}", "flow")
     store = stores.open(prefix, timeout=3)
     spec = AioNodeSpec("count", "map", component_bytes("aio_counting_map"), timeout_seconds=30.0)
-    node = AioOperatorNode(aio_host, spec, state=store, aio_metrics=None)
-    node.start()
+    node = aio_host.start(aio_node(aio_host, spec, state=store, metrics=None))
     try:
         assert [count(node, "t1"), count(node, "t1")] == [1, 2]
         stop_broker(fault_broker)
@@ -281,8 +281,7 @@ def test_the_guest_gets_a_clear_error_past_the_state_store_bounds(
     """A store bound to 2 keys: the operator's third key is refused with request-error naming maxKeys."""
     state = MemoryStateStore(limits=StateStoreLimits(max_keys=2))
     spec = AioNodeSpec("count", "map", component_bytes("aio_counting_map"), timeout_seconds=30.0)
-    node = AioOperatorNode(aio_host, spec, state=state, aio_metrics=None)
-    node.start()
+    node = aio_host.start(aio_node(aio_host, spec, state=state, metrics=None))
     try:
         assert [count(node, "a"), count(node, "b")] == [1, 1]
         with pytest.raises(OperatorFailure) as caught:

@@ -14,8 +14,8 @@ from tests.integration.conftest import wait_until
 from tests.services import BrokerEnv
 from wasmflow.connectors.mqtt_settings import MqttSettings
 from wasmflow.connectors.mqtt_state import MqttStateStore
-from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import FencingRefused, SetCondition, StateRefused
+from wasmflow.engine.worlds.aio.model import Hlc
+from wasmflow.engine.worlds.aio.state import FencingRefused, SetCondition, StateRefused
 
 ALWAYS = SetCondition.UNCONDITIONAL
 

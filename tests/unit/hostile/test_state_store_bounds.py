@@ -11,8 +11,8 @@ import pytest
 
 from tests.fault_report import Report
 from wasmflow.api.dataflow_graph import StateStoreLimits, state_topic_prefix
-from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import FencingRefused, MemoryStateStore, SetCondition, StateLimitExceeded
+from wasmflow.engine.worlds.aio.model import Hlc
+from wasmflow.engine.worlds.aio.state import FencingRefused, MemoryStateStore, SetCondition, StateLimitExceeded
 from wasmflow.errors import ConfigError
 
 ALWAYS = SetCondition.UNCONDITIONAL

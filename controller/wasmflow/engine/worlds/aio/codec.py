@@ -19,7 +19,7 @@ from typing import Any
 from wasmtime import Store
 from wasmtime.component import Record, ResourceAny, ResourceHost, ResourceType, Variant
 
-from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, InlineSchema, Schema, Snapshot
+from wasmflow.engine.worlds.aio.model import AioMessage, DataModel, Hlc, InlineSchema, Schema, Snapshot
 
 #: The host resource type id of ``buffer`` (any number; wasmtime keys host resources by it).
 BUFFER_TYPE_ID = 0xA10B

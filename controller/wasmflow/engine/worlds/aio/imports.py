@@ -20,19 +20,26 @@ from wasmtime.component import FuncType as ComponentFuncType
 from wasmflow.contract.aio_names import DENIED, aio_interface
 from wasmflow.contract.capabilities import split_name
 from wasmflow.engine import codec, ffi
-from wasmflow.engine.aio_codec import BUFFER_TYPE, BufferTable, record
-from wasmflow.engine.aio_metrics import AioMetrics, MetricsError
-from wasmflow.engine.aio_model import Hlc
-from wasmflow.engine.aio_state import SetCondition, StateStore, StateStoreError, StateStoreTimeout
 from wasmflow.engine.guestlog import GuestLog
-from wasmflow.errors import EngineError
+from wasmflow.engine.node import InstanceSpoiledError
+from wasmflow.engine.worlds.aio.codec import BUFFER_TYPE, BufferTable, record
+from wasmflow.engine.worlds.aio.metrics import AioMetrics, MetricsError
+from wasmflow.engine.worlds.aio.model import Hlc
+from wasmflow.engine.worlds.aio.state import SetCondition, StateStore, StateStoreError, StateStoreTimeout
 
 _LEVELS = {"trace": "trace", "debug": "debug", "info": "info", "warn": "warn", "error": "error", "critical": "error"}
 _DENIED_TYPE_BASE = 0xA1D0
 
 
-class DeniedImportError(EngineError):
-    """The operator called an import wasmflow links but does not serve (the command invoker, the schema registry)."""
+class DeniedImportError(InstanceSpoiledError):
+    """The operator called an import wasmflow links but does not serve (the command invoker, the schema registry):
+    the call traps and the node replaces the instance."""
+
+
+class BufferTooLargeError(InstanceSpoiledError):
+    """``buffer.read`` of a buffer wasmtime cannot pass as list<u8> in one call: the call traps (``memory``)."""
+
+    kind = "memory"
 
 
 @dataclass
@@ -78,7 +85,7 @@ def _types(instance: LinkerInstance, context: AioHostContext) -> None:
         read fails (PayloadTooLarge, the call traps) before anything is built."""
         data = context.buffers.read(handle.to_host(store).rep)
         if len(data) > codec.MAX_BINARY_BYTES:  # wasmtime would trap after ~80 bytes of host memory per byte
-            raise codec.PayloadTooLarge(len(data), "buffer.read: the buffer is", "")
+            raise BufferTooLargeError(codec.PayloadTooLarge(len(data), "buffer.read: the buffer is", "").text)
         return data
 
     instance.add_resource("buffer", BUFFER_TYPE, dropped)
