@@ -9,9 +9,7 @@ so a component built from either WIT (or a mix) is accepted. Types are compared 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import wasmtime
@@ -20,7 +18,7 @@ from wasmtime import component as cm
 from wasmflow.contract.aio_names import OPERATIONS, aio_interface
 from wasmflow.contract.capabilities import split_name
 from wasmflow.contract.describe import describe
-from wasmflow.contract.report import Code, Problem, Where
+from wasmflow.contract.report import AioOperator, AioReport, Code, Problem, Returns, Where
 from wasmflow.contract.signatures import Signature
 
 if TYPE_CHECKING:
@@ -29,13 +27,6 @@ if TYPE_CHECKING:
     CheckFunction = Callable[[wasmtime.Engine, ComponentExtern, str, str, Signature, list[Problem]], None]
 
 __all__ = ["AioOperator", "AioReport", "Returns", "check_aio_exports", "exports_aio", "signatures"]
-
-
-class Returns(enum.StrEnum):
-    """How ``process`` hands back its answer: the value itself (1.0.0) or a ``result`` (1.1.0)."""
-
-    VALUE = "value"
-    RESULT = "result"
 
 
 BUFFER_OR_BYTES = "variant { buffer(own<resource>), bytes(list<u8>) }"
@@ -74,41 +65,6 @@ def signatures(operation: str, returns: Returns) -> Signature:
     """The ``process`` signature of ``operation`` in the given variant."""
     params, value = _PROCESS[operation]
     return Signature(params, value if returns is Returns.VALUE else f"result<{value}, {ERROR}>")
-
-
-@dataclass(frozen=True)
-class AioOperator:
-    """One operator interface an AIO component exports."""
-
-    operation: str
-    #: The exact export name, e.g. ``tinykube-graph:processor/map@1.0.0``.
-    export: str
-    package: str
-    version: str
-    returns: Returns
-
-    @property
-    def world(self) -> str:
-        """The AIO world this interface belongs to, e.g. ``tinykube-graph:processor/map-impl@1.0.0``."""
-        return f"{self.package}/{self.operation}-impl@{self.version}"
-
-
-@dataclass(frozen=True)
-class AioReport:
-    """What the checker found out about an AIO component."""
-
-    operators: tuple[AioOperator, ...]
-
-    @property
-    def operations(self) -> tuple[str, ...]:
-        return tuple(o.operation for o in self.operators)
-
-    @property
-    def worlds(self) -> tuple[str, ...]:
-        return tuple(o.world for o in self.operators)
-
-    def operator(self, operation: str) -> AioOperator | None:
-        return next((o for o in self.operators if o.operation == operation), None)
 
 
 def exports_aio(exports: Mapping[str, object]) -> bool:

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasmflow.contract.capabilities import ImportClass
 from wasmflow.contract.signatures import OperatorKind
-
-if TYPE_CHECKING:
-    from wasmflow.contract.aio import AioReport
 
 
 class Code(enum.StrEnum):
@@ -29,6 +26,51 @@ class Code(enum.StrEnum):
     UNSUPPORTED_IMPORT = "unsupported-import"
     NOT_GRANTED = "not-granted"
     KIND_MISMATCH = "kind-mismatch"
+
+
+# -- Azure IoT Operations components (checked by ``contract/aio.py``) --------------------------------------------
+
+
+class Returns(enum.StrEnum):
+    """How ``process`` hands back its answer: the value itself (1.0.0) or a ``result`` (1.1.0)."""
+
+    VALUE = "value"
+    RESULT = "result"
+
+
+@dataclass(frozen=True)
+class AioOperator:
+    """One operator interface an AIO component exports."""
+
+    operation: str
+    #: The exact export name, e.g. ``tinykube-graph:processor/map@1.0.0``.
+    export: str
+    package: str
+    version: str
+    returns: Returns
+
+    @property
+    def world(self) -> str:
+        """The AIO world this interface belongs to, e.g. ``tinykube-graph:processor/map-impl@1.0.0``."""
+        return f"{self.package}/{self.operation}-impl@{self.version}"
+
+
+@dataclass(frozen=True)
+class AioReport:
+    """What the checker found out about an AIO component."""
+
+    operators: tuple[AioOperator, ...]
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return tuple(o.operation for o in self.operators)
+
+    @property
+    def worlds(self) -> tuple[str, ...]:
+        return tuple(o.world for o in self.operators)
+
+    def operator(self, operation: str) -> AioOperator | None:
+        return next((o for o in self.operators if o.operation == operation), None)
 
 
 @dataclass(frozen=True)
@@ -85,6 +127,22 @@ class ContractReport:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    def aio_problems(self, operation: str) -> list[str]:
+        """Why this component cannot serve ``operation`` of an AIO graph (empty: it can).
+
+        What a worker would refuse at load: no AIO operator interface, not this operation's, or a break of the
+        contract elsewhere (a signature, an import no host provides).
+        """
+        if self.aio is None:
+            ours = f" (it is a wasmflow {self.operator.value} operator)" if self.operator is not None else ""
+            return [f"it exports no AIO operator interface (wasm-graph:processor or tinykube-graph:processor){ours}"]
+        problems = []
+        if self.aio.operator(operation) is None:
+            exported = ", ".join(self.aio.operations) or "none"
+            problems.append(f"it does not export the {operation} operator (it exports: {exported})")
+        problems += [f"[{p.code.value}] {p.where}: {p.message}" for p in self.problems]
+        return problems
 
     def summary(self) -> str:
         """Every problem on one line, each with its code and where: what an error message quotes."""

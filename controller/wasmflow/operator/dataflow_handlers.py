@@ -27,7 +27,7 @@ from wasmflow.operator.dataflows import (
 )
 from wasmflow.operator.kube import GROUP, VERSION
 from wasmflow.operator.metrics import ControllerMetrics
-from wasmflow.operator.wasmmodules import retry_delay
+from wasmflow.operator.wasmmodules import ContractChecks, retry_delay
 
 #: Index ids double as the keyword arguments Kopf passes them under, so they are Python identifiers.
 MODULES_INDEX = "wasmflow_module_states"
@@ -62,9 +62,13 @@ def _one(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Any:
     return next(iter(store), None) if store is not None else None
 
 
-def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    """Attach the Dataflow handlers and indexes: reconcile on changes, follow modules and worker Deployments."""
+def register_dataflows(
+    registry: kopf.OperatorRegistry, config: OperatorConfig, *, checks: ContractChecks | None = None
+) -> None:
+    """Attach the Dataflow handlers and indexes: reconcile on changes, follow modules and worker Deployments.
+    ``checks`` contract-checks the modules of AIO graphs (shared with the WasmModule controller when given)."""
     api = functools.cache(kube.api_client)  # made at its first call, not at registration; then reused
+    graph_checks = checks if checks is not None else ContractChecks(concurrency=config.max_concurrent_checks)
 
     kopf.index(GROUP, VERSION, "wasmmodules", registry=registry, id=MODULES_INDEX)(index_module_states)
     kopf.index(GROUP, VERSION, "dataflows", registry=registry, id=USERS_INDEX)(index_module_users)
@@ -75,7 +79,9 @@ def register_dataflows(registry: kopf.OperatorRegistry, config: OperatorConfig) 
         states: kopf.Index[Any, ModuleState] = kwargs[MODULES_INDEX]
         metrics: ControllerMetrics | None = getattr(memo, "metrics", None)
         started = time.perf_counter()
-        outcome = await reconcile(api(), body, lambda module: _one(states, (str(namespace), module)), config)
+        outcome = await reconcile(
+            api(), body, lambda module: _one(states, (str(namespace), module)), config, graph_checks
+        )
         if outcome is not None:
             _report(body, outcome, logger)
         if metrics:

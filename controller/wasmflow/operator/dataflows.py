@@ -33,7 +33,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from wasmflow.api import status as conditions
-from wasmflow.api.aio_graph import parse_graph, plan_graph
+from wasmflow.api.aio_graph import GraphPlan, parse_graph, plan_graph
 from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.dataflow_graph import DataflowGraph
@@ -50,7 +50,7 @@ from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.mqtt_credentials import check_credentials
 from wasmflow.operator.ownership import foreign_child
 from wasmflow.operator.render import CONFIG_HASH, Children, child_name, render
-from wasmflow.operator.wasmmodules import trim_cache
+from wasmflow.operator.wasmmodules import ContractChecks, trim_cache
 
 MODULE_ANNOTATION_PREFIX = "modules.wasmflow.io/"
 #: The stamp of a module that does not exist (deleted, or never created).
@@ -229,21 +229,25 @@ def _registry_failure(exc: OciError, what: str) -> Stalled | Waiting:
     return Stalled(exc.reason, f"{what}: {exc}: fix spec.graph, or push it there")
 
 
-async def _resolve(body: Mapping[str, Any], config: OperatorConfig) -> GraphResolution:
+async def _resolve(body: Mapping[str, Any], config: OperatorConfig, checks: ContractChecks) -> GraphResolution:
     """``resolve_graph`` of the Dataflow's ``spec.graph``; None without one (or when it does: ``plan`` says why)."""
     try:
         dataflow = Dataflow.model_validate({k: v for k, v in body.items() if k != "status"})
     except ValidationError:
         return None
-    return None if dataflow.spec.graph is None else await resolve_graph(dataflow.spec.graph, config)
+    return None if dataflow.spec.graph is None else await resolve_graph(dataflow.spec.graph, config, checks)
 
 
-async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedGraph | Stalled | Waiting:
+async def resolve_graph(
+    graph: DataflowGraph, config: OperatorConfig, checks: ContractChecks | None = None
+) -> PinnedGraph | Stalled | Waiting:
     """Pin ``spec.graph``: the artifact's digest, and the digest each ``repository:tag`` module names now.
 
     The workers pull exactly these digests, so replicas started after a tag moves run what the others run; the
     tags are resolved again at each reconcile. Each module is pulled in full (into the controller's cache), so a
-    digest is pinned only for content that verified.
+    digest is pinned only for content that verified, and checked against the AIO contract for every operation
+    that uses it (``checks``: the WasmModule controller's, so the same bytes are never checked twice): a module
+    a worker would refuse makes the Dataflow Stalled/ContractViolation instead of a crash-looping worker.
     """
     artifact: str | None = None
     where = "spec.graph.definition"
@@ -292,8 +296,27 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
             return _registry_failure(exc, f"module {module!r} of operation {name} ({reference})")
         if not component.from_cache:
             await trim_cache(config)
+        report = await (checks or ContractChecks()).report(component.digest, component.data, config.max_module_bytes)
+        violations = [
+            f"module {module!r} ({component.digest}) of operation {user} ({operation}): {problem}"
+            for user, operation in _operations_of(graph_plan, module)
+            for problem in report.aio_problems(operation)
+        ]
+        if violations:
+            # The fix is a module pushed under the same tag, outside the Dataflow: retried until it heals.
+            return Stalled("ContractViolation", "; ".join(violations) + ": fix the module or the graph", retry=True)
         modules[module] = PinnedGraphModule(reference=reference, digest=component.digest, insecure=graph.insecure)
     return PinnedGraph(artifact=artifact, modules=modules)
+
+
+def _operations_of(graph_plan: GraphPlan, module: str) -> list[tuple[str, str]]:
+    """(operation name, operation type) of every operation of the graph that runs ``module``."""
+    found = []
+    for name in graph_plan.order:
+        operation = graph_plan.operation(name)
+        if operation.module == module:
+            found.append((name, operation.operation_type.value))
+    return found
 
 
 async def read_registry_ca(config: OperatorConfig) -> bytes | None:
@@ -441,14 +464,21 @@ def _result(status: Mapping[str, Any]) -> str:
 
 
 async def reconcile(
-    api: client.ApiClient, body: Mapping[str, Any], lookup: ModuleLookup, config: OperatorConfig
+    api: client.ApiClient,
+    body: Mapping[str, Any],
+    lookup: ModuleLookup,
+    config: OperatorConfig,
+    checks: ContractChecks | None = None,
 ) -> Outcome | None:
-    """Plan, apply the children if the plan says so, and write the status that follows."""
+    """Plan, apply the children if the plan says so, and write the status that follows. ``checks`` shares contract
+    verdicts (and the compile slot) with the WasmModule controller; one of its own when None."""
     metadata = body.get("metadata", {})
     namespace, name = metadata.get("namespace") or "default", metadata["name"]
     generation = metadata.get("generation")
     registry_ca = await read_registry_ca(config)
-    decided: Plan = plan(body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config))
+    decided: Plan = plan(
+        body, lookup, config, registry_ca=registry_ca, graph=await _resolve(body, config, checks or ContractChecks())
+    )
     if isinstance(decided, Apply):
         decided = await guard(api, body, decided)
     if isinstance(decided, Apply):

@@ -13,9 +13,15 @@ from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflow_handlers import register_dataflows
 from wasmflow.operator.metrics import ControllerMetrics
 from wasmflow.operator.wasmmodule_handlers import register_wasmmodules
+from wasmflow.operator.wasmmodules import ContractChecks
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig, metrics: ControllerMetrics | None = None) -> None:
-    """Attach every wasmflow handler to ``registry``."""
-    register_wasmmodules(registry, config, metrics)
-    register_dataflows(registry, config)
+    """Attach every wasmflow handler to ``registry``; both controllers share one set of contract checks (one
+    compile slot, one verdict per component digest)."""
+    checks = ContractChecks(
+        concurrency=config.max_concurrent_checks,
+        on_compile=metrics.contract_compiles.inc if metrics is not None else None,
+    )
+    register_wasmmodules(registry, config, metrics, checks=checks)
+    register_dataflows(registry, config, checks=checks)

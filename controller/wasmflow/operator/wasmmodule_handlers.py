@@ -43,15 +43,21 @@ ACCESS_REFUSED = frozenset({"Forbidden", "Unauthorized"})
 
 
 def register_wasmmodules(
-    registry: kopf.OperatorRegistry, config: OperatorConfig, metrics: ControllerMetrics | None = None
+    registry: kopf.OperatorRegistry,
+    config: OperatorConfig,
+    metrics: ControllerMetrics | None = None,
+    *,
+    checks: ContractChecks | None = None,
 ) -> None:
-    """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``."""
+    """Attach the WasmModule handlers: reconcile on changes, re-check on ``spec.interval``. ``checks`` may be
+    shared with the Dataflow controller (``handlers.register``)."""
     api = functools.cache(kube.api_client)  # made at its first call, not at registration; then reused
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-    checks = ContractChecks(
-        concurrency=config.max_concurrent_checks,
-        on_compile=metrics.contract_compiles.inc if metrics is not None else None,
-    )
+    if checks is None:
+        checks = ContractChecks(
+            concurrency=config.max_concurrent_checks,
+            on_compile=metrics.contract_compiles.inc if metrics is not None else None,
+        )
 
     def lock_for(uid: str) -> asyncio.Lock:
         lock = locks.get(uid)

@@ -176,20 +176,21 @@ class ContractChecks:
 
     async def check(self, fetched: Fetched, module: WasmModule, max_bytes: int) -> ContractReport:
         spec = module.spec
-        base = await self.report(fetched, max_bytes)
+        base = await self.report(fetched.digest, fetched.data, max_bytes)
         grants = tuple(sorted(c.value for c in spec.capabilities))
         return apply_grants(base, grants=grants, strict=spec.strict, expected_kind=spec.operator)
 
-    async def report(self, fetched: Fetched, max_bytes: int) -> ContractReport:
-        """The grant-free report of the component, compiled at most once per digest and limit."""
-        key = (fetched.digest, max_bytes)
+    async def report(self, digest: str, data: bytes, max_bytes: int) -> ContractReport:
+        """The grant-free report of the component ``data`` (whose digest is ``digest``), compiled at most once per
+        digest and limit: WasmModules and the modules of AIO graph Dataflows share it."""
+        key = (digest, max_bytes)
         known = self._reports.get(key)
         if known is not None:
             self._reports.move_to_end(key)
             return known
         task = self._running.get(key)
         if task is None:
-            task = asyncio.create_task(self._compile(fetched.data, max_bytes))
+            task = asyncio.create_task(self._compile(data, max_bytes))
             self._running[key] = task
             task.add_done_callback(lambda done: self._done(key, done))
         return await asyncio.shield(task)  # a reconcile cancelled while waiting leaves the compile to the others

@@ -161,7 +161,9 @@ def worker_deployment(kube_client: ApiClient, namespace: str) -> dict[str, Any] 
     return cast(dict[str, Any], kube_client.sanitize_for_serialization(items[0]))  # type: ignore[no-untyped-call]
 
 
-def applied(kube_client: ApiClient, namespace: str, after: str | None = None) -> dict[str, Any]:
+def applied(
+    kube_client: ApiClient, namespace: str, after: str | None = None, *, timeout: float = 90.0
+) -> dict[str, Any]:
     """The worker Deployment once the Dataflow's status reports its config (a new one, if ``after`` is given)."""
 
     def check() -> dict[str, Any] | None:
@@ -172,7 +174,7 @@ def applied(kube_client: ApiClient, namespace: str, after: str | None = None) ->
         template_hash = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH]
         return deployment if template_hash == status["configHash"] else None
 
-    result: dict[str, Any] = wait_until(check, what="the worker Deployment of the Dataflow's config", timeout=90)
+    result: dict[str, Any] = wait_until(check, what="the worker Deployment of the Dataflow's config", timeout=timeout)
     return result
 
 
@@ -431,6 +433,7 @@ class TestWorkersOfAControllerWithTheRegistryCaSetting:
         assert (pod.root / "etc/wasmflow/registry-ca.crt").read_bytes() == registry_tls.ca_file.read_bytes()
         assert pod.terminate() == 0
 
+    @pytest.mark.timeout(1200)  # five modules contract-checked by the controller, then pulled by the worker
     def test_a_worker_pulls_the_modules_of_an_aio_graph_from_the_private_ca_registry_and_becomes_ready(
         self,
         controller: OperatorConfig,
@@ -457,7 +460,8 @@ class TestWorkersOfAControllerWithTheRegistryCaSetting:
         doc = dataflow(mqtt_broker, "tls")
         doc["spec"] = {"endpoints": doc["spec"]["endpoints"], "graph": graph}
         kubectl.apply(doc)
-        deployment = applied(kube_client, namespace)
+        # The controller contract-checks each module (~20 s for a componentize-py one while the check compiles).
+        deployment = applied(kube_client, namespace, timeout=600)
         status = get_dataflow(kube_client, namespace)["status"]
         assert {m["name"]: m["digest"] for m in status["modules"]} == digests
 

@@ -14,7 +14,7 @@ from wasmflow.contract.aio import Returns
 from wasmflow.contract.check import check_component
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.node import Node
+from wasmflow.engine.node import Backoff, Node
 from wasmflow.engine.worlds.aio.adapter import AioNodeSpec, aio_node
 from wasmflow.engine.worlds.aio.metrics import AioMetrics
 from wasmflow.engine.worlds.aio.model import AioMessage, Hlc
@@ -79,6 +79,24 @@ def test_a_value_variant_failure_traps_that_item_only(aio_host: EngineHost, comp
     assert caught.value.kind == "trap"
     out = f2c.map(message({"value": 32, "unit": "F"}))  # a fresh instance answers
     assert isinstance(out, AioMessage) and json.loads(out.payload)["value"] == 0.0
+    f2c.close()
+
+
+def test_an_aio_node_that_keeps_trapping_is_degraded_with_its_last_error_until_an_item_succeeds(
+    aio_host: EngineHost, registry: CollectorRegistry, component_bytes: Bytes
+) -> None:
+    # The lifecycle our own nodes have (engine/node.py), now the AIO nodes' too: back-off, degraded, last error.
+    aio_host.backoff = Backoff(free=1, initial=1e-9, maximum=1e-9)  # degraded from the 2nd trap, retried at once
+    f2c = node(aio_host, component_bytes, "aio_f2c_map", "map")
+    for _ in range(2):
+        with pytest.raises(OperatorFailure):
+            f2c.map(message("not json"))
+    assert f2c.degraded
+    assert f2c.last_error is not None and f2c.last_error.startswith("trap: ")
+    assert registry.get_sample_value("wasmflow_node_degraded", {"node": "aio_f2c_map"}) == 1
+    assert isinstance(f2c.map(message({"value": 32, "unit": "F"})), AioMessage)
+    assert not f2c.degraded and f2c.last_error is None
+    assert registry.get_sample_value("wasmflow_node_degraded", {"node": "aio_f2c_map"}) == 0
     f2c.close()
 
 

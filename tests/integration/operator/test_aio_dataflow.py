@@ -26,6 +26,9 @@ from wasmflow.oci import mediatypes as mt
 from wasmflow.operator.config import OperatorConfig
 
 GRAPH_TAG = "graphs/temperatures:1.0.0"
+#: Seconds a reconcile of the five-module graph may take: the controller contract-checks every module, and while the
+#: check compiles a componentize-py module that is ~20 s each on a loaded 2-core machine.
+CHECKED = 600.0
 
 
 def graph_dataflow(name: str, broker: BrokerEnv, graph: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +138,7 @@ def test_a_dataflow_with_an_aio_graph_artifact_runs_on_its_worker(
     config_map = wait_until(
         lambda: next(iter(CoreV1Api(kube_client).list_namespaced_config_map(namespace).items), None),
         what="the worker ConfigMap",
+        timeout=CHECKED,
     )
     (tmp_path / "config.json").write_text(config_map.data["config.json"])
     assert json.loads(config_map.data["config.json"])["spec"]["graph"]["registry"] == base
@@ -146,6 +150,7 @@ def test_a_dataflow_with_an_aio_graph_artifact_runs_on_its_worker(
     assert_worker_runs_the_graph(args, free_port(), mqtt_broker, topics)
 
 
+@pytest.mark.timeout(900)
 def test_the_status_lists_the_digest_each_graph_module_tag_resolved_to(
     controller: OperatorConfig,
     kube_client: ApiClient,
@@ -157,10 +162,11 @@ def test_the_status_lists_the_digest_each_graph_module_tag_resolved_to(
     base = f"{registry.host}/{namespace}"
     _, digests = push_graph(base, component)
     create(kube_client, namespace, graph_dataflow("temps", mqtt_broker, artifact_graph(base)))
-    listed = wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules")
+    listed = wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules", timeout=CHECKED)
     assert listed == digests
 
 
+@pytest.mark.timeout(900)
 def test_the_config_map_pins_the_graph_artifact_and_every_module_by_digest(
     controller: OperatorConfig,
     kube_client: ApiClient,
@@ -172,7 +178,7 @@ def test_the_config_map_pins_the_graph_artifact_and_every_module_by_digest(
     base = f"{registry.host}/{namespace}"
     manifest, digests = push_graph(base, component)
     create(kube_client, namespace, graph_dataflow("temps", mqtt_broker, artifact_graph(base)))
-    wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules")
+    wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules", timeout=CHECKED)
     pinned = worker_config(kube_client, namespace, "temps")["graph"]
     assert pinned["artifact"] == f"{base}/graphs/temperatures@{manifest}"
     assert {name: (m["reference"], m["digest"]) for name, m in pinned["modules"].items()} == {
@@ -180,6 +186,7 @@ def test_the_config_map_pins_the_graph_artifact_and_every_module_by_digest(
     }
 
 
+@pytest.mark.timeout(900)
 def test_a_moved_tag_changes_the_rendered_digest_only_when_the_controller_reconciles_again(
     controller: OperatorConfig,
     kube_client: ApiClient,
@@ -198,12 +205,12 @@ def test_a_moved_tag_changes_the_rendered_digest_only_when_the_controller_reconc
         "sinks": {"sink": {"endpoint": "broker", "topic": "t/out"}},
     }
     create(kube_client, namespace, graph_dataflow("temps", mqtt_broker, graph))
-    wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules")
+    wait_until(lambda: status_modules(kube_client, namespace, "temps"), what="status.modules", timeout=CHECKED)
     f2c = "wasmflow-tests/f2c:1.0.0"
     first_hash = get_dataflow(kube_client, namespace, "temps")["status"]["configHash"]
 
-    # The tag now names other bytes (another component: the controller checks only that it is one).
-    moved = push_module(f"{base}/{f2c}", component("aio_range_filter").read_bytes())
+    # The tag now names other bytes (another AIO map: the controller checks that it serves the graph's map).
+    moved = push_module(f"{base}/{f2c}", component("aio_counting_map").read_bytes())
     assert moved != digests[f2c]
     assert worker_config(kube_client, namespace, "temps")["graph"]["modules"][f2c]["digest"] == digests[f2c]
 
@@ -218,6 +225,98 @@ def test_a_moved_tag_changes_the_rendered_digest_only_when_the_controller_reconc
     wait_until(
         lambda: get_dataflow(kube_client, namespace, "temps")["status"]["configHash"] != first_hash,
         what="a new config rendered after the re-reconcile",
+        timeout=CHECKED,
     )
     assert worker_config(kube_client, namespace, "temps")["graph"]["modules"][f2c]["digest"] == moved
     assert (status_modules(kube_client, namespace, "temps") or {})[f2c] == moved
+
+
+def one_operation_graph(base: str, operation_type: str, module: str) -> dict[str, Any]:
+    """``spec.graph``: source -> one operation of ``operation_type`` running ``module`` -> sink."""
+    operation = f"module-checked/{operation_type}"
+    definition = f"""
+metadata: {{name: checked, version: "1.0.0"}}
+moduleRequirements: {{apiVersion: "1.1.0", runtimeVersion: "1.1.0"}}
+operations:
+  - {{operationType: source, name: source}}
+  - {{operationType: {operation_type}, name: {operation}, module: "{module}"}}
+  - {{operationType: sink, name: sink}}
+connections:
+  - {{from: {{name: source}}, to: {{name: {operation}}}}}
+  - {{from: {{name: {operation}}}, to: {{name: sink}}}}
+"""
+    return {
+        "definition": definition,
+        "registry": base,
+        "insecure": True,
+        "sources": {"source": {"endpoint": "broker", "topic": "t/in"}},
+        "sinks": {"sink": {"endpoint": "broker", "topic": "t/out"}},
+    }
+
+
+def stalled_condition(kube_client: ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    stalled: dict[str, Any] = wait_until(
+        lambda: condition(get_dataflow(kube_client, namespace, name), "Stalled"), what="Stalled condition"
+    )
+    return stalled
+
+
+def test_a_graph_module_without_the_operation_it_runs_makes_the_dataflow_stalled_naming_it(
+    controller: OperatorConfig,
+    kube_client: ApiClient,
+    namespace: str,
+    registry: Registry,
+    mqtt_broker: BrokerEnv,
+    component: Callable[[str], Path],
+) -> None:
+    base = f"{registry.host}/{namespace}"
+    module = "wasmflow-tests/only-filter:1.0.0"
+    digest = push_module(f"{base}/{module}", component("aio_dummy_filter").read_bytes())
+    create(kube_client, namespace, graph_dataflow("lacking", mqtt_broker, one_operation_graph(base, "map", module)))
+    stalled = stalled_condition(kube_client, namespace, "lacking")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ContractViolation")
+    assert (
+        f"module {module!r} ({digest}) of operation module-checked/map (map): it does not export the map operator "
+        "(it exports: filter)"
+    ) in stalled["message"]
+    assert not CoreV1Api(kube_client).list_namespaced_config_map(namespace).items  # no worker for a graph it refuses
+
+
+def test_a_graph_module_importing_what_no_host_provides_makes_the_dataflow_stalled_naming_the_import(
+    controller: OperatorConfig,
+    kube_client: ApiClient,
+    namespace: str,
+    registry: Registry,
+    mqtt_broker: BrokerEnv,
+    component: Callable[[str], Path],
+) -> None:
+    base = f"{registry.host}/{namespace}"
+    module = "wasmflow-tests/vault-filter:1.0.0"
+    push_module(f"{base}/{module}", component("aio_unknown_import_filter").read_bytes())
+    create(kube_client, namespace, graph_dataflow("vault", mqtt_broker, one_operation_graph(base, "filter", module)))
+    stalled = stalled_condition(kube_client, namespace, "vault")
+    assert (stalled["status"], stalled["reason"]) == ("True", "ContractViolation")
+    assert f"module {module!r}" in stalled["message"]
+    assert (
+        "of operation module-checked/filter (filter): [unsupported-import] acme:vault/secrets@1.0.0"
+        in (stalled["message"])
+    )
+
+
+def test_a_graph_module_that_serves_its_operation_passes_the_check(
+    controller: OperatorConfig,
+    kube_client: ApiClient,
+    namespace: str,
+    registry: Registry,
+    mqtt_broker: BrokerEnv,
+    component: Callable[[str], Path],
+) -> None:
+    base = f"{registry.host}/{namespace}"
+    module = "wasmflow-tests/only-filter:1.0.0"
+    digest = push_module(f"{base}/{module}", component("aio_dummy_filter").read_bytes())
+    create(kube_client, namespace, graph_dataflow("fits", mqtt_broker, one_operation_graph(base, "filter", module)))
+    assert wait_until(
+        lambda: status_modules(kube_client, namespace, "fits"), what="status.modules", timeout=CHECKED
+    ) == {module: digest}
+    stalled = condition(get_dataflow(kube_client, namespace, "fits"), "Stalled")
+    assert stalled is None or stalled["status"] == "False"
