@@ -1,252 +1,93 @@
-"""Azure IoT Operations graph definitions (the YAML AIO publishes as ``application/vnd.microsoft.aio.graph.v1+yaml``).
-
-A graph definition names its ``operations`` (source, map, filter, branch, accumulate, delay, concatenate, sink; the
-operators name a ``module`` as ``repository:tag``), wires them with ``connections`` (``from.arm`` "True"/"False"
-leaves a branch), and declares ``moduleConfigurations``: per operation, the parameters its ``init`` receives, with
-their defaults. ``parse_graph`` reads the YAML unchanged; ``plan_graph`` checks it (every problem at once, each
-naming the operation or connection) and orders it for the engine.
+"""Azure IoT Operations graphs, as they were named before the graph IR (``api/graph.py``) and its AIO front-end
+(``api/frontends/aio.py``): ``plan_graph`` and ``GraphPlan`` wrap ``definition_graph`` until their importers move.
+The worker's AIO config (``AioModule``, ``AioWorkerConfig``) stays here until the one worker config replaces it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
 from wasmflow.api.common import Model
 from wasmflow.api.dataflow import DataflowLimits, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
-from wasmflow.api.graph import GraphError, GraphProblem, topological_order
+from wasmflow.api.frontends.aio import (
+    Connection,
+    ConnectionEnd,
+    GraphDefinition,
+    GraphMetadata,
+    ModuleConfiguration,
+    Operation,
+    Parameter,
+    definition_graph,
+    parse_graph,
+)
+from wasmflow.api.graph import Edge, Graph, Step
 from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import CACHE_DIR, EndpointFiles
-from wasmflow.errors import ConfigError
 
+OperationType = Step
 
-class OperationType(enum.StrEnum):
-    SOURCE = "source"
-    MAP = "map"
-    FILTER = "filter"
-    BRANCH = "branch"
-    ACCUMULATE = "accumulate"
-    DELAY = "delay"
-    CONCATENATE = "concatenate"
-    SINK = "sink"
-
-    @property
-    def takes_module(self) -> bool:
-        return self not in (OperationType.SOURCE, OperationType.SINK, OperationType.CONCATENATE)
-
-
-class _Aio(BaseModel):
-    """AIO's own field names (camelCase, ``$schema``); unknown fields are kept, as AIO's schema evolves."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-
-class GraphMetadata(_Aio):
-    name: str = ""
-    description: str = ""
-    version: str = ""
-    schema_: str | None = Field(default=None, alias="$schema")
-    vendor: str = ""
-
-
-class Feature(_Aio):
-    name: str
-
-
-class ModuleRequirements(_Aio):
-    api_version: str = Field(alias="apiVersion")
-    runtime_version: str = Field(alias="runtimeVersion")
-    features: list[Feature] = Field(default_factory=list)
-
-
-class Parameter(_Aio):
-    name: str = ""
-    description: str = ""
-    default: str | None = None
-    required: bool = False
-
-    @field_validator("default", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        """A default is text for ``init``; YAML may write it as a number or boolean, never as a list or mapping
-        (turning a structure into text is unbounded work: the way an alias bomb explodes)."""
-        if value is None:
-            return None
-        if not isinstance(value, str | int | float | bool):
-            raise ValueError(f"a parameter default must be text, a number or a boolean, not a {type(value).__name__}")
-        return str(value)
-
-
-class ModuleConfiguration(_Aio):
-    name: str
-    parameters: dict[str, Parameter] = Field(default_factory=dict)
-
-
-class Operation(_Aio):
-    operation_type: OperationType = Field(alias="operationType")
-    name: str = Field(min_length=1)
-    module: str | None = None
-
-
-class ConnectionEnd(_Aio):
-    name: str
-    arm: str | None = None
-
-    @field_validator("arm", mode="before")
-    @classmethod
-    def _arm(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return "True" if value else "False"
-        return value
-
-
-class Connection(_Aio):
-    from_: ConnectionEnd = Field(alias="from")
-    to: ConnectionEnd
-
-
-class GraphDefinition(_Aio):
-    metadata: GraphMetadata = Field(default_factory=GraphMetadata)
-    module_requirements: ModuleRequirements | None = Field(default=None, alias="moduleRequirements")
-    module_configurations: list[ModuleConfiguration] = Field(default_factory=list, alias="moduleConfigurations")
-    operations: list[Operation]
-    connections: list[Connection] = Field(default_factory=list)
-    schemas: list[Any] = Field(default_factory=list)
-
-    def parameters(self, operation: str, overrides: Mapping[str, str] | None = None) -> tuple[tuple[str, str], ...]:
-        """What ``init`` of ``operation`` receives: each declared parameter's value (override, else default)."""
-        values: dict[str, str] = {}
-        for configuration in self.module_configurations:
-            if configuration.name != operation:
-                continue
-            for key, parameter in configuration.parameters.items():
-                if parameter.default is not None:
-                    values[key] = parameter.default
-        values.update(overrides or {})
-        return tuple(values.items())
-
-
-def parse_graph(text: str, where: str = "graph") -> GraphDefinition:
-    """The graph definition in ``text`` (YAML or JSON); ConfigError names the field that is wrong.
-
-    Parsed by ``yaml_input``: at most ``MAX_GRAPH_BYTES``, no anchors or aliases (a definition comes from whoever
-    may create a Dataflow or push to the registry, and one alias bomb would take the controller down for all).
-    """
-    from wasmflow.api.yaml_input import MAX_GRAPH_BYTES, load_yaml  # noqa: PLC0415 - few workers parse YAML
-
-    document = load_yaml(text, where, max_bytes=MAX_GRAPH_BYTES)
-    if not isinstance(document, dict):
-        raise ConfigError("a graph definition is a mapping with operations and connections", where=where)
-    try:
-        return GraphDefinition.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {first['msg'].removeprefix('Value error, ')}", where=where) from exc
-
-
-@dataclass(frozen=True)
-class Edge:
-    """One connection as the engine runs it; ``port`` is its index among the target's inputs."""
-
-    source: str
-    target: str
-    arm: bool | None
-    port: int
+__all__ = [
+    "AioModule",
+    "AioWorkerConfig",
+    "Connection",
+    "ConnectionEnd",
+    "Edge",
+    "GraphDefinition",
+    "GraphMetadata",
+    "GraphPlan",
+    "ModuleConfiguration",
+    "Operation",
+    "OperationType",
+    "Parameter",
+    "is_aio_config",
+    "parse_graph",
+    "plan_graph",
+]
 
 
 @dataclass(frozen=True)
 class GraphPlan:
-    """A valid graph definition in topological order."""
+    """A valid graph definition in topological order (the graph IR with its definition)."""
 
     definition: GraphDefinition
-    order: tuple[str, ...]
-    types: dict[str, OperationType]
-    outputs: dict[str, tuple[Edge, ...]] = field(default_factory=dict)
-    inputs: dict[str, tuple[Edge, ...]] = field(default_factory=dict)
+    graph: Graph
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return self.graph.order
+
+    @property
+    def types(self) -> dict[str, Step]:
+        return {name: node.step for name, node in self.graph.nodes.items()}
+
+    @property
+    def outputs(self) -> Mapping[str, tuple[Edge, ...]]:
+        return self.graph.outputs
+
+    @property
+    def inputs(self) -> Mapping[str, tuple[Edge, ...]]:
+        return self.graph.inputs
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.types[n] is OperationType.SOURCE)
+        return self.graph.sources
 
     @property
     def sinks(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.types[n] is OperationType.SINK)
+        return self.graph.sinks
 
     def operation(self, name: str) -> Operation:
         return next(o for o in self.definition.operations if o.name == name)
 
 
 def plan_graph(definition: GraphDefinition) -> GraphPlan:
-    """Check the graph and order it; GraphError lists every problem, naming ``operations[i] (name)`` or
-    ``connections[j] (from -> to)``."""
-    problems: list[GraphProblem] = []
-    index: dict[str, int] = {}
-    for i, operation in enumerate(definition.operations):
-        where = f"operations[{i}] ({operation.name})"
-        if operation.name in index:
-            problems.append(GraphProblem(where, "shares its name with another operation"))
-            continue
-        index[operation.name] = i
-        if operation.operation_type.takes_module and not operation.module:
-            problems.append(GraphProblem(where, f"is a {operation.operation_type.value} but names no module"))
-        if not operation.operation_type.takes_module and operation.module:
-            problems.append(GraphProblem(where, f"is a {operation.operation_type.value} and takes no module"))
-    types = {o.name: o.operation_type for o in definition.operations}
-    outputs: dict[str, list[Edge]] = {name: [] for name in index}
-    inputs: dict[str, list[Edge]] = {name: [] for name in index}
-    for j, connection in enumerate(definition.connections):
-        source, target, arm_text = connection.from_.name, connection.to.name, connection.from_.arm
-        where = f"connections[{j}] ({source} -> {target})"
-        missing = [n for n in (source, target) if n not in index]
-        if missing:
-            problems.append(GraphProblem(where, f"names operation(s) that do not exist: {', '.join(missing)}"))
-            continue
-        arm: bool | None = None
-        if arm_text is not None:
-            if arm_text not in ("True", "False"):
-                problems.append(GraphProblem(where, f'from.arm must be "True" or "False", not {arm_text!r}'))
-                continue
-            arm = arm_text == "True"
-        if types[source] is OperationType.BRANCH and arm is None:
-            problems.append(GraphProblem(where, 'leaves a branch: set from.arm to "True" or "False"'))
-        if types[source] is not OperationType.BRANCH and arm is not None:
-            problems.append(GraphProblem(where, f"has from.arm, but {source} is not a branch"))
-        if types[target] is OperationType.SOURCE:
-            problems.append(GraphProblem(where, f"points into source {target}: sources take no input"))
-        if types[source] is OperationType.SINK:
-            problems.append(GraphProblem(where, f"leaves sink {source}: sinks have no output"))
-        edge = Edge(source, target, arm, len(inputs[target]))
-        outputs[source].append(edge)
-        inputs[target].append(edge)
-    for name, kind in types.items():
-        where = f"operations[{index[name]}] ({name})"
-        if kind is not OperationType.SOURCE and not inputs[name]:
-            problems.append(GraphProblem(where, "has no incoming connection"))
-        if kind is not OperationType.SINK and not outputs[name]:
-            problems.append(GraphProblem(where, "has no outgoing connection: its items would go nowhere"))
-    if OperationType.SOURCE not in types.values():
-        problems.append(GraphProblem("operations", "the graph has no source"))
-    if OperationType.SINK not in types.values():
-        problems.append(GraphProblem("operations", "the graph has no sink"))
-    order = topological_order(outputs, lambda edge: edge.target)
-    if order is None:
-        problems.append(GraphProblem("connections", "the connections form a cycle"))
-    if problems:
-        raise GraphError(problems)
-    assert order is not None
-    return GraphPlan(
-        definition=definition,
-        order=tuple(order),
-        types=types,
-        outputs={k: tuple(v) for k, v in outputs.items()},
-        inputs={k: tuple(v) for k, v in inputs.items()},
-    )
+    """Check the graph and order it (``definition_graph``); GraphError lists every problem."""
+    return GraphPlan(definition, definition_graph(definition))
 
 
 # -- running a graph definition on a worker ----------------------------------------------------------------------

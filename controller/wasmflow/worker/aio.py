@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, OperationType, parse_graph, plan_graph
 from wasmflow.api.dataflow_graph import state_topic_prefix
-from wasmflow.api.graph import MAX_IN_FLIGHT
+from wasmflow.api.frontends.dataflow import MAX_IN_FLIGHT
 from wasmflow.api.workerconfig import WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM

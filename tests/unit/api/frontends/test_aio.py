@@ -1,4 +1,4 @@
-"""AIO graph definitions: AIO's YAML read unchanged, every structural problem reported naming where it is."""
+"""The AIO front-end: AIO's graph YAML read unchanged into the graph IR, every problem reported naming where it is."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from wasmflow.api.aio_graph import OperationType, parse_graph, plan_graph
-from wasmflow.api.graph import GraphError
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
+from wasmflow.api.graph import GraphError, Step
 from wasmflow.errors import ConfigError
 
-GRAPH = Path(__file__).resolve().parents[2] / "integration" / "run" / "aio" / "graph.yaml"
+GRAPH = Path(__file__).resolve().parents[3] / "integration" / "run" / "aio" / "graph.yaml"
 
 
 def test_the_sample_graph_is_planned_in_topological_order() -> None:
-    plan = plan_graph(parse_graph(GRAPH.read_text()))
-    assert plan.order[0] == "source" and plan.order[-1] == "sink"
-    assert plan.types["concatenate1"] is OperationType.CONCATENATE
-    arms = {e.target: e.arm for e in plan.outputs["module-threshold/branch"]}
+    graph = definition_graph(parse_graph(GRAPH.read_text()))
+    assert graph.order[0] == "source" and graph.order[-1] == "sink"
+    assert graph.step("concatenate1") is Step.CONCATENATE
+    arms = {e.target: e.arm for e in graph.outputs["module-threshold/branch"]}
     assert arms == {"concatenate1": True, "module-window/delay": False}
-    assert [e.port for e in plan.inputs["concatenate1"]] == [0, 1]
+    assert [e.port for e in graph.inputs["concatenate1"]] == [0, 1]
 
 
 def test_parameters_are_the_declared_defaults_unless_overridden() -> None:
@@ -50,7 +50,7 @@ connections:
   - {from: {name: nowhere}, to: {name: out}}
 """
     with pytest.raises(GraphError) as caught:
-        plan_graph(parse_graph(text))
+        definition_graph(parse_graph(text))
     found = {(p.where, p.message) for p in caught.value.problems}
     assert ("operations[1] (m)", "is a map but names no module") in found
     assert ("connections[1] (b -> out)", 'leaves a branch: set from.arm to "True" or "False"') in found
@@ -79,4 +79,4 @@ connections:
   - {from: {name: b}, to: {name: out}}
 """
     with pytest.raises(GraphError, match="cycle"):
-        plan_graph(parse_graph(text))
+        definition_graph(parse_graph(text))
