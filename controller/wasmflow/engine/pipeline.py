@@ -9,7 +9,7 @@
   tracker only when it has returned, so at-least-once and the source's acknowledgement order are unchanged.
 - Windows: an accumulate node acknowledges what it folded when its window closes. Over MQTT QoS 1 the broker
   stops at the source's Receive Maximum of unacknowledged messages, so the worker sizes that for the graph's
-  count windows (api/graph.py refuses a count window no Receive Maximum covers), and a window closes early,
+  count windows (api/frontends/dataflow.py refuses a count window no Receive Maximum covers), and a window closes early,
   saying so, when a source has its whole budget outstanding (``_watch_budgets``): no window waits forever.
 - At-least-once: every input carries a tracker; forking to N successors adds N-1 to it, every terminal event
   (delivered to a sink, filtered, dropped, dead-lettered, folded into a window that was then delivered) releases
