@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from wasmflow.api.dataflow_graph import GraphPort
 from wasmflow.api.frontends.aio import definition_graph, parse_graph
 from wasmflow.api.graph import GraphError, Step
 from wasmflow.errors import ConfigError
@@ -80,3 +81,68 @@ connections:
 """
     with pytest.raises(GraphError, match="cycle"):
         definition_graph(parse_graph(text))
+
+
+BRANCH_ONE_ARM = """
+operations:
+  - {operationType: source, name: s}
+  - {operationType: branch, name: b, module: "b:1"}
+  - {operationType: sink, name: out}
+connections:
+  - {from: {name: s}, to: {name: b}}
+  - {from: {name: b, arm: "True"}, to: {name: out}}
+"""
+
+
+def test_a_branch_arm_without_a_connection_drops_its_items() -> None:
+    graph = definition_graph(parse_graph(BRANCH_ONE_ARM))
+    assert graph.nodes["b"].drop_arm is False
+    assert [(e.target, e.arm) for e in graph.outputs["b"]] == [("out", True)]
+
+
+def test_a_branch_without_any_connection_out_is_named_in_aio_words() -> None:
+    text = BRANCH_ONE_ARM.replace('  - {from: {name: b, arm: "True"}, to: {name: out}}\n', "")
+    text += "  - {from: {name: s}, to: {name: out}}\n"
+    with pytest.raises(GraphError) as caught:
+        definition_graph(parse_graph(text))
+    assert {(p.where, p.message) for p in caught.value.problems} == {
+        ("operations[1] (b)", "has no outgoing connection: its items would go nowhere"),
+        ("operations[1] (b)", "branch has no connection for arm true"),
+        ("operations[1] (b)", "branch has no connection for arm false"),
+    }
+
+
+def test_overridden_parameters_and_bound_ports_are_on_the_nodes() -> None:
+    ports = {"source": GraphPort(endpoint="broker", topic="in"), "sink": GraphPort(endpoint="broker", topic="out")}
+    graph = definition_graph(
+        parse_graph(GRAPH.read_text()), {"module-range/filter": {"upper": "90"}}, sources=ports, sinks=ports
+    )
+    assert graph.nodes["module-range/filter"].parameters == (("lower", "-50"), ("upper", "90"))
+    assert (graph.nodes["source"].endpoint, graph.nodes["source"].topic) == ("broker", "in")
+    assert (graph.nodes["sink"].endpoint, graph.nodes["sink"].topic) == ("broker", "out")
+    assert graph.nodes["module-f2c/map"].module == "wasmflow-tests/f2c:1.0.0"
+
+
+def test_a_concatenate_takes_no_module() -> None:
+    text = """
+operations:
+  - {operationType: source, name: s}
+  - {operationType: concatenate, name: c, module: "c:1"}
+  - {operationType: sink, name: out}
+connections:
+  - {from: {name: s}, to: {name: c}}
+  - {from: {name: c}, to: {name: out}}
+"""
+    with pytest.raises(GraphError) as caught:
+        definition_graph(parse_graph(text))
+    assert [(p.where, p.message) for p in caught.value.problems] == [
+        ("operations[1] (c)", "is a concatenate and takes no module")
+    ]
+
+
+def test_a_definition_inside_a_dataflow_names_its_problems_from_there() -> None:
+    with pytest.raises(GraphError) as caught:
+        definition_graph(parse_graph("operations: [{operationType: map, name: m}]"), at="spec.graph.definition ")
+    found = {(p.where, p.message) for p in caught.value.problems}
+    assert ("spec.graph.definition operations[0] (m)", "is a map but names no module") in found
+    assert ("spec.graph.definition operations", "the graph has no source") in found

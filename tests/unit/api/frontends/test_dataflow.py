@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from wasmflow.api.dataflow import DataflowSpec, Edge, Endpoint, Node
+from wasmflow.api.frontends import spec_graph
 from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.api.graph import Edge as GraphEdge
 from wasmflow.api.graph import GraphError, Step
@@ -194,3 +195,34 @@ def test_a_node_naming_an_unknown_module_is_named_when_modules_are_known() -> No
     with pytest.raises(GraphError) as info:
         dataflow_graph(s, {})
     assert info.value.problems[0].message == "names WasmModule a, which does not exist"
+
+
+def test_nodes_carry_what_the_runtime_needs_from_the_spec() -> None:
+    policy = {"action": "deadLetter", "endpoint": "b", "topic": "dead"}
+    s = spec(
+        [SRC, op("avg", "accumulate", configuration={"k": "v"}, errorPolicy=policy), OUT],
+        [e("in", "avg"), e("avg", "out")],
+    )
+    graph = dataflow_graph(s)
+    avg = graph.nodes["avg"]
+    assert (avg.step, avg.module, avg.parameters, avg.where) == (
+        Step.ACCUMULATE,
+        "avg",
+        (("k", "v"),),
+        "spec.nodes[1] (avg)",
+    )
+    assert avg.window is not None and avg.window.count == 2
+    assert avg.error_policy is not None and avg.error_policy.topic == "dead"
+    assert (graph.nodes["in"].endpoint, graph.nodes["in"].topic) == ("b", "t")
+
+
+def test_a_dataflow_running_an_aio_graph_is_not_read_as_nodes() -> None:
+    s = DataflowSpec.model_validate(
+        {
+            "endpoints": {"b": {"mqtt": {"url": "mqtt://broker:1883"}}},
+            "graph": {"artifact": {"reference": "registry.local/graphs/g:1"}},
+        }
+    )
+    with pytest.raises(GraphError, match="runs an AIO graph definition"):
+        dataflow_graph(s)
+    assert spec_graph(s) is None  # an artifact: checked once the controller pulled it
