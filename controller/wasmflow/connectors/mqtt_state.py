@@ -31,7 +31,7 @@ Guarantees, and what they are not:
 
 Host functions call it synchronously from the graph's event loop: a write waits for one round trip to the broker
 (about a millisecond on loopback), reads never touch the network. The local view is an
-``engine.aio_state.MemoryStateStore``, so conditions, fencing, bounds and expiry mean the same as in
+``engine.worlds.aio.state.MemoryStateStore``, so conditions, fencing, bounds and expiry mean the same as in
 ``wasmflow run``.
 """
 

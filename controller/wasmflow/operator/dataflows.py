@@ -33,11 +33,12 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from wasmflow.api import status as conditions
-from wasmflow.api.aio_graph import GraphPlan, parse_graph, plan_graph
 from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.dataflow_graph import DataflowGraph
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends import spec_graph
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
+from wasmflow.api.graph import Graph, GraphError
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
@@ -176,7 +177,7 @@ def plan(
         first = exc.errors()[0]
         return Stalled("InvalidSpec", f"{format_path(list(first['loc']))}: {first['msg']}")
     try:
-        validate_graph(dataflow.spec)
+        spec_graph(dataflow.spec)
     except GraphError as exc:
         return Stalled("InvalidGraph", _graph_message(exc))
     if dataflow.spec.graph is not None:
@@ -203,7 +204,7 @@ def plan(
     # A module whose spec does not parse has no kind to compare: it is reported as failed just below.
     kinds = {n: s.module.spec.operator if s.module else _expected_kind(dataflow, n) for n, s in found.items()}
     try:
-        validate_graph(dataflow.spec, kinds)
+        spec_graph(dataflow.spec, kinds)
     except GraphError as exc:
         return Stalled("ModuleKindMismatch", _graph_message(exc))
     failed = [s for s in found.values() if not s.ready and s.stalled]
@@ -272,14 +273,14 @@ async def resolve_graph(
         except UnicodeDecodeError:
             return Stalled("InvalidGraph", f"graph artifact {reference}: the definition is not UTF-8 text")
     try:
-        graph_plan = plan_graph(parse_graph(definition, where))
-    except ConfigError as exc:
-        return Stalled("InvalidGraph", str(exc))
+        graph_ir = definition_graph(parse_graph(definition, where))
     except GraphError as exc:
         return Stalled("InvalidGraph", _graph_message(exc))
+    except ConfigError as exc:
+        return Stalled("InvalidGraph", str(exc))
     modules: dict[str, PinnedGraphModule] = {}
-    for name in graph_plan.order:
-        module = graph_plan.operation(name).module
+    for name in graph_ir.order:
+        module = graph_ir.nodes[name].module
         if not module or module in modules:
             continue
         if not graph.registry:
@@ -299,7 +300,7 @@ async def resolve_graph(
         report = await (checks or ContractChecks()).report(component.digest, component.data, config.max_module_bytes)
         violations = [
             f"module {module!r} ({component.digest}) of operation {user} ({operation}): {problem}"
-            for user, operation in _operations_of(graph_plan, module)
+            for user, operation in _operations_of(graph_ir, module)
             for problem in report.aio_problems(operation)
         ]
         if violations:
@@ -309,14 +310,9 @@ async def resolve_graph(
     return PinnedGraph(artifact=artifact, modules=modules)
 
 
-def _operations_of(graph_plan: GraphPlan, module: str) -> list[tuple[str, str]]:
+def _operations_of(graph_ir: Graph, module: str) -> list[tuple[str, str]]:
     """(operation name, operation type) of every operation of the graph that runs ``module``."""
-    found = []
-    for name in graph_plan.order:
-        operation = graph_plan.operation(name)
-        if operation.module == module:
-            found.append((name, operation.operation_type.value))
-    return found
+    return [(name, graph_ir.nodes[name].step.value) for name in graph_ir.order if graph_ir.nodes[name].module == module]
 
 
 async def read_registry_ca(config: OperatorConfig) -> bytes | None:
