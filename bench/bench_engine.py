@@ -40,6 +40,7 @@ from wasmflow.engine import codec, sandbox
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message
 from wasmflow.engine.metrics import EngineMetrics
+from wasmflow.engine.worlds.operator import OperatorAdapter
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"0 B": 0, "1 KiB": 1024, "16 KiB": 16384}
@@ -106,7 +107,9 @@ def _stock(node: OperatorNode, msg: Message) -> Callable[[], object]:
     live = node._live
     assert live is not None
     store = live.store
-    func = sandbox.export_func(store, live.instance, node._operator_name, "process", node.node)
+    adapter = node.adapter
+    assert isinstance(adapter, OperatorAdapter)
+    func = sandbox.export_func(store, live.instance, adapter.operator_export, "process", node.node)
     record: Record = codec.to_record(msg)
 
     def call() -> object:

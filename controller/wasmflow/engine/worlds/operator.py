@@ -62,16 +62,17 @@ class OperatorAdapter:
                 f"node {node!r}: the component does not export "
                 + ", ".join(f"{CONTRACT_PACKAGE}/{m}@0.1.x" for m in missing)
             )
-        self._lifecycle = lifecycle
-        self._operator = operator
+        #: The exact export names (``wasmflow:operator/lifecycle@0.1.x``, ``wasmflow:operator/<kind>@0.1.x``).
+        self.lifecycle_export = lifecycle
+        self.operator_export = operator
         self._returns_message = kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
 
     def linker(self, log: GuestLog) -> tuple[Linker, bool]:
         return sandbox.node_linker(self._engine, self._component, log, self._grants)
 
     def bind(self, store: Store, instance: Instance, fast: bool) -> codec.ProcessCall:
-        init = sandbox.export_func(store, instance, self._lifecycle, "init", self.node)
-        process = sandbox.export_func(store, instance, self._operator, "process", self.node)
+        init = sandbox.export_func(store, instance, self.lifecycle_export, "init", self.node)
+        process = sandbox.export_func(store, instance, self.operator_export, "process", self.node)
         error = codec.call_init(store, init, self.node, self._configuration)
         if error is not None:
             raise EngineError(f"node {self.node!r}: init refused the configuration: {error}")
