@@ -17,6 +17,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Protocol
 
+from wasmflow.engine.message import Message
+
 
 class Step(StrEnum):
     """What a node does with an item (the graph IR's step, less sources and sinks)."""
@@ -76,4 +78,26 @@ class OperatorNode(Protocol):
 
     def close(self) -> None:
         """Free the instance; idempotent."""
+        ...
+
+
+class Values(Protocol):
+    """The world's values at the edges of a graph: what a source's ``Message`` becomes, what a sink sends.
+
+    The runtime calls it once per item at a source and once at a sink (and for a dead-letter envelope), never per
+    node. ``converts`` is False for a world whose value is the ``Message`` itself (ours): then it is not called.
+    """
+
+    converts: bool
+
+    def inbound(self, message: Message, timestamp: Any) -> Any:
+        """The value a source's message becomes, stamped ``timestamp`` (None without timestamps)."""
+        ...
+
+    def outbound(self, value: Any, timestamp: Any, node: str) -> Message:
+        """The message a sink sends for ``value`` (``node``: the sink's name, a topic when the value has none)."""
+        ...
+
+    def empty(self, first: Any, timestamp: Any) -> Any:
+        """The state an accumulate window starts from, given its first item."""
         ...
