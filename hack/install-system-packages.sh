@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test services and builds need: the CNCF distribution registry, mosquitto
-# (MQTT v5 broker and clients) and openssl (test certificates). Idempotent: does nothing when all are present.
+# (MQTT v5 broker and clients), openssl (test certificates) and graphviz (`dot`: `wasmflow graph --format svg`).
+# Idempotent: does nothing when all are present.
 # `hack/install-system-packages.sh node` installs instead what the test node (hack/node.sh) needs: containerd, runc,
 # the CNI plugins (bridge, host-local, loopback in /usr/lib/cni), a static busybox for its images, iproute2.
 set -euo pipefail
 
-packages=(docker-registry mosquitto mosquitto-clients openssl apache2-utils)
+packages=(docker-registry mosquitto mosquitto-clients openssl apache2-utils graphviz)
 if [[ ${1:-} == node ]]; then
   packages=(containerd runc containernetworking-plugins busybox-static iproute2 util-linux openssl curl)
 fi

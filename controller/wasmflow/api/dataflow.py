@@ -3,7 +3,8 @@
 Cross-field rules are written twice on purpose: as CEL rules in the CRD (the API server refuses a bad manifest at
 ``kubectl apply``) and as validators here (``wasmflow run`` refuses the same manifest without a cluster). Each rule
 and its mirror sit next to each other. The full graph check (cycles, reachability, dead ends) is
-``wasmflow.api.graph.validate_graph``, run by the engine and by the controller.
+``wasmflow.api.graph.check_graph`` (through ``wasmflow.api.frontends.dataflow``), run by the engine and by the
+controller.
 """
 
 from __future__ import annotations

@@ -1,26 +1,48 @@
-"""The one graph check, shared by the engine (``wasmflow run``, the worker) and the controller (status).
+"""The graph IR: what both front-ends produce and the runtime runs, and the one graph check.
 
-It reports every problem at once, each naming the node (``spec.nodes[i] (name)``) or the edge
-(``spec.edges[j] (from -> to)``) so the user can fix the manifest in one pass. Several edges into one node are
-allowed: that is a fan-in, and the node sees the merged stream. A branch wires both arms, unless ``dropArm`` says
-which arm's messages are dropped on purpose.
+A Dataflow's ``spec.nodes``/``spec.edges`` (``api/frontends/dataflow.py``) and an Azure IoT Operations graph
+definition (``api/frontends/aio.py``) each translate into ``GraphNode`` records and ``Wire``s; ``check_graph`` checks
+them once and returns a ``Graph`` in topological order, or raises ``GraphError`` listing every problem, each naming
+where it was written (``spec.nodes[2] (to-celsius)``, ``connections[1] (b -> out)``) so the user fixes the manifest
+in one pass. The front-ends add only what is theirs (endpoints, WasmModule kinds, windows over QoS 1 sources, AIO's
+arm text); this module imports no front-end.
 
-Most reference problems are already refused when the model is parsed (the mirrors of the CRD's CEL rules); this check
-repeats them so a spec built any other way (``model_construct``, a worker's config) gets the same answers.
+Several edges into one node are allowed: that is a fan-in (``Edge.port`` numbers the inputs, which AIO's concatenate
+and the timestamp frontier need). A branch wires both arms, unless ``drop_arm`` says which arm's messages are dropped
+on purpose.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from wasmflow.api.dataflow import DataflowSpec, NodeType
-from wasmflow.api.kinds import OperatorKind
+from wasmflow.api.dataflow import ErrorPolicy, Window
+from wasmflow.api.wasmmodule import Limits
 from wasmflow.errors import ConfigError
 
 _E = TypeVar("_E")
+
+
+class Step(enum.StrEnum):
+    """What a node does to the messages passing through it."""
+
+    SOURCE = "source"
+    MAP = "map"
+    FILTER = "filter"
+    BRANCH = "branch"
+    ACCUMULATE = "accumulate"
+    DELAY = "delay"
+    CONCATENATE = "concatenate"
+    SINK = "sink"
+
+    @property
+    def takes_module(self) -> bool:
+        """The steps that run an operator module (the others are done by the runtime itself)."""
+        return self not in (Step.SOURCE, Step.SINK, Step.CONCATENATE)
 
 
 @dataclass(frozen=True)
@@ -39,238 +61,201 @@ class GraphError(ConfigError):
 
 
 @dataclass(frozen=True)
-class Successor:
-    node: str
+class GraphNode:
+    """One node as the runtime runs it. ``where`` names it in messages (``spec.nodes[2] (to-celsius)``).
+
+    ``module`` is the key the front-end resolves modules by (a WasmModule name; AIO's ``repository:tag``), None for
+    the steps that run no module. ``parameters`` are what the operator's ``init`` receives. The rest is set where
+    the front-end has it: a Dataflow's window, error policy and endpoint/topic; AIO sources and sinks bound to an
+    endpoint by a Dataflow's ``spec.graph``.
+    """
+
+    name: str
+    step: Step
+    where: str
+    module: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+    window: Window | None = None
+    """For accumulate nodes of a Dataflow: when the window closes (count and/or duration)."""
+    error_policy: ErrorPolicy | None = None
+    """The node's own error policy (a Dataflow's ``errorPolicy`` applies when None)."""
+    drop_arm: bool | None = None
+    """For branches: the arm whose messages are dropped on purpose (it has no edge)."""
+    endpoint: str | None = None
+    """For sources and sinks: the endpoint (a key of the Dataflow's ``spec.endpoints``)."""
+    topic: str | None = None
+    """For sources: the topic filter; for sinks: the topic."""
+    limits: Limits | None = None
+    """Per-node limits when the front-end knows them (the module's own apply when None)."""
+
+
+@dataclass(frozen=True)
+class Wire:
+    """An edge as the front-end read it, before the check: ``where`` names it in messages."""
+
+    source: str
+    target: str
     arm: bool | None
+    where: str
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One edge as the runtime runs it; ``port`` is its index among the target's inputs."""
+
+    source: str
+    target: str
+    arm: bool | None
+    port: int
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a front-end's users name things, so each problem reads in the words of the file they wrote."""
+
+    node: str = "node"
+    edge: str = "edge"
+    items: str = "messages"
+    nodes_at: str = "spec.nodes"
+    step_noun: str = "{step} node"
+    arm_needed: str = "leaves a branch node: set arm: true or arm: false"
+    arm_given: str = "arm: {arm}"
+    arm_missing: str = "branch has no edge for arm: {arm} (or set dropArm: {arm})"
+
+
+DATAFLOW_WORDING = Wording()
 
 
 @dataclass(frozen=True)
 class Graph:
-    """A valid graph: nodes in topological order, and who feeds whom."""
+    """A valid graph: its nodes, the edges out of and into each, and a topological order."""
 
     order: tuple[str, ...]
-    successors: dict[str, tuple[Successor, ...]] = field(default_factory=dict)
-    predecessors: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    types: dict[str, NodeType] = field(default_factory=dict)
+    nodes: Mapping[str, GraphNode] = field(default_factory=dict)
+    outputs: Mapping[str, tuple[Edge, ...]] = field(default_factory=dict)
+    inputs: Mapping[str, tuple[Edge, ...]] = field(default_factory=dict)
 
     @property
     def sources(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.types[n] is NodeType.SOURCE)
+        return tuple(n for n in self.order if self.nodes[n].step is Step.SOURCE)
 
     @property
     def sinks(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.types[n] is NodeType.SINK)
+        return tuple(n for n in self.order if self.nodes[n].step is Step.SINK)
+
+    def step(self, name: str) -> Step:
+        return self.nodes[name].step
+
+    def predecessors(self, name: str) -> tuple[str, ...]:
+        """The nodes feeding ``name``, one per edge (a node wired twice, by both arms, appears twice)."""
+        return tuple(e.source for e in self.inputs[name])
 
 
-def validate_graph(spec: DataflowSpec, modules: Mapping[str, OperatorKind] | None = None) -> Graph:
-    """Check the graph of ``spec`` and return it in topological order, or raise GraphError with every problem.
+def check_graph(
+    nodes: Sequence[GraphNode],
+    wires: Sequence[Wire],
+    wording: Wording = DATAFLOW_WORDING,
+    also: Sequence[GraphProblem] = (),
+) -> Graph:
+    """The graph checks, once for every front-end: unique names; edges between existing nodes, each once; arms only
+    leaving branches, both arms of a branch wired unless dropped; nothing into a source, nothing out of a sink;
+    modules where the step runs one; every node with an input and an output; a source and a sink; no cycle; every
+    node reachable from a source.
 
-    ``modules`` (WasmModule name -> its ``spec.operator``), when the caller knows them, is checked too: each operator
-    node must name one of them, of the node's own kind.
+    Returns the graph in topological order, or raises ``GraphError`` with every problem, the front-end's own
+    (``also``: endpoints, module kinds) after the check's.
     """
-    if spec.graph is not None:
-        return _check_aio_graph(spec)
+    w = wording
     problems: list[GraphProblem] = []
-    index = {n.name: i for i, n in enumerate(spec.nodes)}
-    types = {n.name: n.type for n in spec.nodes}
+    by_name: dict[str, GraphNode] = {}
+    for node in nodes:
+        if node.name in by_name:
+            problems.append(GraphProblem(node.where, f"shares its name with another {w.node}"))
+            continue
+        by_name[node.name] = node
+        noun = w.step_noun.format(step=node.step.value)
+        if node.step.takes_module and not node.module:
+            problems.append(GraphProblem(node.where, f"is a {noun} but names no module"))
+        if not node.step.takes_module and node.module:
+            problems.append(GraphProblem(node.where, f"is a {noun} and takes no module"))
 
-    def at_node(name: str) -> str:
-        return f"spec.nodes[{index[name]}] ({name})"
-
-    successors: dict[str, list[Successor]] = {n.name: [] for n in spec.nodes}
-    predecessors: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
+    outputs: dict[str, list[Edge]] = {name: [] for name in by_name}
+    inputs: dict[str, list[Edge]] = {name: [] for name in by_name}
     seen: set[tuple[str, str, bool | None]] = set()
-    for j, edge in enumerate(spec.edges):
-        where = f"spec.edges[{j}] ({edge.from_} -> {edge.to})"
-        if edge.from_ not in index or edge.to not in index:
-            missing = [n for n in (edge.from_, edge.to) if n not in index]
-            problems.append(GraphProblem(where, f"names node(s) that do not exist: {', '.join(missing)}"))
+    for wire in wires:
+        source, target, where = wire.source, wire.target, wire.where
+        missing = [n for n in (source, target) if n not in by_name]
+        if missing:
+            problems.append(GraphProblem(where, f"names {w.node}(s) that do not exist: {', '.join(missing)}"))
             continue
-        key = (edge.from_, edge.to, edge.arm)
-        if key in seen:
-            problems.append(GraphProblem(where, "duplicates an earlier edge"))
+        if (source, target, wire.arm) in seen:
+            problems.append(GraphProblem(where, f"duplicates an earlier {w.edge}"))
             continue
-        seen.add(key)
-        if types[edge.from_] is NodeType.BRANCH and edge.arm is None:
-            problems.append(GraphProblem(where, "leaves a branch node: set arm: true or arm: false"))
-        if types[edge.from_] is not NodeType.BRANCH and edge.arm is not None:
-            problems.append(GraphProblem(where, f"has arm: {str(edge.arm).lower()}, but {edge.from_} is not a branch"))
-        if types[edge.to] is NodeType.SOURCE:
-            problems.append(GraphProblem(where, f"points into source {edge.to}: sources take no input"))
-        if types[edge.from_] is NodeType.SINK:
-            problems.append(GraphProblem(where, f"leaves sink {edge.from_}: sinks have no output"))
-        successors[edge.from_].append(Successor(edge.to, edge.arm))
-        predecessors[edge.to].append(edge.from_)
+        seen.add((source, target, wire.arm))
+        from_step, to_step = by_name[source].step, by_name[target].step
+        if from_step is Step.BRANCH and wire.arm is None:
+            problems.append(GraphProblem(where, w.arm_needed))
+        if from_step is not Step.BRANCH and wire.arm is not None:
+            given = w.arm_given.format(arm=str(wire.arm).lower())
+            problems.append(GraphProblem(where, f"has {given}, but {source} is not a branch"))
+        if to_step is Step.SOURCE:
+            problems.append(GraphProblem(where, f"points into source {target}: sources take no input"))
+        if from_step is Step.SINK:
+            problems.append(GraphProblem(where, f"leaves sink {source}: sinks have no output"))
+        edge = Edge(source, target, wire.arm, len(inputs[target]))
+        outputs[source].append(edge)
+        inputs[target].append(edge)
 
-    names = [n.name for n in spec.nodes]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(GraphProblem(at_node(name), "shares its name with another node"))
-    for node in spec.nodes:
-        name, kind = node.name, node.type
-        if kind.is_operator and node.module is None:
-            problems.append(GraphProblem(at_node(name), f"is a {kind.value} node but names no module"))
-        if not kind.is_operator and node.endpoint not in spec.endpoints:
-            problems.append(GraphProblem(at_node(name), f"names endpoint {node.endpoint!r}, not in spec.endpoints"))
-        if kind is not NodeType.SOURCE and not predecessors[name]:
-            problems.append(GraphProblem(at_node(name), "has no incoming edge"))
-        if kind is not NodeType.SINK and not successors[name]:
-            problems.append(GraphProblem(at_node(name), "has no outgoing edge: its messages would go nowhere"))
-        if kind is NodeType.BRANCH:
-            arms = {s.arm for s in successors[name]}
-            for arm in (True, False):
-                text = str(arm).lower()
-                if arm in arms and node.drop_arm is arm:
-                    problems.append(GraphProblem(at_node(name), f"drops arm {text} (dropArm) but has an edge for it"))
-                elif arm not in arms and node.drop_arm is not arm:
-                    problems.append(
-                        GraphProblem(at_node(name), f"branch has no edge for arm: {text} (or set dropArm: {text})")
-                    )
+    for name, node in by_name.items():
+        if node.step is not Step.SOURCE and not inputs[name]:
+            problems.append(GraphProblem(node.where, f"has no incoming {w.edge}"))
+        if node.step is not Step.SINK and not outputs[name]:
+            problems.append(GraphProblem(node.where, f"has no outgoing {w.edge}: its {w.items} would go nowhere"))
+        if node.step is Step.BRANCH:
+            problems += _arm_problems(node, {e.arm for e in outputs[name]}, w)
+        elif node.drop_arm is not None:
+            problems.append(GraphProblem(node.where, "drops an arm (dropArm) but is not a branch"))
+    steps = {n.step for n in by_name.values()}
+    if Step.SOURCE not in steps:
+        problems.append(GraphProblem(w.nodes_at, "the graph has no source"))
+    if Step.SINK not in steps:
+        problems.append(GraphProblem(w.nodes_at, "the graph has no sink"))
 
-    if not any(n.type is NodeType.SOURCE for n in spec.nodes):
-        problems.append(GraphProblem("spec.nodes", "the graph has no source"))
-    if not any(n.type is NodeType.SINK for n in spec.nodes):
-        problems.append(GraphProblem("spec.nodes", "the graph has no sink"))
-
-    order = topological_order(successors, lambda s: s.node)
+    order = topological_order(outputs, lambda edge: edge.target)
     if order is None:
-        cycle = _find_cycle(successors)
-        problems.append(GraphProblem(at_node(cycle[0]), "is on a cycle: " + " -> ".join(cycle)))
+        cycle = _find_cycle(outputs)
+        problems.append(GraphProblem(by_name[cycle[0]].where, "is on a cycle: " + " -> ".join(cycle)))
     else:
-        reachable = _reachable([n.name for n in spec.nodes if n.type is NodeType.SOURCE], successors)
-        for node in spec.nodes:
-            if node.name not in reachable and predecessors[node.name]:  # (no input at all is reported above)
-                problems.append(GraphProblem(at_node(node.name), "is not reachable from any source"))
-
-    if modules is not None:
-        problems += _module_problems(spec, modules, at_node)
-
+        reachable = _reachable([n for n, node in by_name.items() if node.step is Step.SOURCE], outputs)
+        for name, node in by_name.items():
+            if name not in reachable and inputs[name]:  # (no input at all is reported above)
+                problems.append(GraphProblem(node.where, "is not reachable from any source"))
+    problems += also
     if problems:
         raise GraphError(problems)
-    assert order is not None
-    graph = Graph(
+    assert order is not None  # (a cycle is a problem)
+    return Graph(
         order=tuple(order),
-        successors={k: tuple(v) for k, v in successors.items()},
-        predecessors={k: tuple(v) for k, v in predecessors.items()},
-        types=types,
+        nodes=by_name,
+        outputs={k: tuple(v) for k, v in outputs.items()},
+        inputs={k: tuple(v) for k, v in inputs.items()},
     )
-    problems = _window_problems(spec, graph, at_node)
-    if problems:
-        raise GraphError(problems)
-    return graph
 
 
-#: The most QoS 1 messages an MQTT v5 client can hold unacknowledged: the largest Receive Maximum (2 bytes).
-MAX_IN_FLIGHT = 65535
-
-
-def held_by_windows(spec: DataflowSpec, graph: Graph, source: str) -> tuple[int | None, dict[str, int | None]]:
-    """How many of ``source``'s messages accumulate windows may hold unacknowledged at once, and at each node.
-
-    A window acknowledges what it folded only when it closes (at-least-once), so a count window of N holds N
-    inputs, and windows in series multiply (each output of the first carries N inputs). ``None`` is "no bound":
-    a duration-only window holds whatever arrives in its duration. 1 means no window is downstream.
-    """
-    nodes = {n.name: n for n in spec.nodes}
-    held: dict[str, int | None] = {}
-    for name in graph.order:
-        if name == source:
-            held[name] = 1
-            continue
-        inputs = [held[p] for p in graph.predecessors.get(name, ()) if p in held]
-        if not inputs:
-            continue
-        before = None if None in inputs else max(i for i in inputs if i is not None)
-        window = nodes[name].window if graph.types[name] is NodeType.ACCUMULATE else None
-        if window is None or before is None:
-            held[name] = before
-        else:
-            held[name] = None if window.count is None else min(before * window.count, MAX_IN_FLIGHT + 1)
-    values = list(held.values())
-    overall = None if None in values else max((v for v in values if v is not None), default=1)
-    return overall, held
-
-
-def _window_problems(spec: DataflowSpec, graph: Graph, at_node: Callable[[str], str]) -> list[GraphProblem]:
-    """Count windows that could never fill over a QoS 1 source: the broker stops sending at the source's
-    Receive Maximum, and no Receive Maximum covers more than MAX_IN_FLIGHT held messages."""
-    problems: list[GraphProblem] = []
-    nodes = {n.name: n for n in spec.nodes}
-    reported: set[str] = set()
-    for source in graph.sources:
-        endpoint = spec.endpoints.get(nodes[source].endpoint or "")
-        if endpoint is None or endpoint.mqtt.qos != 1:
-            continue
-        _overall, held = held_by_windows(spec, graph, source)
-        for name in graph.order:
-            count = held.get(name)
-            if count is None or count <= MAX_IN_FLIGHT or name in reported:
-                continue
-            if any((held.get(p) or 0) > MAX_IN_FLIGHT for p in graph.predecessors.get(name, ())):
-                continue  # reported where it first went over
-            reported.add(name)
-            problems.append(
-                GraphProblem(
-                    f"{at_node(name)}.window.count",
-                    f"the window acknowledges its messages only when it closes, so it would hold more than "
-                    f"{MAX_IN_FLIGHT} unacknowledged messages of QoS 1 source {source} (with the count windows "
-                    f"before it), more than MQTT lets a client hold (Receive Maximum): it could never fill. "
-                    f"Lower window.count, or use qos: 0 on endpoint {nodes[source].endpoint}",
-                )
-            )
-    return problems
-
-
-def _check_aio_graph(spec: DataflowSpec) -> Graph:
-    """A Dataflow running an AIO graph definition: an inline one is checked here (an artifact by the worker, which
-    pulls it), with every source and sink bound to an endpoint. Its nodes are AIO's, so the Graph is empty."""
-    from wasmflow.api.aio_graph import parse_graph, plan_graph  # noqa: PLC0415 - aio_graph builds on this module
-
-    assert spec.graph is not None
-    if spec.graph.definition is None:
-        return Graph(order=())
-    try:
-        plan = plan_graph(parse_graph(spec.graph.definition, "spec.graph.definition"))
-    except GraphError as exc:
-        raise GraphError([GraphProblem(f"spec.graph.definition {p.where}", p.message) for p in exc.problems]) from exc
-    except ConfigError as exc:
-        raise GraphError([GraphProblem("spec.graph.definition", exc.message)]) from exc
-    problems = [
-        GraphProblem(f"spec.graph.{role}", f"{kind} operation {name} is not bound to an endpoint")
-        for role, kind, names, bound in (
-            ("sources", "source", plan.sources, spec.graph.sources),
-            ("sinks", "sink", plan.sinks, spec.graph.sinks),
-        )
-        for name in names
-        if name not in bound
-    ]
-    if problems:
-        raise GraphError(problems)
-    return Graph(order=())
-
-
-def _module_problems(
-    spec: DataflowSpec, modules: Mapping[str, OperatorKind], at_node: Callable[[str], str]
-) -> list[GraphProblem]:
+def _arm_problems(node: GraphNode, arms: set[bool | None], w: Wording) -> list[GraphProblem]:
     problems = []
-    for node in spec.nodes:
-        if not node.type.is_operator or node.module is None:
-            continue
-        kind = modules.get(node.module)
-        if kind is None:
-            problems.append(GraphProblem(at_node(node.name), f"names WasmModule {node.module}, which does not exist"))
-        elif kind.value != node.type.value:
-            problems.append(
-                GraphProblem(
-                    at_node(node.name),
-                    f"is a {node.type.value} node, but WasmModule {node.module} is a {kind.value} operator",
-                )
-            )
+    for arm in (True, False):
+        text = str(arm).lower()
+        if arm in arms and node.drop_arm is arm:
+            problems.append(GraphProblem(node.where, f"drops arm {text} (dropArm) but has an {w.edge} for it"))
+        elif arm not in arms and node.drop_arm is not arm:
+            problems.append(GraphProblem(node.where, w.arm_missing.format(arm=text)))
     return problems
 
 
 def topological_order(successors: Mapping[str, Sequence[_E]], target: Callable[[_E], str]) -> list[str] | None:
     """Kahn's order of the nodes (keys of ``successors``, ties in key order); None when the edges form a cycle.
-    ``target`` names the node an edge leads to, so our Successors and AIO's Edges (api/aio_graph.py) share it."""
+    ``target`` names the node an edge leads to."""
     indegree = dict.fromkeys(successors, 0)
     for outs in successors.values():
         for s in outs:
@@ -287,34 +272,34 @@ def topological_order(successors: Mapping[str, Sequence[_E]], target: Callable[[
     return order if len(order) == len(successors) else None
 
 
-def _find_cycle(successors: dict[str, list[Successor]]) -> list[str]:
+def _find_cycle(outputs: Mapping[str, Sequence[Edge]]) -> list[str]:
     state: dict[str, int] = {}
     stack: list[str] = []
 
     def visit(node: str) -> list[str] | None:
         state[node] = 1
         stack.append(node)
-        for s in successors[node]:
-            if state.get(s.node) == 1:
-                return [*stack[stack.index(s.node) :], s.node]
-            if s.node not in state and (found := visit(s.node)):
+        for edge in outputs[node]:
+            if state.get(edge.target) == 1:
+                return [*stack[stack.index(edge.target) :], edge.target]
+            if edge.target not in state and (found := visit(edge.target)):
                 return found
         stack.pop()
         state[node] = 2
         return None
 
-    for start in successors:
+    for start in outputs:
         if start not in state and (found := visit(start)):
             return found
-    return []
+    raise AssertionError("topological_order found a cycle that _find_cycle did not")
 
 
-def _reachable(starts: list[str], successors: dict[str, list[Successor]]) -> set[str]:
+def _reachable(starts: list[str], outputs: Mapping[str, Sequence[Edge]]) -> set[str]:
     seen = set(starts)
     queue = deque(starts)
     while queue:
-        for s in successors[queue.popleft()]:
-            if s.node not in seen:
-                seen.add(s.node)
-                queue.append(s.node)
+        for edge in outputs[queue.popleft()]:
+            if edge.target not in seen:
+                seen.add(edge.target)
+                queue.append(edge.target)
     return seen

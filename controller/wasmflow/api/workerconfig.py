@@ -6,10 +6,13 @@ talks to the Kubernetes API. Secret *values* are never in it, only the paths whe
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from wasmflow.api.common import Model
-from wasmflow.api.dataflow import DataflowSpec
+from wasmflow.api.dataflow import DataflowLimits, DataflowSpec, Endpoint
+from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
 from wasmflow.api.kinds import Capability, OperatorKind
 from wasmflow.api.wasmmodule import DIGEST_PATTERN, Limits
 
@@ -80,6 +83,58 @@ class WorkerConfig(Model):
     modules: dict[str, PinnedModule]
     #: Set when ``spec.graph`` is: its artifact and modules pinned by digest.
     graph: PinnedGraph | None = None
+    endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    cache_dir: str = CACHE_DIR
+
+
+# -- running an AIO graph definition on a worker (replaced by the one worker config soon) -------------------------
+
+
+class AioModule(Model):
+    """One module reference of the graph, pinned: exactly these bytes run (``digest``), from a registry or a file."""
+
+    reference: str = ""
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    insecure: bool = False
+    pull_secret_file: str | None = None
+    #: A CA bundle that the registry's TLS certificate must chain to (a private CA).
+    ca_file: str | None = None
+    #: A local file instead of a registry (development and tests; the digest is still verified).
+    path: str | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+
+def is_aio_config(text: str) -> bool:
+    """True when a worker config's JSON is an ``AioWorkerConfig`` (``"kind": "aio-graph"``), not a Dataflow's: a
+    text check, so the worker command can pick its worker before importing either."""
+    return '"kind":"aio-graph"' in text.replace(" ", "")
+
+
+class AioWorkerConfig(Model):
+    """What a worker is given to run an AIO graph definition: the definition, its modules pinned by their
+    ``repository:tag`` reference, and the endpoints its sources and sinks are bound to."""
+
+    kind: Literal["aio-graph"] = "aio-graph"
+    namespace: str
+    dataflow: str
+    definition: str
+    """The graph definition, as AIO's YAML."""
+    endpoints: dict[str, Endpoint]
+    modules: dict[str, AioModule]
+    sources: dict[str, GraphPort]
+    sinks: dict[str, GraphPort]
+    parameters: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per operation: values for the parameters its moduleConfiguration declares (overriding their defaults)."""
+    event_time: bool = False
+    """Stamp items by their source time (the ``timestamp-ms`` user property) instead of their arrival: replays give
+    the same windows. Off, the worker's clock enters the HLC as AIO's ingestion does."""
+    state_store: SharedStateStore | None = None
+    """Where the graph's state store lives when replicas share it; in process when unset."""
+    state_limits: StateStoreLimits | None = None
+    """Bounds of the state store (keys, key and value size, total bytes); the defaults when unset."""
+    limits: DataflowLimits = Field(default_factory=DataflowLimits)
+    """The Dataflow's ``spec.limits``: the largest message the sources accept."""
     endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
     http_port: int = Field(default=8080, ge=1, le=65535)
     cache_dir: str = CACHE_DIR

@@ -14,7 +14,8 @@ from typing import IO
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.aio_graph import GraphDefinition, GraphPlan, parse_graph, plan_graph
+from wasmflow.api.frontends.aio import GraphDefinition, definition_graph, parse_graph
+from wasmflow.api.graph import Graph
 from wasmflow.api.yaml_input import MAX_GRAPH_BYTES, read_text
 from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
@@ -33,22 +34,20 @@ def load_graph(path: Path) -> GraphDefinition:
     return parse_graph(read_text(path, max_bytes=MAX_GRAPH_BYTES), str(path))
 
 
-def node_specs(plan: GraphPlan, overrides: dict[str, str], registry: str | None, insecure: bool) -> list[AioNodeSpec]:
+def node_specs(graph: Graph, overrides: dict[str, str], registry: str | None, insecure: bool) -> list[AioNodeSpec]:
     """The component of every operation, read once per distinct source."""
     loaded: dict[str, bytes] = {}
     specs = []
-    for name in plan.order:
-        operation = plan.operation(name)
-        if not operation.operation_type.takes_module:
+    for name in graph.order:
+        node = graph.nodes[name]
+        if node.module is None:
             continue
-        assert operation.module is not None
-        source = overrides.get(name) or overrides.get(operation.module)
+        source = overrides.get(name) or overrides.get(node.module)
         if source is None and registry:
-            source = f"{registry.rstrip('/')}/{operation.module}"
+            source = f"{registry.rstrip('/')}/{node.module}"
         if source is None:
             raise ConfigError(
-                f"no component for module {operation.module!r}: pass --module {operation.module}=PATH|OCI-REF "
-                "or --registry HOST",
+                f"no component for module {node.module!r}: pass --module {node.module}=PATH|OCI-REF or --registry HOST",
                 where=f"operation {name}",
             )
         if source not in loaded:
@@ -56,9 +55,9 @@ def node_specs(plan: GraphPlan, overrides: dict[str, str], registry: str | None,
         specs.append(
             AioNodeSpec(
                 node=name,
-                operation=operation.operation_type.value,
+                operation=node.step.value,
                 component=loaded[source],
-                parameters=plan.definition.parameters(name),
+                parameters=node.parameters,
                 timeout_seconds=1.0,
             )
         )
@@ -80,8 +79,8 @@ def check(host: EngineHost, spec: AioNodeSpec) -> None:
         raise ConfigError("; ".join(problems), where=f"operation {spec.node}")
 
 
-async def run_plan(
-    plan: GraphPlan,
+async def run_checked_graph(
+    graph: Graph,
     specs: list[AioNodeSpec],
     inputs: dict[str, str],
     output: IO[str],
@@ -103,10 +102,10 @@ async def run_plan(
                 operators[spec.node] = node
             sources: dict[str, Source] = {
                 name: JsonLinesSource(inputs.get(name, inputs.get("*", "-")), max_message_size=max_message_size)
-                for name in plan.sources
+                for name in graph.sources
             }
-            sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in plan.sinks}
-            pipeline = AioPipeline(plan, operators=operators, sources=sources, sinks=sinks, metrics=metrics)
+            sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in graph.sinks}
+            pipeline = AioPipeline(graph, operators=operators, sources=sources, sinks=sinks, metrics=metrics)
             await pipeline.run()
         finally:
             for operator in operators.values():
@@ -126,22 +125,22 @@ def run_graph(
     max_message_size: int | None = None,
 ) -> AioPipeline:
     """Parse, check, load and run the graph at ``path``; ConfigError/EngineError say what is wrong and where."""
-    plan = plan_graph(load_graph(path))
-    unknown = set(inputs) - {"*"} - set(plan.sources)
+    graph = definition_graph(load_graph(path))
+    unknown = set(inputs) - {"*"} - set(graph.sources)
     if unknown:
         raise ConfigError(f"no source operation named {', '.join(sorted(unknown))}", where="--input")
-    specs = node_specs(plan, overrides, registry, insecure)
-    return asyncio.run(run_plan(plan, specs, inputs, output, cache_dir, max_message_size))
+    specs = node_specs(graph, overrides, registry, insecure)
+    return asyncio.run(run_checked_graph(graph, specs, inputs, output, cache_dir, max_message_size))
 
 
 def summary(pipeline: AioPipeline) -> str:
     rows = [("operation", "type", "in", "out", "dropped", "failures", "p50")]
-    for name in pipeline.plan.order:
+    for name in pipeline.graph.order:
         s = pipeline.stats[name]
         p50 = f"{s.latencies.median() * 1e3:.2f}ms" if s.latencies else "-"
         failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
         rows.append(
-            (name, pipeline.plan.types[name].value, str(s.received), str(s.emitted), str(s.dropped), failures, p50)
+            (name, pipeline.graph.step(name).value, str(s.received), str(s.emitted), str(s.dropped), failures, p50)
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)

@@ -18,6 +18,7 @@ from wasmflow import __version__
 COMMANDS = {
     "build": "wasmflow.cli.build:build_command",
     "crds": "wasmflow.cli.crds:crds_command",
+    "graph": "wasmflow.cli.graph:graph_command",
     "inspect": "wasmflow.cli.inspect:inspect_command",
     "new": "wasmflow.cli.new:new_command",
     "operator": "wasmflow.cli.operator:operator_command",

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from wasmflow.api.dataflow import Dataflow, DataflowLimits, ErrorAction, NodeType
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
+from wasmflow.api.graph import GraphError
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.manifests import load_manifests
 from wasmflow.api.wasmmodule import WasmModule
@@ -129,7 +130,7 @@ def _summary(pipeline: Pipeline) -> str:
         rows.append(
             (
                 name,
-                pipeline.graph.types[name].value,
+                pipeline.graph.step(name).value,
                 str(s.received),
                 str(s.emitted),
                 str(s.dropped),
@@ -152,7 +153,7 @@ async def _run(
     cache_dir: Path,
     max_message_size: int,
 ) -> tuple[Pipeline, list[JsonLinesSource]]:
-    graph = validate_graph(dataflow.spec)
+    graph = dataflow_graph(dataflow.spec)
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
     with EngineHost(cache_dir=cache_dir, metrics=metrics) as host:
@@ -239,7 +240,7 @@ def run_command(
     try:
         dataflow, known = _collect(manifests)
         try:
-            validate_graph(dataflow.spec)
+            dataflow_graph(dataflow.spec)
         except GraphError as exc:
             raise click.ClickException(
                 "invalid graph:\n" + "\n".join(f"  {p.where}: {p.message}" for p in exc.problems)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wasmflow.api.aio_graph import is_aio_config
+from wasmflow.api.workerconfig import is_aio_config
 from wasmflow.errors import WasmflowError
 from wasmflow.worker.main import main
 

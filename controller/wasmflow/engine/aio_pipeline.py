@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from wasmflow.api.aio_graph import GraphPlan, OperationType
+from wasmflow.api.graph import Graph, Step
 from wasmflow.engine.aio_host import AioOperatorNode
 from wasmflow.engine.aio_model import AioMessage, DataModel, Hlc, HlcClock, from_message, to_message
 from wasmflow.engine.metrics import EngineMetrics
@@ -87,7 +87,7 @@ class AioPipeline:
 
     def __init__(
         self,
-        plan: GraphPlan,
+        graph: Graph,
         *,
         operators: Mapping[str, AioOperatorNode],
         sources: Mapping[str, Source],
@@ -97,7 +97,7 @@ class AioPipeline:
         idle_seconds: float = 1.0,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
-        self.plan = plan
+        self.graph = graph
         self.operators = operators
         self.sources = sources
         self.sinks = sinks
@@ -105,9 +105,9 @@ class AioPipeline:
         self.physical_clock = physical_clock
         self.idle_seconds = idle_seconds
         self.queues: dict[str, asyncio.Queue[tuple[int, _Item | _Progress]]] = {
-            name: asyncio.Queue(maxsize=queue_size) for name in plan.order if name not in plan.sources
+            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if name not in graph.sources
         }
-        self.stats: dict[str, NodeStats] = {name: NodeStats() for name in plan.order}
+        self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         self._stopping = asyncio.Event()
         self._supervisor = Supervisor()
 
@@ -117,7 +117,8 @@ class AioPipeline:
         supervisor = self._supervisor = Supervisor()
         workers = [supervisor.spawn(self._node(name), node=name, doing=self._doing(name)) for name in self.queues]
         feeders = [
-            supervisor.spawn(self._feed(name), node=name, doing="reading from its source") for name in self.plan.sources
+            supervisor.spawn(self._feed(name), node=name, doing="reading from its source")
+            for name in self.graph.sources
         ]
         try:
             await supervisor.guard(self._finish(feeders, workers))
@@ -130,8 +131,8 @@ class AioPipeline:
         await asyncio.gather(*workers)
 
     def _doing(self, name: str) -> str:
-        kind = self.plan.types[name]
-        return "sending messages to its sink" if kind is OperationType.SINK else f"running its {kind.value} operation"
+        kind = self.graph.step(name)
+        return "sending messages to its sink" if kind is Step.SINK else f"running its {kind.value} operation"
 
     async def drain(self) -> None:
         self._stopping.set()
@@ -140,7 +141,7 @@ class AioPipeline:
     # -- sending -----------------------------------------------------------------------------------------------
 
     async def _emit(self, name: str, item: _Item, arm: bool | None = None) -> None:
-        edges = [e for e in self.plan.outputs[name] if arm is None or e.arm is arm]
+        edges = [e for e in self.graph.outputs[name] if arm is None or e.arm is arm]
         if not edges:
             await item.release()
             return
@@ -153,7 +154,7 @@ class AioPipeline:
             await self.queues[edge.target].put((edge.port, item))
 
     async def _progress(self, name: str, frontier: Key) -> None:
-        for edge in self.plan.outputs[name]:
+        for edge in self.graph.outputs[name]:
             await self.queues[edge.target].put((edge.port, _Progress(frontier)))
 
     def _count_in(self, name: str) -> None:
@@ -200,9 +201,9 @@ class AioPipeline:
     # -- nodes -------------------------------------------------------------------------------------------------
 
     async def _node(self, name: str) -> None:
-        kind = self.plan.types[name]
+        kind = self.graph.step(name)
         queue = self.queues[name]
-        frontiers = [(-1, 0, 0)] * len(self.plan.inputs[name])
+        frontiers = [(-1, 0, 0)] * len(self.graph.inputs[name])
         current = min(frontiers)
         windows: dict[Key, _Window] = {}
         held: list[tuple[Key, int, _Item]] = []
@@ -214,7 +215,7 @@ class AioPipeline:
                 frontier = min(frontiers)
                 if frontier > current:
                     current = frontier
-                    if kind is OperationType.ACCUMULATE:
+                    if kind is Step.ACCUMULATE:
                         await self._close_windows(name, windows, frontier)
                     while held and held[0][0] <= frontier:
                         await self._emit(name, heapq.heappop(held)[2])
@@ -223,7 +224,7 @@ class AioPipeline:
                     return
                 continue
             self._count_in(name)
-            if kind is OperationType.SINK:
+            if kind is Step.SINK:
                 sink_message = to_message(entry.data, entry.timestamp, default_topic=name)
                 try:
                     await self.sinks[name].send(sink_message)
@@ -233,28 +234,28 @@ class AioPipeline:
                 if self.metrics:
                     self.metrics.messages_out.labels(name).inc()
                 await entry.release()
-            elif kind is OperationType.CONCATENATE:
+            elif kind is Step.CONCATENATE:
                 heapq.heappush(held, (key(entry.timestamp), next(arrivals), entry))
-            elif kind is OperationType.ACCUMULATE:
+            elif kind is Step.ACCUMULATE:
                 await self._stage(name, windows, entry)
             else:
                 await self._operate(name, kind, entry)
 
-    async def _operate(self, name: str, kind: OperationType, item: _Item) -> None:
+    async def _operate(self, name: str, kind: Step, item: _Item) -> None:
         operator = self.operators[name]
         started = time.perf_counter()
         try:
-            if kind is OperationType.MAP:
+            if kind is Step.MAP:
                 await self._emit(name, _Item(operator.map(item.data), item.timestamp, item.trackers))
-            elif kind is OperationType.FILTER:
+            elif kind is Step.FILTER:
                 if operator.filter(item.data):
                     await self._emit(name, item)
                 else:
                     self._dropped(name, "filtered")
                     await item.release()
-            elif kind is OperationType.BRANCH:
+            elif kind is Step.BRANCH:
                 await self._emit(name, item, arm=operator.branch(item.data, item.timestamp))
-            elif kind is OperationType.DELAY:
+            elif kind is Step.DELAY:
                 delayed = operator.delay(item.data, item.timestamp)
                 if key(delayed) < key(item.timestamp):
                     raise OperatorFailure(

@@ -9,7 +9,7 @@
   tracker only when it has returned, so at-least-once and the source's acknowledgement order are unchanged.
 - Windows: an accumulate node acknowledges what it folded when its window closes. Over MQTT QoS 1 the broker
   stops at the source's Receive Maximum of unacknowledged messages, so the worker sizes that for the graph's
-  count windows (api/graph.py refuses a count window no Receive Maximum covers), and a window closes early,
+  count windows (api/frontends/dataflow.py refuses a count window no Receive Maximum covers), and a window closes early,
   saying so, when a source has its whole budget outstanding (``_watch_budgets``): no window waits forever.
 - At-least-once: every input carries a tracker; forking to N successors adds N-1 to it, every terminal event
   (delivered to a sink, filtered, dropped, dead-lettered, folded into a window that was then delivered) releases
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wasmflow.api.dataflow import DataflowSpec, ErrorAction, ErrorPolicy, Node, NodeType
-from wasmflow.api.graph import Graph
+from wasmflow.api.graph import Graph, Step
 from wasmflow.engine.message import Message, empty_state
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import InFlightBudget, Sink, Source
@@ -159,7 +159,7 @@ class Pipeline:
         self.metrics = metrics
         self.sink_window = sink_window
         self.queues: dict[str, asyncio.Queue[Envelope | None]] = {
-            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.types[name] is not NodeType.SOURCE
+            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.step(name) is not Step.SOURCE
         }
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         self.windows: dict[str, _Window] = {}
@@ -203,8 +203,8 @@ class Pipeline:
                 await workers[name]
 
     def _doing(self, name: str) -> str:
-        kind = self.graph.types[name]
-        if kind is NodeType.SINK:
+        kind = self.graph.step(name)
+        if kind is Step.SINK:
             return "sending messages to its sink"
         return f"running its {kind.value} operator"
 
@@ -229,7 +229,7 @@ class Pipeline:
             await self._emit(name, Envelope(inbound.message, (tracker,)), arm=None)
 
     async def _emit(self, name: str, envelope: Envelope, arm: bool | None) -> None:
-        targets = [s.node for s in self.graph.successors[name] if arm is None or s.arm is arm]
+        targets = [e.target for e in self.graph.outputs[name] if arm is None or e.arm is arm]
         if not targets:
             await envelope.release()
             return

@@ -33,11 +33,12 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from wasmflow.api import status as conditions
-from wasmflow.api.aio_graph import parse_graph, plan_graph
 from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.dataflow_graph import DataflowGraph
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends import spec_graph
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
+from wasmflow.api.graph import GraphError
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule
@@ -176,7 +177,7 @@ def plan(
         first = exc.errors()[0]
         return Stalled("InvalidSpec", f"{format_path(list(first['loc']))}: {first['msg']}")
     try:
-        validate_graph(dataflow.spec)
+        spec_graph(dataflow.spec)
     except GraphError as exc:
         return Stalled("InvalidGraph", _graph_message(exc))
     if dataflow.spec.graph is not None:
@@ -203,7 +204,7 @@ def plan(
     # A module whose spec does not parse has no kind to compare: it is reported as failed just below.
     kinds = {n: s.module.spec.operator if s.module else _expected_kind(dataflow, n) for n, s in found.items()}
     try:
-        validate_graph(dataflow.spec, kinds)
+        spec_graph(dataflow.spec, kinds)
     except GraphError as exc:
         return Stalled("ModuleKindMismatch", _graph_message(exc))
     failed = [s for s in found.values() if not s.ready and s.stalled]
@@ -268,14 +269,14 @@ async def resolve_graph(graph: DataflowGraph, config: OperatorConfig) -> PinnedG
         except UnicodeDecodeError:
             return Stalled("InvalidGraph", f"graph artifact {reference}: the definition is not UTF-8 text")
     try:
-        graph_plan = plan_graph(parse_graph(definition, where))
-    except ConfigError as exc:
-        return Stalled("InvalidGraph", str(exc))
+        graph_ir = definition_graph(parse_graph(definition, where))
     except GraphError as exc:
         return Stalled("InvalidGraph", _graph_message(exc))
+    except ConfigError as exc:
+        return Stalled("InvalidGraph", str(exc))
     modules: dict[str, PinnedGraphModule] = {}
-    for name in graph_plan.order:
-        module = graph_plan.operation(name).module
+    for name in graph_ir.order:
+        module = graph_ir.nodes[name].module
         if not module or module in modules:
             continue
         if not graph.registry:

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig, OperationType, parse_graph, plan_graph
 from wasmflow.api.dataflow_graph import state_topic_prefix
-from wasmflow.api.graph import MAX_IN_FLIGHT
-from wasmflow.api.workerconfig import WorkerConfig
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
+from wasmflow.api.frontends.dataflow import MAX_IN_FLIGHT
+from wasmflow.api.graph import Step
+from wasmflow.api.workerconfig import AioModule, AioWorkerConfig, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM
 from wasmflow.connectors.mqtt_state import MqttStateStore
@@ -56,9 +57,10 @@ def load_aio_config(path: Path) -> AioWorkerConfig:
 class AioWorker:
     def __init__(self, config: AioWorkerConfig) -> None:
         self.config = config
-        self.plan = plan_graph(parse_graph(config.definition, "definition"))
-        missing = [n for n in self.plan.sources if n not in config.sources]
-        missing += [n for n in self.plan.sinks if n not in config.sinks]
+        definition = parse_graph(config.definition, "definition")
+        self.graph = definition_graph(definition, config.parameters, config.sources, config.sinks)
+        missing = [n for n in self.graph.sources if n not in config.sources]
+        missing += [n for n in self.graph.sinks if n not in config.sinks]
         if missing:
             raise ConfigError(f"no endpoint bound to {', '.join(missing)}", where="sources/sinks")
         self.registry = CollectorRegistry()
@@ -105,9 +107,9 @@ class AioWorker:
         seen, todo = set(), [source]
         while todo:
             name = todo.pop()
-            if self.plan.types[name] is OperationType.ACCUMULATE:
+            if self.graph.step(name) is Step.ACCUMULATE:
                 return True
-            for edge in self.plan.outputs[name]:
+            for edge in self.graph.outputs[name]:
                 if edge.target not in seen:
                     seen.add(edge.target)
                     todo.append(edge.target)
@@ -126,24 +128,23 @@ class AioWorker:
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
     async def _load(self, host: EngineHost) -> dict[str, AioOperatorNode]:
-        config, plan = self.config, self.plan
+        config, graph = self.config, self.graph
         state = self._state_store()
         operators: dict[str, AioOperatorNode] = {}
-        for name in plan.order:
-            operation = plan.operation(name)
-            if not operation.operation_type.takes_module:
+        for name in graph.order:
+            graph_node = graph.nodes[name]
+            if graph_node.module is None:
                 continue
-            assert operation.module is not None
-            module = config.modules.get(operation.module)
+            module = config.modules.get(graph_node.module)
             if module is None:
-                raise ConfigError(f"module {operation.module!r} is not pinned in modules", where=f"operation {name}")
-            data = await fetch_module(operation.module, module, Path(config.cache_dir) / "blobs")
+                raise ConfigError(f"module {graph_node.module!r} is not pinned in modules", where=f"operation {name}")
+            data = await fetch_module(graph_node.module, module, Path(config.cache_dir) / "blobs")
             spec = AioNodeSpec(
                 node=name,
-                operation=operation.operation_type.value,
+                operation=graph_node.step.value,
                 component=data,
                 digest=module.digest,
-                parameters=plan.definition.parameters(name, config.parameters.get(name)),
+                parameters=graph_node.parameters,
                 memory_bytes=module.limits.memory_bytes,
                 timeout_seconds=module.limits.timeout_seconds,
                 fuel=module.limits.fuel,
@@ -153,7 +154,7 @@ class AioWorker:
             if report.aio is None or report.aio.operator(spec.operation) is None or not report.valid:
                 problems = report.summary()
                 raise ContractError(
-                    f"module {operation.module!r} does not implement the AIO {spec.operation} operator"
+                    f"module {graph_node.module!r} does not implement the AIO {spec.operation} operator"
                     + (f": {problems}" if problems else "")
                 )
             node = AioOperatorNode(host, spec, state=state, aio_metrics=self.aio_metrics)
@@ -177,13 +178,13 @@ class AioWorker:
             with EngineHost(cache_dir=Path(config.cache_dir) / "compiled", metrics=self.metrics) as host:
                 operators = await self._load(host)
                 self.loaded = True
-                for name in self.plan.sources:
+                for name in self.graph.sources:
                     port = config.sources[name]
                     settings = self._settings(port.endpoint, name, source=True)
                     if self._feeds_accumulate(name):
                         settings = replace(settings, receive_maximum=MAX_IN_FLIGHT)
                     self.sources[name] = MqttSource(settings, port.topic, capacity=DEFAULT_RECEIVE_MAXIMUM)
-                for name in self.plan.sinks:
+                for name in self.graph.sinks:
                     port = config.sinks[name]
                     self.sinks[name] = MqttSink(self._settings(port.endpoint, name), port.topic)
                 for sink in self.sinks.values():
@@ -191,7 +192,7 @@ class AioWorker:
                 sources: dict[str, Source] = dict(self.sources)
                 sinks: dict[str, Sink] = dict(self.sinks)
                 self.pipeline = AioPipeline(
-                    self.plan,
+                    self.graph,
                     operators=operators,
                     sources=sources,
                     sinks=sinks,

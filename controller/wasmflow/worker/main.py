@@ -17,8 +17,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from wasmflow.api.dataflow import DataflowSpec, Endpoint, ErrorAction, Node, NodeType
-from wasmflow.api.graph import MAX_IN_FLIGHT, Graph, held_by_windows, validate_graph
+from wasmflow.api.dataflow import Endpoint, ErrorAction, Node, NodeType
+from wasmflow.api.frontends.dataflow import MAX_IN_FLIGHT, dataflow_graph, held_by_windows
+from wasmflow.api.graph import Graph
 from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM
@@ -118,7 +119,7 @@ def endpoint_settings(
     )
 
 
-def source_receive_maximum(spec: DataflowSpec, graph: Graph, source: str) -> int:
+def source_receive_maximum(graph: Graph, source: str) -> int:
     """The Receive Maximum a QoS 1 source advertises: room for what the windows downstream hold unacknowledged.
 
     A count window of N holds N inputs until it closes (windows in series multiply), so the source's budget is
@@ -126,7 +127,7 @@ def source_receive_maximum(spec: DataflowSpec, graph: Graph, source: str) -> int
     MQTT's largest. Without windows: the default (64). The hand-over to the pipeline stays at the default size
     whatever the budget (``MqttSource(capacity=...)``): a larger budget costs no more messages in memory.
     """
-    held, _ = held_by_windows(spec, graph, source)
+    held, _ = held_by_windows(graph, source)
     if held == 1:
         return DEFAULT_RECEIVE_MAXIMUM
     if held is None:
@@ -198,7 +199,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
-        graph = validate_graph(config.spec)
+        graph = dataflow_graph(config.spec)
         loop = asyncio.get_running_loop()
         http = serve(
             self.registry,
@@ -217,7 +218,7 @@ class Worker:
                         assert node.endpoint and node.topic
                         settings = replace(
                             _settings(config, node.endpoint, node.name, source=True),
-                            receive_maximum=source_receive_maximum(config.spec, graph, node.name),
+                            receive_maximum=source_receive_maximum(graph, node.name),
                         )
                         self.sources[node.name] = MqttSource(
                             settings, node.topic, capacity=min(settings.receive_maximum, DEFAULT_RECEIVE_MAXIMUM)

@@ -9,8 +9,7 @@ import asyncio
 import hashlib
 from pathlib import Path
 
-from wasmflow.api.aio_graph import AioModule
-from wasmflow.api.workerconfig import PinnedModule
+from wasmflow.api.workerconfig import AioModule, PinnedModule
 from wasmflow.errors import ConfigError, RegistryError
 from wasmflow.oci import pull_component
 

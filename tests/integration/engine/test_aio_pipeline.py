@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from prometheus_client import CollectorRegistry
 
 from tests.components.build import cache_dir
-from wasmflow.api.aio_graph import parse_graph, plan_graph
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
 from wasmflow.connectors.jsonl import JsonLinesSink
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
 from wasmflow.engine.aio_pipeline import AioPipeline
@@ -53,7 +53,7 @@ class LiveSource:
 
 
 def test_an_idle_source_still_closes_its_window_on_the_clock(component_bytes: Callable[[str], bytes]) -> None:
-    plan = plan_graph(parse_graph(WINDOW))
+    graph = definition_graph(parse_graph(WINDOW))
     output = io.StringIO()
 
     async def scenario() -> tuple[bool, list[dict[str, object]]]:
@@ -61,14 +61,14 @@ def test_an_idle_source_still_closes_its_window_on_the_clock(component_bytes: Ca
             operators = {}
             for name, built in (("window/delay", "aio_window_delay"), ("average/accumulate", "aio_average_accumulate")):
                 spec = AioNodeSpec(
-                    name, plan.types[name].value, component_bytes(built), parameters=plan.definition.parameters(name),
+                    name, graph.step(name).value, component_bytes(built), parameters=graph.nodes[name].parameters,
                     timeout_seconds=2.0,
                 )  # fmt: skip
                 operators[name] = AioOperatorNode(host, spec, state=MemoryStateStore(), aio_metrics=None)
                 operators[name].start()
             sink = JsonLinesSink("sink", output)
             pipeline = AioPipeline(
-                plan,
+                graph,
                 operators=operators,
                 sources={"source": LiveSource([1.0, 2.0, 6.0])},
                 sinks={"sink": sink},

@@ -30,9 +30,9 @@ from tests.integration.conftest import wait_until
 from tests.integration.worker.test_aio_worker import COUNTING_GRAPH, publish
 from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
 from tests.mqtt_env import BrokerEnv, start_broker, stop_broker
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
+from wasmflow.api.workerconfig import AioModule, AioWorkerConfig
 from wasmflow.connectors.mqtt_settings import MqttSettings
 from wasmflow.connectors.mqtt_state import MqttStateStore
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode

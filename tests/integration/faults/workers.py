@@ -32,11 +32,10 @@ from paho.mqtt.properties import Properties
 
 from tests.components.build import cache_dir
 from tests.mqtt_env import BrokerEnv
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort
 from wasmflow.api.wasmmodule import Limits
-from wasmflow.api.workerconfig import EndpointFiles, PinnedModule, WorkerConfig
+from wasmflow.api.workerconfig import AioModule, AioWorkerConfig, EndpointFiles, PinnedModule, WorkerConfig
 
 WASMFLOW = str(Path(sys.executable).parent / "wasmflow")
 

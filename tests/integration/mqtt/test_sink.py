@@ -22,7 +22,7 @@ from tests.integration.mqtt.helpers import (
 )
 from tests.mqtt_env import BrokerEnv
 from wasmflow.api.dataflow import DataflowSpec
-from wasmflow.api.graph import validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.engine.message import Message
 from wasmflow.engine.pipeline import Pipeline
 
@@ -132,7 +132,7 @@ def test_a_pipeline_keeps_a_bounded_window_of_qos1_sends_awaiting_their_pubacks(
         ):
             pipeline = Pipeline(
                 spec,
-                validate_graph(spec),
+                dataflow_graph(spec),
                 operators={},
                 sources={"src": source},
                 sinks={"dst": sink},

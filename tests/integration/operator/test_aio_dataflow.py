@@ -21,7 +21,7 @@ from tests.integration.operator.test_dataflow_controller import condition, get_d
 from tests.integration.worker.test_aio_worker import GRAPH, MODULES, assert_worker_runs_the_graph
 from tests.integration.worker.test_worker_process import free_port
 from tests.services import BrokerEnv, Registry
-from wasmflow.api.aio_graph import parse_graph, plan_graph
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
 from wasmflow.oci import mediatypes as mt
 from wasmflow.operator.config import OperatorConfig
 
@@ -51,9 +51,9 @@ def push_module(reference: str, data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-_PLAN = plan_graph(parse_graph(GRAPH.read_text()))
+_GRAPH = definition_graph(parse_graph(GRAPH.read_text()))
 #: The modules the graph definition names (MODULES also has those of other graphs).
-GRAPH_MODULES = {module for name in _PLAN.order if (module := _PLAN.operation(name).module)}
+GRAPH_MODULES = {module for node in _GRAPH.nodes.values() if (module := node.module)}
 
 
 def push_graph(base: str, component: Callable[[str], Path]) -> tuple[str, dict[str, str]]:

@@ -25,10 +25,9 @@ from tests.integration.conftest import wait_until
 from tests.integration.oci.test_registry import push_raw
 from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
 from tests.services import BrokerEnv, Registry
-from wasmflow.api.aio_graph import AioModule, AioWorkerConfig
 from wasmflow.api.dataflow import DataflowSpec, Endpoint
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
-from wasmflow.api.workerconfig import PinnedGraph, WorkerConfig
+from wasmflow.api.workerconfig import AioModule, AioWorkerConfig, PinnedGraph, WorkerConfig
 from wasmflow.oci import mediatypes as mt
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflows import resolve_graph

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from wasmflow.api.dataflow import DataflowSpec
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends import spec_graph
+from wasmflow.api.graph import GraphError
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule, WorkerConfig
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflows import Apply, Stalled, plan
@@ -29,7 +30,9 @@ def spec(**fields: Any) -> DataflowSpec:
 def test_an_inline_graph_with_bound_sources_and_sinks_is_valid() -> None:
     dataflow = spec(graph={"definition": GRAPH, "registry": "registry.local/aio", **PORTS})
     assert dataflow.nodes == [] and dataflow.graph is not None
-    assert validate_graph(dataflow).order == ()
+    graph = spec_graph(dataflow)
+    assert graph is not None and graph.sources == ("source",) and graph.sinks == ("sink",)
+    assert graph.nodes["source"].topic == "in" and graph.nodes["sink"].endpoint == "broker"
 
 
 def test_an_artifact_graph_is_valid_without_a_definition() -> None:
@@ -64,13 +67,13 @@ def test_a_port_on_an_undeclared_endpoint_is_named() -> None:
 def test_an_unbound_sink_and_graph_problems_are_reported_by_the_graph_check() -> None:
     unbound = spec(graph={"definition": GRAPH, "sources": PORTS["sources"]})
     with pytest.raises(GraphError) as caught:
-        validate_graph(unbound)
+        spec_graph(unbound)
     assert [(p.where, p.message) for p in caught.value.problems] == [
         ("spec.graph.sinks", "sink operation sink is not bound to an endpoint")
     ]
     broken = spec(graph={"definition": GRAPH.replace('module: "wasmflow-tests/f2c:1.0.0"', ""), **PORTS})
     with pytest.raises(GraphError, match=r"spec.graph.definition operations\[1\] \(module-f2c/map\)"):
-        validate_graph(broken)
+        spec_graph(broken)
 
 
 def body(graph: dict[str, Any]) -> dict[str, Any]:

@@ -1,192 +1,168 @@
-"""The graph check names the node or the edge of every problem.
-
-Specs are assembled with ``model_construct`` (nodes and edges still validated one by one) so that the graph check
-itself is exercised: parsing a whole DataflowSpec already refuses the reference problems (see test_models.py).
-"""
+"""The graph IR's one check, on nodes and wires written directly (each front-end has its own tests)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from wasmflow.api.dataflow import DataflowSpec, Edge, Endpoint, Node, NodeType
-from wasmflow.api.graph import GraphError, Successor, validate_graph
-from wasmflow.api.kinds import OperatorKind
-
-SRC = {"name": "in", "type": "source", "endpoint": "b", "topic": "t"}
-OUT = {"name": "out", "type": "sink", "endpoint": "b", "topic": "o"}
-
-
-def spec(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> DataflowSpec:
-    return DataflowSpec.model_construct(
-        endpoints={"b": Endpoint.model_validate({"mqtt": {"url": "mqtt://broker:1883"}})},
-        nodes=[Node.model_validate(n) for n in nodes],
-        edges=[Edge.model_validate(e) for e in edges],
-    )
+from wasmflow.api.graph import (
+    DATAFLOW_WORDING,
+    Edge,
+    GraphError,
+    GraphNode,
+    GraphProblem,
+    Step,
+    Wire,
+    Wording,
+    check_graph,
+)
 
 
-def op(name: str, kind: str = "map", **extra: Any) -> dict[str, Any]:
-    node: dict[str, Any] = {"name": name, "type": kind, "module": name, **extra}
-    if kind == "accumulate":
-        node["window"] = {"count": 2}
-    return node
+def node(name: str, step: Step = Step.MAP, drop_arm: bool | None = None) -> GraphNode:
+    module = name if step.takes_module else None
+    return GraphNode(name=name, step=step, where=f"n({name})", module=module, drop_arm=drop_arm)
 
 
-def e(source: str, target: str, arm: bool | None = None) -> dict[str, Any]:
-    return {"from": source, "to": target} if arm is None else {"from": source, "to": target, "arm": arm}
+def wire(source: str, target: str, arm: bool | None = None) -> Wire:
+    return Wire(source, target, arm, f"w({source}->{target})")
 
 
-def problems(s: DataflowSpec) -> list[tuple[str, str]]:
-    with pytest.raises(GraphError) as info:
-        validate_graph(s)
-    return [(p.where, p.message) for p in info.value.problems]
+SRC, OUT = node("in", Step.SOURCE), node("out", Step.SINK)
 
 
-def test_a_valid_graph_comes_back_in_topological_order() -> None:
-    graph = validate_graph(spec([OUT, op("a"), SRC], [e("in", "a"), e("a", "out")]))
+def problems(nodes: list[GraphNode], wires: list[Wire], wording: Wording = DATAFLOW_WORDING) -> set[tuple[str, str]]:
+    with pytest.raises(GraphError) as caught:
+        check_graph(nodes, wires, wording)
+    return {(p.where, p.message) for p in caught.value.problems}
+
+
+def test_a_valid_graph_is_ordered_with_its_sources_and_sinks() -> None:
+    graph = check_graph([OUT, node("a"), SRC], [wire("in", "a"), wire("a", "out")])
     assert graph.order == ("in", "a", "out")
-    assert graph.sources == ("in",)
-    assert graph.sinks == ("out",)
-    assert graph.predecessors["a"] == ("in",)
+    assert (graph.sources, graph.sinks) == (("in",), ("out",))
+    assert graph.nodes["a"].module == "a"
 
 
-def test_branch_successors_carry_their_arm() -> None:
-    graph = validate_graph(
-        spec(
-            [SRC, op("br", "branch"), OUT, {**OUT, "name": "alerts"}],
-            [e("in", "br"), e("br", "alerts", True), e("br", "out", False)],
-        )
+def test_each_input_of_a_fan_in_has_its_own_port() -> None:
+    nodes = [SRC, node("a"), node("b"), node("cat", Step.CONCATENATE), OUT]
+    graph = check_graph(
+        nodes, [wire("in", "a"), wire("in", "b"), wire("a", "cat"), wire("b", "cat"), wire("cat", "out")]
     )
-    assert set(graph.successors["br"]) == {Successor("alerts", True), Successor("out", False)}
-    assert graph.types["br"] is NodeType.BRANCH
+    assert graph.inputs["cat"] == (Edge("a", "cat", None, 0), Edge("b", "cat", None, 1))
+    assert graph.predecessors("cat") == ("a", "b")
 
 
-def test_a_cycle_is_named_with_its_path() -> None:
+def test_a_branch_edge_carries_its_arm() -> None:
+    nodes = [SRC, node("br", Step.BRANCH), OUT, node("alerts", Step.SINK)]
+    graph = check_graph(nodes, [wire("in", "br"), wire("br", "alerts", True), wire("br", "out", False)])
+    assert {(e.target, e.arm) for e in graph.outputs["br"]} == {("alerts", True), ("out", False)}
+
+
+def test_a_dropped_arm_needs_no_edge() -> None:
+    graph = check_graph(
+        [SRC, node("br", Step.BRANCH, drop_arm=False), OUT], [wire("in", "br"), wire("br", "out", True)]
+    )
+    assert graph.nodes["br"].drop_arm is False
+
+
+def test_a_branch_arm_without_an_edge_is_named() -> None:
+    found = problems([SRC, node("br", Step.BRANCH), OUT], [wire("in", "br"), wire("br", "out", True)])
+    assert found == {("n(br)", "branch has no edge for arm: false (or set dropArm: false)")}
+
+
+def test_a_dropped_arm_with_an_edge_is_named() -> None:
+    nodes = [SRC, node("br", Step.BRANCH, drop_arm=True), OUT]
+    found = problems(nodes, [wire("in", "br"), wire("br", "out", True), wire("br", "out", False)])
+    assert found == {("n(br)", "drops arm true (dropArm) but has an edge for it")}
+
+
+def test_an_arm_is_set_only_on_edges_leaving_a_branch() -> None:
+    nodes = [SRC, node("a"), node("br", Step.BRANCH, drop_arm=False), OUT]
+    found = problems(nodes, [wire("in", "a", True), wire("a", "br"), wire("br", "out")])
+    assert found == {
+        ("w(in->a)", "has arm: true, but in is not a branch"),
+        ("w(br->out)", "leaves a branch node: set arm: true or arm: false"),
+        ("n(br)", "branch has no edge for arm: true (or set dropArm: true)"),
+    }
+
+
+def test_drop_arm_on_a_node_that_is_not_a_branch_is_named() -> None:
+    found = problems([SRC, node("a", drop_arm=True), OUT], [wire("in", "a"), wire("a", "out")])
+    assert found == {("n(a)", "drops an arm (dropArm) but is not a branch")}
+
+
+def test_a_name_used_twice_is_named_where_it_repeats() -> None:
     found = problems(
-        spec([SRC, op("a"), op("b"), OUT], [e("in", "a"), e("a", "b"), e("b", "a"), e("b", "out")]),
+        [SRC, node("a"), GraphNode("a", Step.FILTER, "n(a)#2", "f"), OUT], [wire("in", "a"), wire("a", "out")]
     )
-    assert ("spec.nodes[1] (a)", "is on a cycle: a -> b -> a") in found
+    assert found == {("n(a)#2", "shares its name with another node")}
 
 
-def test_a_node_unreachable_from_every_source_is_named() -> None:
-    found = problems(
-        spec(
-            [SRC, op("a"), op("b"), op("c"), OUT],
-            [e("in", "a"), e("a", "out"), e("b", "c"), e("c", "out")],
-        )
-    )
-    assert ("spec.nodes[3] (c)", "is not reachable from any source") in found
-    assert ("spec.nodes[2] (b)", "has no incoming edge") in found
+def test_an_edge_naming_a_missing_node_and_a_repeated_edge_are_named() -> None:
+    found = problems([SRC, node("a"), OUT], [wire("in", "a"), wire("a", "out"), wire("a", "out"), wire("a", "ghost")])
+    assert found == {
+        ("w(a->out)", "duplicates an earlier edge"),
+        ("w(a->ghost)", "names node(s) that do not exist: ghost"),
+    }
 
 
-def test_an_edge_to_a_missing_node_is_named() -> None:
-    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "ghost")]))
-    assert ("spec.edges[2] (a -> ghost)", "names node(s) that do not exist: ghost") in found
+def test_nothing_enters_a_source_and_nothing_leaves_a_sink() -> None:
+    nodes = [SRC, node("a"), OUT, node("out2", Step.SINK)]
+    found = problems(nodes, [wire("in", "a"), wire("a", "out"), wire("a", "in"), wire("out", "out2")])
+    assert ("w(a->in)", "points into source in: sources take no input") in found
+    assert ("w(out->out2)", "leaves sink out: sinks have no output") in found
 
 
-def test_a_branch_with_one_arm_is_named() -> None:
-    found = problems(spec([SRC, op("br", "branch"), OUT], [e("in", "br"), e("br", "out", True)]))
-    assert ("spec.nodes[1] (br)", "branch has no edge for arm: false (or set dropArm: false)") in found
+def test_a_module_is_named_exactly_by_the_steps_that_run_one() -> None:
+    nodes = [
+        GraphNode("in", Step.SOURCE, "n(in)", module="m"),
+        GraphNode("a", Step.MAP, "n(a)"),
+        GraphNode("d", Step.DELAY, "n(d)", module="d"),
+        GraphNode("cat", Step.CONCATENATE, "n(cat)"),
+        OUT,
+    ]
+    found = problems(nodes, [wire("in", "a"), wire("a", "d"), wire("d", "cat"), wire("cat", "out")])
+    assert found == {("n(in)", "is a source node and takes no module"), ("n(a)", "is a map node but names no module")}
 
 
-def test_a_branch_may_drop_one_arm_on_purpose() -> None:
-    graph = validate_graph(
-        spec([SRC, op("br", "branch", dropArm=False), OUT], [e("in", "br"), e("br", "out", True)]),
-    )
-    assert graph.successors["br"] == (Successor("out", True),)
+def test_a_node_without_input_or_output_is_named() -> None:
+    found = problems([SRC, node("a"), node("b"), OUT], [wire("in", "a"), wire("a", "out"), wire("in", "b")])
+    assert found == {("n(b)", "has no outgoing edge: its messages would go nowhere")}
+    found = problems([SRC, node("a"), node("b"), OUT], [wire("in", "a"), wire("a", "out"), wire("b", "out")])
+    assert found == {("n(b)", "has no incoming edge")}
 
 
-def test_a_dropped_arm_that_also_has_an_edge_is_named() -> None:
-    found = problems(
-        spec(
-            [SRC, op("br", "branch", dropArm=True), OUT],
-            [e("in", "br"), e("br", "out", True), e("br", "out", False)],
-        )
-    )
-    assert ("spec.nodes[1] (br)", "drops arm true (dropArm) but has an edge for it") in found
-
-
-def test_an_edge_leaving_a_branch_without_arm_is_named() -> None:
-    found = problems(
-        spec([SRC, op("br", "branch"), OUT], [e("in", "br"), e("br", "out", True), e("br", "out")]),
-    )
-    assert ("spec.edges[2] (br -> out)", "leaves a branch node: set arm: true or arm: false") in found
-
-
-def test_an_arm_on_a_non_branch_edge_is_named() -> None:
-    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out", True)]))
-    assert ("spec.edges[1] (a -> out)", "has arm: true, but a is not a branch") in found
-
-
-def test_an_operator_with_two_inputs_is_a_fan_in() -> None:
-    graph = validate_graph(
-        spec(
-            [SRC, op("a"), op("b"), op("merge", "accumulate"), OUT],
-            [e("in", "a"), e("in", "b"), e("a", "merge"), e("b", "merge"), e("merge", "out")],
-        )
-    )
-    assert set(graph.predecessors["merge"]) == {"a", "b"}
-    assert graph.order.index("merge") > max(graph.order.index("a"), graph.order.index("b"))
-
-
-def test_the_same_edge_twice_is_named() -> None:
-    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("in", "a")]))
-    assert ("spec.edges[2] (in -> a)", "duplicates an earlier edge") in found
-
-
-def test_a_source_with_an_input_is_named() -> None:
-    found = problems(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "in")]))
-    assert ("spec.edges[2] (a -> in)", "points into source in: sources take no input") in found
-
-
-def test_a_sink_with_an_output_is_named() -> None:
-    found = problems(
-        spec([SRC, op("a"), OUT, {**OUT, "name": "out2"}], [e("in", "a"), e("a", "out"), e("out", "out2")]),
-    )
-    assert ("spec.edges[2] (out -> out2)", "leaves sink out: sinks have no output") in found
-
-
-def test_an_unknown_endpoint_is_named() -> None:
-    found = problems(spec([SRC, op("a"), {**OUT, "endpoint": "nowhere"}], [e("in", "a"), e("a", "out")]))
-    assert ("spec.nodes[2] (out)", "names endpoint 'nowhere', not in spec.endpoints") in found
-
-
-def test_a_dead_end_operator_is_named() -> None:
-    found = problems(spec([SRC, op("a"), op("b"), OUT], [e("in", "a"), e("in", "b"), e("a", "out")]))
-    assert ("spec.nodes[2] (b)", "has no outgoing edge: its messages would go nowhere") in found
-
-
-def test_a_graph_without_source_or_sink_is_refused() -> None:
-    found = problems(spec([op("a"), op("b")], [e("a", "b")]))
+def test_a_graph_without_a_source_or_a_sink_is_refused() -> None:
+    found = problems([node("a"), node("b")], [wire("a", "b")])
     assert ("spec.nodes", "the graph has no source") in found
     assert ("spec.nodes", "the graph has no sink") in found
 
 
-def test_every_problem_is_reported_at_once() -> None:
-    found = problems(spec([SRC, op("a"), op("br", "branch"), OUT], [e("in", "a"), e("a", "out", False)]))
-    assert {w for w, _ in found} == {"spec.edges[1] (a -> out)", "spec.nodes[2] (br)"}
-    assert len(found) == 5  # arm on a's edge; br: no input, no output, no true arm, no false arm
+def test_a_cycle_is_named_with_its_path() -> None:
+    nodes = [SRC, node("a"), node("b"), OUT]
+    found = problems(nodes, [wire("in", "a"), wire("a", "b"), wire("b", "a"), wire("b", "out")])
+    assert found == {("n(a)", "is on a cycle: a -> b -> a")}
 
 
-def test_the_error_message_lists_every_problem_with_its_place() -> None:
-    with pytest.raises(GraphError) as info:
-        validate_graph(spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out"), e("a", "ghost")]))
-    assert str(info.value) == "spec: invalid graph: spec.edges[2] (a -> ghost): names node(s) that do not exist: ghost"
+def test_a_node_fed_only_by_unreachable_nodes_is_named() -> None:
+    nodes = [SRC, node("a"), node("b"), node("c"), OUT]
+    found = problems(nodes, [wire("in", "a"), wire("a", "out"), wire("b", "c"), wire("c", "out")])
+    assert found == {("n(b)", "has no incoming edge"), ("n(c)", "is not reachable from any source")}
 
 
-def test_operator_nodes_must_match_the_kind_of_their_module() -> None:
-    s = spec([SRC, op("a"), op("f", "filter"), OUT], [e("in", "a"), e("a", "f"), e("f", "out")])
-    with pytest.raises(GraphError) as info:
-        validate_graph(s, {"a": OperatorKind.MAP, "f": OperatorKind.MAP})
-    assert [(p.where, p.message) for p in info.value.problems] == [
-        ("spec.nodes[2] (f)", "is a filter node, but WasmModule f is a map operator")
-    ]
+def test_the_front_end_words_its_problems() -> None:
+    words = Wording(node="operation", edge="connection", items="items", nodes_at="operations", step_noun="{step}")
+    found = problems([SRC, node("a"), node("b")], [wire("in", "a"), wire("a", "ghost")], words)
+    assert found == {
+        ("w(a->ghost)", "names operation(s) that do not exist: ghost"),
+        ("n(a)", "has no outgoing connection: its items would go nowhere"),
+        ("n(b)", "has no incoming connection"),
+        ("n(b)", "has no outgoing connection: its items would go nowhere"),
+        ("operations", "the graph has no sink"),
+    }
 
 
-def test_a_node_naming_an_unknown_module_is_named_when_modules_are_known() -> None:
-    s = spec([SRC, op("a"), OUT], [e("in", "a"), e("a", "out")])
-    assert validate_graph(s, {"a": OperatorKind.MAP}).order == ("in", "a", "out")
-    with pytest.raises(GraphError) as info:
-        validate_graph(s, {})
-    assert info.value.problems[0].message == "names WasmModule a, which does not exist"
+def test_the_front_ends_own_problems_come_with_the_checks() -> None:
+    with pytest.raises(GraphError) as caught:
+        check_graph([SRC, node("a"), OUT], [wire("in", "a"), wire("a", "out")], also=[GraphProblem("x", "bad")])
+    assert [(p.where, p.message) for p in caught.value.problems] == [("x", "bad")]
+    assert str(caught.value) == "spec: invalid graph: x: bad"

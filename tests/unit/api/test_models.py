@@ -10,7 +10,7 @@ import yaml
 
 from tests.unit.api.cases import EXAMPLES, INVALID, VALID, Case, Doc, example_dataflow, valid_manifest
 from wasmflow.api.dataflow import Dataflow, ErrorAction
-from wasmflow.api.graph import validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.api.manifests import load_manifests, parse_manifests
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.errors import ConfigError
@@ -29,7 +29,7 @@ def test_the_example_manifests_load() -> None:
 def test_valid_manifests_parse_and_their_graph_validates(name: str, kind: str, change: Callable[[Doc], object]) -> None:
     (manifest,) = parse_manifests(yaml.safe_dump(valid_manifest(kind, change)))
     if isinstance(manifest, Dataflow):
-        assert validate_graph(manifest.spec).sources == ("sensors",)
+        assert dataflow_graph(manifest.spec).sources == ("sensors",)
 
 
 @pytest.mark.parametrize("case", INVALID, ids=[c.id for c in INVALID])

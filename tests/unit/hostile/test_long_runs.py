@@ -17,7 +17,7 @@ from pathlib import Path
 from tests.components.engine import wat
 from tests.fault_report import Report
 from wasmflow.api.dataflow import DataflowSpec
-from wasmflow.api.graph import validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.cli.run import _summary
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
@@ -51,7 +51,7 @@ def test_a_long_run_keeps_node_stats_bounded_and_the_summary_right(tmp_path: Pat
         operator = host.load(OperatorSpec("op", OperatorKind.MAP, wat.operator("map")))
         sources: dict[str, Source] = {"in": JsonLinesSource(str(lines))}
         sinks: dict[str, Sink] = {"out": JsonLinesSink("out", output)}
-        pipeline = Pipeline(SPEC, validate_graph(SPEC), operators={"op": operator}, sources=sources, sinks=sinks)
+        pipeline = Pipeline(SPEC, dataflow_graph(SPEC), operators={"op": operator}, sources=sources, sinks=sinks)
         asyncio.run(pipeline.run())
         operator.close()
 

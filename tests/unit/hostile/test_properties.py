@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from tests.unit.api.cases import example_dataflow, example_module
 from wasmflow.api.common import format_path
 from wasmflow.api.dataflow import Dataflow
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
+from wasmflow.api.graph import GraphError
 from wasmflow.api.manifests import parse_manifest
 from wasmflow.errors import ConfigError
 from wasmflow.oci.errors import InvalidReferenceError
@@ -94,7 +95,7 @@ def judged(doc: dict[str, Any]) -> str | None:
         return str(error)
     if isinstance(manifest, Dataflow):
         try:
-            validate_graph(manifest.spec)
+            dataflow_graph(manifest.spec)
         except GraphError as error:
             assert all(problem.where for problem in error.problems), error
             return str(error)

@@ -21,7 +21,8 @@ from click.testing import CliRunner
 from tests.fault_report import Report
 from tests.unit.api.cases import example_dataflow
 from wasmflow.api.dataflow import DataflowSpec
-from wasmflow.api.graph import GraphError, validate_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
+from wasmflow.api.graph import GraphError
 from wasmflow.cli.main import cli
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.dataflows import Stalled, plan
@@ -42,7 +43,7 @@ def windowed(*windows: dict[str, Any], qos: int = 1) -> dict[str, Any]:
 
 def refusal(spec: dict[str, Any]) -> str:
     with pytest.raises(GraphError) as caught:
-        validate_graph(DataflowSpec.model_validate(spec))
+        dataflow_graph(DataflowSpec.model_validate(spec))
     return str(caught.value)
 
 
@@ -55,8 +56,8 @@ def test_a_count_window_no_receive_maximum_covers_is_refused_naming_the_field(re
     said = refusal(windowed({"count": 300}, {"count": 300}))
     assert "spec.nodes[2] (acc1).window.count" in said and "acc0" not in said, said
     # What fits is accepted, and QoS 0 acknowledges nothing, so any count goes.
-    validate_graph(DataflowSpec.model_validate(windowed({"count": 65_535})))
-    validate_graph(DataflowSpec.model_validate(windowed({"count": 1_000_000}, qos=0)))
+    dataflow_graph(DataflowSpec.model_validate(windowed({"count": 65_535})))
+    dataflow_graph(DataflowSpec.model_validate(windowed({"count": 1_000_000}, qos=0)))
 
 
 def test_the_controller_stalls_on_such_a_window_saying_where() -> None:
@@ -92,7 +93,7 @@ def test_the_worker_sizes_receive_maximum_for_the_windows_downstream() -> None:
 
     def budget(spec: dict[str, Any]) -> int:
         model = DataflowSpec.model_validate(copy.deepcopy(spec))
-        return source_receive_maximum(model, validate_graph(model), "in")
+        return source_receive_maximum(dataflow_graph(model), "in")
 
     no_window = windowed({"count": 1})
     no_window["nodes"][1] = {"name": "acc0", "type": "map", "module": "m"}

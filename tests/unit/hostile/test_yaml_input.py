@@ -8,7 +8,7 @@ import pytest
 
 from tests.fault_report import Report
 from tests.integration.faults.test_hostile_yaml import bomb
-from wasmflow.api.aio_graph import parse_graph
+from wasmflow.api.frontends.aio import parse_graph
 from wasmflow.api.manifests import parse_manifests
 from wasmflow.api.yaml_input import MAX_DEPTH, load_yaml, load_yaml_all
 from wasmflow.errors import ConfigError
