@@ -40,13 +40,10 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from wasmflow.api.aio_graph import GraphPlan, OperationType
-from wasmflow.api.dataflow import DataflowSpec, ErrorAction, ErrorPolicy, NodeType
-from wasmflow.api.graph import Graph
+from wasmflow.api.dataflow import ErrorAction, ErrorPolicy
+from wasmflow.api.graph import Edge, Graph, GraphNode
 from wasmflow.engine.message import Message
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import InFlightBudget, Sink, Source
@@ -79,113 +76,6 @@ BUDGET_CHECK_SECONDS = 0.2
 SINK_WINDOW = 32
 #: Items of one timestamp handed to an accumulate per call (bounds the list that crosses into the module).
 ACCUMULATE_BATCH = 64
-
-
-class Port(StrEnum):
-    """The nodes that are not steps: where items enter and leave the graph."""
-
-    SOURCE = "source"
-    SINK = "sink"
-
-
-Kind = Step | Port
-
-
-@dataclass(frozen=True)
-class Out:
-    """One connection leaving a node: to ``target``'s input ``port``, for one arm of a branch or for every item."""
-
-    target: str
-    arm: bool | None
-    port: int
-
-
-@dataclass(frozen=True)
-class PlanNode:
-    name: str
-    kind: Kind
-    outputs: tuple[Out, ...]
-    inputs: int
-    #: The node's error policy (its own or the graph's); None drops and counts.
-    policy: ErrorPolicy | None = None
-    window_count: int | None = None
-    window_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class RunGraph:
-    """A checked graph as the runtime runs it: nodes in topological order, who feeds whom on which port."""
-
-    order: tuple[str, ...]
-    nodes: dict[str, PlanNode]
-
-    @property
-    def sources(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.nodes[n].kind is Port.SOURCE)
-
-    @property
-    def sinks(self) -> tuple[str, ...]:
-        return tuple(n for n in self.order if self.nodes[n].kind is Port.SINK)
-
-
-_NODE_KINDS: dict[NodeType, Kind] = {
-    NodeType.SOURCE: Port.SOURCE,
-    NodeType.SINK: Port.SINK,
-    NodeType.MAP: Step.MAP,
-    NodeType.FILTER: Step.FILTER,
-    NodeType.BRANCH: Step.BRANCH,
-    NodeType.ACCUMULATE: Step.ACCUMULATE,
-}
-
-_OPERATION_KINDS: dict[OperationType, Kind] = {
-    OperationType.SOURCE: Port.SOURCE,
-    OperationType.SINK: Port.SINK,
-    OperationType.MAP: Step.MAP,
-    OperationType.FILTER: Step.FILTER,
-    OperationType.BRANCH: Step.BRANCH,
-    OperationType.ACCUMULATE: Step.ACCUMULATE,
-    OperationType.DELAY: Step.DELAY,
-    OperationType.CONCATENATE: Step.CONCATENATE,
-}
-
-
-def from_dataflow(spec: DataflowSpec, graph: Graph) -> RunGraph:
-    """The runtime's graph of a checked Dataflow (``spec.nodes``/``spec.edges``)."""
-    ports: dict[str, int] = {}
-    outputs: dict[str, list[Out]] = {name: [] for name in graph.order}
-    for name in graph.order:
-        for successor in graph.successors.get(name, ()):
-            port = ports.get(successor.node, 0)
-            ports[successor.node] = port + 1
-            outputs[name].append(Out(successor.node, successor.arm, port))
-    nodes: dict[str, PlanNode] = {}
-    for node in spec.nodes:
-        window = node.window
-        nodes[node.name] = PlanNode(
-            node.name,
-            _NODE_KINDS[node.type],
-            tuple(outputs[node.name]),
-            ports.get(node.name, 0),
-            node.error_policy or spec.error_policy,
-            window.count if window else None,
-            window.duration_seconds if window else None,
-        )
-    return RunGraph(graph.order, nodes)
-
-
-def from_aio_plan(plan: GraphPlan, policy: ErrorPolicy | None = None) -> RunGraph:
-    """The runtime's graph of a checked AIO graph definition; ``policy`` (the Dataflow's) covers every node."""
-    nodes = {
-        name: PlanNode(
-            name,
-            _OPERATION_KINDS[plan.types[name]],
-            tuple(Out(e.target, e.arm, e.port) for e in plan.outputs[name]),
-            len(plan.inputs[name]),
-            policy,
-        )
-        for name in plan.order
-    }
-    return RunGraph(plan.order, nodes)
 
 
 class Tracker:
@@ -269,12 +159,10 @@ class _Wiring:
 
     __slots__ = ("all", "arms", "edges")
 
-    def __init__(self, node: PlanNode, queues: Mapping[str, asyncio.Queue[Entry]]) -> None:
-        self.all = [queues[o.target] for o in node.outputs]
-        self.arms = {
-            arm: [queues[o.target] for o in node.outputs if o.arm is None or o.arm is arm] for arm in (True, False)
-        }
-        self.edges = [(queues[o.target], o.port) for o in node.outputs]
+    def __init__(self, outputs: tuple[Edge, ...], queues: Mapping[str, asyncio.Queue[Entry]]) -> None:
+        self.all = [queues[o.target] for o in outputs]
+        self.arms = {arm: [queues[o.target] for o in outputs if o.arm is None or o.arm is arm] for arm in (True, False)}
+        self.edges = [(queues[o.target], o.port) for o in outputs]
 
 
 class Runtime:
@@ -286,8 +174,9 @@ class Runtime:
 
     def __init__(
         self,
-        graph: RunGraph,
+        graph: Graph,
         *,
+        error_policy: ErrorPolicy | None = None,
         operators: Mapping[str, Any],
         sources: Mapping[str, Source],
         sinks: Mapping[str, Sink],
@@ -304,8 +193,7 @@ class Runtime:
         self.time: Time = time or WindowTime()
         self.timed = isinstance(self.time, FrontierTime)
         for name in graph.order:
-            kind = graph.nodes[name].kind
-            if kind is Step.DELAY and not self.timed:
+            if graph.nodes[name].step is Step.DELAY and not self.timed:
                 raise EngineError(f"node {name!r}: a delay needs timestamps (the graph's time has none)")
         self.operators: Mapping[str, OperatorNode] = operators
         self.sources = sources
@@ -315,9 +203,11 @@ class Runtime:
         self.values = values
         self.sink_window = sink_window
         self.queues: dict[str, asyncio.Queue[Entry]] = {
-            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.nodes[name].kind is not Port.SOURCE
+            name: asyncio.Queue(maxsize=queue_size) for name in graph.order if graph.nodes[name].step is not Step.SOURCE
         }
-        self._wiring = {name: _Wiring(graph.nodes[name], self.queues) for name in graph.order}
+        self._wiring = {name: _Wiring(graph.outputs.get(name, ()), self.queues) for name in graph.order}
+        #: Each node's error policy: its own, else the graph's; None drops and counts.
+        self.policies = {name: graph.nodes[name].error_policy or error_policy for name in graph.order}
         self.stats: dict[str, NodeStats] = {name: NodeStats() for name in graph.order}
         #: Open windows: one per accumulate node (count/duration time), or one per timestamp (frontier time).
         self.windows: dict[str, CountWindow] = {}
@@ -341,10 +231,10 @@ class Runtime:
         nodes = self.graph.nodes
         workers = [supervisor.spawn(self._node_loop(name), node=name, doing=self._doing(name)) for name in self.queues]
         for name, node in nodes.items():
-            if node.kind is Step.ACCUMULATE and node.window_seconds and not self.timed:
+            if node.step is Step.ACCUMULATE and node.window and node.window.duration_seconds and not self.timed:
                 supervisor.spawn(self._window_ticker(name), node=name, doing="closing its window on time")
         budgeted = {name: s for name, s in self.sources.items() if isinstance(s, InFlightBudget)}
-        if budgeted and any(node.kind is Step.ACCUMULATE for node in nodes.values()):
+        if budgeted and any(node.step is Step.ACCUMULATE for node in nodes.values()):
             supervisor.spawn(self._watch_budgets(budgeted), node="(windows)", doing="watching the in-flight budget")
         feeders = [
             supervisor.spawn(self._feed(name), node=name, doing="reading from its source")
@@ -362,8 +252,8 @@ class Runtime:
         await asyncio.gather(*workers)
 
     def _doing(self, name: str) -> str:
-        kind = self.graph.nodes[name].kind
-        if kind is Port.SINK:
+        kind = self.graph.nodes[name].step
+        if kind is Step.SINK:
             return "sending messages to its sink"
         return f"running its {kind.value} step"
 
@@ -472,13 +362,13 @@ class Runtime:
 
     async def _node_loop(self, name: str) -> None:
         node = self.graph.nodes[name]
-        if node.kind is Port.SINK:
+        if node.step is Step.SINK:
             await self._sink_loop(name, node)
             return
         queue = self.queues[name]
         step = self._step(name, node)
         on_progress = self._on_progress(name, node)
-        frontier = Frontier(node.inputs)
+        frontier = Frontier(len(self.graph.inputs.get(name, ())))
         count_in = self._count_in
         while True:
             entry = await queue.get()
@@ -495,9 +385,9 @@ class Runtime:
             if advanced == END:
                 return
 
-    def _step(self, name: str, node: PlanNode) -> Callable[[Item], Awaitable[None]]:
+    def _step(self, name: str, node: GraphNode) -> Callable[[Item], Awaitable[None]]:
         """The coroutine that runs ``node``'s step on one item, its operator and outputs bound once."""
-        kind = node.kind
+        kind = node.step
         if kind is Step.CONCATENATE:
             return self._concatenate_step(name)
         if kind is Step.ACCUMULATE:
@@ -578,9 +468,9 @@ class Runtime:
 
         return delay_step
 
-    def _on_progress(self, name: str, node: PlanNode) -> Callable[[Key], Awaitable[None]]:
+    def _on_progress(self, name: str, node: GraphNode) -> Callable[[Key], Awaitable[None]]:
         """What ``node`` does when its input's progress moves: windows and held items up to it are handed on."""
-        kind = node.kind
+        kind = node.step
         if kind is Step.ACCUMULATE and self.timed:
             return lambda frontier: self._close_stamped(name, frontier)
         if kind is Step.ACCUMULATE:
@@ -626,10 +516,10 @@ class Runtime:
 
     # -- accumulate: count/duration windows --
 
-    def _accumulate_step(self, name: str, node: PlanNode) -> Callable[[Item], Awaitable[None]]:
+    def _accumulate_step(self, name: str, node: GraphNode) -> Callable[[Item], Awaitable[None]]:
         operator = self.operators[name]
         latencies = self.stats[name].latencies
-        limit = node.window_count
+        limit = node.window.count if node.window else None
         empty = self.values.empty
 
         async def accumulate_step(item: Item) -> None:
@@ -662,8 +552,9 @@ class Runtime:
         await self._emit(name, Item(window.state, None, tuple(window.trackers)), self._wiring[name].all)
 
     async def _window_ticker(self, name: str) -> None:
-        duration = self.graph.nodes[name].window_seconds
-        assert duration is not None
+        window_spec = self.graph.nodes[name].window
+        assert window_spec is not None and window_spec.duration_seconds is not None
+        duration = window_spec.duration_seconds
         while True:
             await asyncio.sleep(min(duration, 0.5) / 2)
             window = self.windows.get(name)
@@ -763,7 +654,7 @@ class Runtime:
 
     # ---- sinks ----------------------------------------------------------------------------------------------
 
-    async def _sink_loop(self, name: str, node: PlanNode) -> None:
+    async def _sink_loop(self, name: str, node: GraphNode) -> None:
         """Start one send per item, in queue order, with at most ``sink_window`` unfinished; return once all
         have finished (the end of the input: drain and SIGTERM wait for every PUBACK here).
 
@@ -773,7 +664,7 @@ class Runtime:
         abandoned unacknowledged (the broker delivers those inputs again), as is everything behind them.
         """
         queue = self.queues[name]
-        frontier = Frontier(node.inputs)
+        frontier = Frontier(len(self.graph.inputs.get(name, ())))
         room = asyncio.Semaphore(self.sink_window)
         in_flight: set[asyncio.Task[None]] = set()
         failures: list[BaseException] = []
@@ -837,7 +728,7 @@ class Runtime:
     ) -> None:
         stats = self.stats[name]
         stats.failures[failure.kind] = stats.failures.get(failure.kind, 0) + 1
-        policy = self.graph.nodes[name].policy
+        policy = self.policies[name]
         if policy is not None and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
             log.warning("%s (policy: %s)", failure, policy.action.value)
             if message is None:

@@ -14,26 +14,12 @@ raises ``EngineError`` when called for it (a graph check refuses such a graph be
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Protocol
 
+from wasmflow.api.graph import Step
 from wasmflow.engine.message import Message
 
-
-class Step(StrEnum):
-    """What a node does with an item (the graph IR's step, less sources and sinks)."""
-
-    MAP = "map"
-    FILTER = "filter"
-    BRANCH = "branch"
-    ACCUMULATE = "accumulate"
-    DELAY = "delay"
-    CONCATENATE = "concatenate"
-
-    @property
-    def calls_operator(self) -> bool:
-        """Whether the step calls the node's module (concatenate is the runtime's own)."""
-        return self is not Step.CONCATENATE
+__all__ = ["OperatorNode", "Step", "Values"]
 
 
 class OperatorNode(Protocol):

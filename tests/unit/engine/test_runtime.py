@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 from tests.components.engine import wat
 from tests.unit.engine.ports import BudgetSource, GatedSink, ListSink, ListSource
-from wasmflow.api.aio_graph import parse_graph, plan_graph
 from wasmflow.api.dataflow import DataflowSpec, ErrorPolicy
-from wasmflow.api.graph import validate_graph
+from wasmflow.api.frontends.aio import definition_graph, parse_graph
+from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
 from wasmflow.engine.aio_state import MemoryStateStore
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.message import Message
-from wasmflow.engine.runtime import Item, Progress, Runtime, from_aio_plan, from_dataflow
+from wasmflow.engine.runtime import Item, Progress, Runtime
 from wasmflow.engine.time import END, FrontierTime
 from wasmflow.engine.values import AIO_VALUES
 
@@ -45,7 +45,7 @@ def test_a_graph_without_timestamps_sends_no_progress_marker_but_one_end_per_con
 ) -> None:
     spec = dataflow(("op", "map", {}))
     runtime = Runtime(
-        from_dataflow(spec, validate_graph(spec)),
+        dataflow_graph(spec),
         operators={"op": load()},
         sources={"in": ListSource(messages("a", "b", "c"))},
         sinks={"out": ListSink()},
@@ -71,7 +71,7 @@ def test_an_operator_failure_goes_to_the_dead_letter_sink_with_an_envelope(
     spec = dataflow(("op", "map", {"errorPolicy": DEAD_LETTER.model_dump(by_alias=True)}))
     source, out, failed = ListSource(messages("ok", "xbad")), ListSink(), ListSink()
     runtime = Runtime(
-        from_dataflow(spec, validate_graph(spec)),
+        dataflow_graph(spec),
         operators={"op": load(wat.on_first_byte("x", wat.ERR))},
         sources={"in": source},
         sinks={"out": out},
@@ -93,7 +93,7 @@ def test_a_count_window_closes_early_when_the_sources_budget_is_full_and_nothing
     operator = host.load(OperatorSpec("sum", OperatorKind.ACCUMULATE, wat.operator("accumulate")))
     source, out = BudgetSource(messages("1", "2", "3"), budget=3), ListSink()
     runtime = Runtime(
-        from_dataflow(spec, validate_graph(spec)),
+        dataflow_graph(spec),
         operators={"sum": operator},
         sources={"in": source},
         sinks={"out": out},
@@ -125,14 +125,15 @@ connections:
 def test_an_aio_graph_dead_letters_an_item_its_operator_fails(
     component_bytes: Callable[[str], bytes], host: EngineHost
 ) -> None:
-    plan = plan_graph(parse_graph(AIO_MAP))
+    graph = definition_graph(parse_graph(AIO_MAP))
     spec = AioNodeSpec("f2c/map", "map", component_bytes("aio_f2c_map"), timeout_seconds=5.0)
     operator = AioOperatorNode(host, spec, state=MemoryStateStore(), aio_metrics=None)
     operator.start()
     good = json.dumps({"value": 212, "unit": "F"})
     source, out, failed = ListSource(messages(good, "not json")), ListSink(), ListSink()
     runtime = Runtime(
-        from_aio_plan(plan, DEAD_LETTER),
+        graph,
+        error_policy=DEAD_LETTER,
         operators={"f2c/map": operator},
         sources={"source": source},
         sinks={"sink": out},
@@ -159,10 +160,10 @@ connections:
 
 
 def test_an_aio_graph_keeps_a_window_of_sends_in_flight() -> None:
-    plan = plan_graph(parse_graph(AIO_PASS))
+    graph = definition_graph(parse_graph(AIO_PASS))
     source, out = ListSource(messages(*(str(i) for i in range(10)))), GatedSink(expect=4)
     runtime = Runtime(
-        from_aio_plan(plan),
+        graph,
         operators={},
         sources={"source": source},
         sinks={"sink": out},
@@ -197,14 +198,14 @@ connections:
 
 
 def test_concatenate_emits_its_inputs_in_timestamp_order() -> None:
-    plan = plan_graph(parse_graph(AIO_CONCATENATE))
+    graph = definition_graph(parse_graph(AIO_CONCATENATE))
 
     def stamped(*ms: int) -> list[Message]:
         return [Message(str(t).encode(), "in", timestamp_ms=t) for t in ms]
 
     out = ListSink()
     runtime = Runtime(
-        from_aio_plan(plan),
+        graph,
         operators={},
         sources={"a": ListSource(stamped(1000, 3000, 5000)), "b": ListSource(stamped(2000, 4000))},
         sinks={"sink": out},
