@@ -22,11 +22,13 @@ from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
 from wasmflow.contract.check import check_component
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
 from wasmflow.engine.aio_metrics import AioMetrics
-from wasmflow.engine.aio_pipeline import AioPipeline
 from wasmflow.engine.aio_state import MemoryStateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import Runtime
+from wasmflow.engine.time import FrontierTime
+from wasmflow.engine.values import AIO_VALUES
 from wasmflow.errors import ConfigError
 
 
@@ -86,7 +88,7 @@ async def run_checked_graph(
     output: IO[str],
     cache_dir: Path,
     max_message_size: int | None = None,
-) -> AioPipeline:
+) -> Runtime:
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
     aio_metrics = AioMetrics(registry)
@@ -105,7 +107,15 @@ async def run_checked_graph(
                 for name in graph.sources
             }
             sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in graph.sinks}
-            pipeline = AioPipeline(graph, operators=operators, sources=sources, sinks=sinks, metrics=metrics)
+            pipeline = Runtime(
+                graph,
+                operators=operators,
+                sources=sources,
+                sinks=sinks,
+                metrics=metrics,
+                time=FrontierTime(),
+                values=AIO_VALUES,
+            )
             await pipeline.run()
         finally:
             for operator in operators.values():
@@ -123,7 +133,7 @@ def run_graph(
     cache_dir: Path,
     *,
     max_message_size: int | None = None,
-) -> AioPipeline:
+) -> Runtime:
     """Parse, check, load and run the graph at ``path``; ConfigError/EngineError say what is wrong and where."""
     graph = definition_graph(load_graph(path))
     unknown = set(inputs) - {"*"} - set(graph.sources)
@@ -131,16 +141,3 @@ def run_graph(
         raise ConfigError(f"no source operation named {', '.join(sorted(unknown))}", where="--input")
     specs = node_specs(graph, overrides, registry, insecure)
     return asyncio.run(run_checked_graph(graph, specs, inputs, output, cache_dir, max_message_size))
-
-
-def summary(pipeline: AioPipeline) -> str:
-    rows = [("operation", "type", "in", "out", "dropped", "failures", "p50")]
-    for name in pipeline.graph.order:
-        s = pipeline.stats[name]
-        p50 = f"{s.latencies.median() * 1e3:.2f}ms" if s.latencies else "-"
-        failures = ", ".join(f"{k}={v}" for k, v in sorted(s.failures.items())) or "-"
-        rows.append(
-            (name, pipeline.graph.step(name).value, str(s.received), str(s.emitted), str(s.dropped), failures, p50)
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows)

@@ -29,8 +29,8 @@ from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import Pipeline
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import Runtime
 from wasmflow.errors import ConfigError, EngineError, WasmflowError
 
 log = logging.getLogger("wasmflow.run")
@@ -119,7 +119,8 @@ def _check(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> N
         )
 
 
-def _summary(pipeline: Pipeline) -> str:
+def _summary(pipeline: Runtime) -> str:
+    """The table printed after a run, the same for a Dataflow and an AIO graph (one runtime, one summary)."""
     rows = [("node", "type", "in", "out", "dropped", "dead-letter", "failures", "p50", "p99")]
     for name in pipeline.graph.order:
         s = pipeline.stats[name]
@@ -152,7 +153,7 @@ async def _run(
     output: IO[str],
     cache_dir: Path,
     max_message_size: int,
-) -> tuple[Pipeline, list[JsonLinesSource]]:
+) -> tuple[Runtime, list[JsonLinesSource]]:
     graph = dataflow_graph(dataflow.spec)
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
@@ -174,9 +175,9 @@ async def _run(
                 if policy and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
                     dead_letters[(policy.endpoint, policy.topic)] = JsonLinesSink(f"dead-letter:{policy.topic}", output)
             sources: dict[str, Source] = dict(readers)
-            pipeline = Pipeline(
-                dataflow.spec,
+            pipeline = Runtime(
                 graph,
+                error_policy=dataflow.spec.error_policy,
                 operators=operators,
                 sources=sources,
                 sinks=sinks,
@@ -323,7 +324,7 @@ def _run_aio_graph(
         if stream is not sys.stdout:
             stream.close()
     if not quiet:
-        click.echo(aio_run.summary(pipeline), err=True)
+        click.echo(_summary(pipeline), err=True)
     bad = sum(len(s.errors) for s in pipeline.sources.values() if isinstance(s, JsonLinesSource))
     if bad:
         raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")

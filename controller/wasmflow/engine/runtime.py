@@ -744,7 +744,7 @@ class Runtime:
             if self.metrics:
                 self.metrics.dead_lettered.labels(name).inc()
         else:
-            log.warning("%s (policy: drop)", failure)
+            log.warning("%s (%s)", failure, "dropped" if policy is None else f"policy: {policy.action.value}")
             self._dropped(name, failure.kind)
         await item.release()
 
