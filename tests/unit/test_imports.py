@@ -12,7 +12,6 @@ import pytest
 #: Cycles being removed elsewhere (issue 17): the modules on each, and who removes it.
 STILL_EXPECTED = {
     frozenset({"wasmflow.contract.aio", "wasmflow.contract.report"}): "the world adapters (helper worlds)",
-    frozenset({"wasmflow.worker.aio", "wasmflow.worker.main"}): "the one worker (helper runtime)",
 }
 
 

@@ -5,7 +5,7 @@ The definition is given inline (AIO's YAML, as text) or as the OCI artifact AIO 
 against ``registry``; each source and sink operation of the graph is bound to one of the Dataflow's endpoints and
 a topic. The controller pins the definition and every module to a digest at each reconcile (so replicas started
 after a tag moved still run what was checked, and ``status.modules`` lists them); the worker pulls only those digests,
-verifies each, and runs the graph with AIO's semantics (``wasmflow.engine.aio_pipeline``).
+verifies each, and runs the graph with AIO's semantics (``wasmflow.engine.runtime`` with the frontier time).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from wasmflow.api.common import Model
-from wasmflow.api.dataflow import DataflowLimits, DataflowSpec, Endpoint
+from wasmflow.api.dataflow import DataflowLimits, DataflowSpec, Endpoint, ErrorPolicy
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore, StateStoreLimits
 from wasmflow.api.kinds import Capability, OperatorKind
 from wasmflow.api.wasmmodule import DIGEST_PATTERN, Limits
@@ -105,12 +105,6 @@ class AioModule(Model):
     limits: Limits = Field(default_factory=Limits)
 
 
-def is_aio_config(text: str) -> bool:
-    """True when a worker config's JSON is an ``AioWorkerConfig`` (``"kind": "aio-graph"``), not a Dataflow's: a
-    text check, so the worker command can pick its worker before importing either."""
-    return '"kind":"aio-graph"' in text.replace(" ", "")
-
-
 class AioWorkerConfig(Model):
     """What a worker is given to run an AIO graph definition: the definition, its modules pinned by their
     ``repository:tag`` reference, and the endpoints its sources and sinks are bound to."""
@@ -135,6 +129,8 @@ class AioWorkerConfig(Model):
     """Bounds of the state store (keys, key and value size, total bytes); the defaults when unset."""
     limits: DataflowLimits = Field(default_factory=DataflowLimits)
     """The Dataflow's ``spec.limits``: the largest message the sources accept."""
+    error_policy: ErrorPolicy | None = None
+    """The Dataflow's ``spec.errorPolicy``: an item an operation fails on is dropped or dead-lettered."""
     endpoint_files: dict[str, EndpointFiles] = Field(default_factory=dict)
     http_port: int = Field(default=8080, ge=1, le=65535)
     cache_dir: str = CACHE_DIR

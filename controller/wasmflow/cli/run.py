@@ -4,6 +4,12 @@ Modules come from the WasmModule manifests given on the command line (pulled fro
 ``--module NAME=PATH|OCI-REF``. Each is checked against the contract before it runs. Sources read ``--input``
 (one file for every source, or ``SOURCE=FILE`` per source; ``-`` is stdin), sinks write ``--output`` (``-`` is
 stdout) with the sink's name added. A per-node summary goes to stderr at the end.
+
+``--graph GRAPH.yaml`` only selects the other front-end: an Azure IoT Operations graph definition, run unchanged on
+the same runtime (with AIO's timestamp frontier). Each operation's ``module`` (``repository:tag``) comes from
+``--module NAME=PATH|OCI-REF`` (NAME is the module reference as the graph writes it, or the operation's name) or,
+failing that, from ``--registry HOST[/PREFIX]`` joined with the reference; each is checked against the AIO worlds
+before it runs; the state store is in process.
 """
 
 from __future__ import annotations
@@ -19,18 +25,26 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from wasmflow.api.dataflow import Dataflow, DataflowLimits, ErrorAction, NodeType
+from wasmflow.api.frontends.aio import GraphDefinition, definition_graph, parse_graph
 from wasmflow.api.frontends.dataflow import dataflow_graph
-from wasmflow.api.graph import GraphError
+from wasmflow.api.graph import Graph, GraphError
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.api.manifests import load_manifests
 from wasmflow.api.wasmmodule import WasmModule
+from wasmflow.api.yaml_input import MAX_GRAPH_BYTES, read_text
 from wasmflow.cli.build import cache_base
 from wasmflow.cli.sources import read_component
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
+from wasmflow.contract.check import check_component
+from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
+from wasmflow.engine.aio_metrics import AioMetrics
+from wasmflow.engine.aio_state import MemoryStateStore
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import Pipeline
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import Runtime
+from wasmflow.engine.time import FrontierTime
+from wasmflow.engine.values import AIO_VALUES
 from wasmflow.errors import ConfigError, EngineError, WasmflowError
 
 log = logging.getLogger("wasmflow.run")
@@ -119,7 +133,8 @@ def _check(host: EngineHost, spec: OperatorSpec, module: str, strict: bool) -> N
         )
 
 
-def _summary(pipeline: Pipeline) -> str:
+def _summary(pipeline: Runtime) -> str:
+    """The table printed after a run, the same for a Dataflow and an AIO graph (one runtime, one summary)."""
     rows = [("node", "type", "in", "out", "dropped", "dead-letter", "failures", "p50", "p99")]
     for name in pipeline.graph.order:
         s = pipeline.stats[name]
@@ -152,7 +167,7 @@ async def _run(
     output: IO[str],
     cache_dir: Path,
     max_message_size: int,
-) -> tuple[Pipeline, list[JsonLinesSource]]:
+) -> tuple[Runtime, list[JsonLinesSource]]:
     graph = dataflow_graph(dataflow.spec)
     registry = CollectorRegistry()
     metrics = EngineMetrics.create(registry)
@@ -174,9 +189,9 @@ async def _run(
                 if policy and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
                     dead_letters[(policy.endpoint, policy.topic)] = JsonLinesSink(f"dead-letter:{policy.topic}", output)
             sources: dict[str, Source] = dict(readers)
-            pipeline = Pipeline(
-                dataflow.spec,
+            pipeline = Runtime(
                 graph,
+                error_policy=dataflow.spec.error_policy,
                 operators=operators,
                 sources=sources,
                 sinks=sinks,
@@ -195,7 +210,7 @@ async def _run(
 @click.option(
     "--graph",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Run this Azure IoT Operations graph definition (YAML) instead of a Dataflow (see cli/aio_run.py).",
+    help="Run this Azure IoT Operations graph definition (YAML) instead of a Dataflow.",
 )
 @click.option("--registry", metavar="HOST[/PREFIX]", help="With --graph: where the graph's module references live.")
 @click.option(
@@ -299,11 +314,9 @@ def _run_aio_graph(
     quiet: bool,
     limits: DataflowLimits,
 ) -> None:
-    from wasmflow.cli import aio_run  # noqa: PLC0415 - only --graph runs need it
-
     stream: IO[str] = sys.stdout if output == "-" else Path(output).open("w", encoding="utf-8")  # noqa: SIM115
     try:
-        pipeline = aio_run.run_graph(
+        pipeline = _run_graph_file(
             graph,
             overrides,
             registry,
@@ -323,7 +336,125 @@ def _run_aio_graph(
         if stream is not sys.stdout:
             stream.close()
     if not quiet:
-        click.echo(aio_run.summary(pipeline), err=True)
+        click.echo(_summary(pipeline), err=True)
     bad = sum(len(s.errors) for s in pipeline.sources.values() if isinstance(s, JsonLinesSource))
     if bad:
         raise click.ClickException(f"{bad} input line(s) were invalid and skipped (see the errors above)")
+
+
+#: The time limit per message of an AIO graph's modules under ``wasmflow run --graph`` (a module has no WasmModule
+#: to carry its limits here).
+GRAPH_MODULE_TIMEOUT_SECONDS = 1.0
+
+
+def _load_graph(path: Path) -> GraphDefinition:
+    return parse_graph(read_text(path, max_bytes=MAX_GRAPH_BYTES), str(path))
+
+
+def _graph_node_specs(
+    graph: Graph, overrides: dict[str, str], registry: str | None, insecure: bool
+) -> list[AioNodeSpec]:
+    """The component of every operation, read once per distinct source."""
+    loaded: dict[str, bytes] = {}
+    specs = []
+    for name in graph.order:
+        node = graph.nodes[name]
+        if node.module is None:
+            continue
+        source = overrides.get(name) or overrides.get(node.module)
+        if source is None and registry:
+            source = f"{registry.rstrip('/')}/{node.module}"
+        if source is None:
+            raise ConfigError(
+                f"no component for module {node.module!r}: pass --module {node.module}=PATH|OCI-REF or --registry HOST",
+                where=f"operation {name}",
+            )
+        if source not in loaded:
+            loaded[source] = read_component(source, insecure=insecure)
+        specs.append(
+            AioNodeSpec(
+                node=name,
+                operation=node.step.value,
+                component=loaded[source],
+                parameters=node.parameters,
+                timeout_seconds=GRAPH_MODULE_TIMEOUT_SECONDS,
+            )
+        )
+    return specs
+
+
+def _check_graph_module(host: EngineHost, spec: AioNodeSpec) -> None:
+    """The module must implement the operation's AIO world (checked with the engine's compiled component)."""
+    engine, component = host.compile(spec.compile_spec())
+    report = check_component(spec.component, engine=engine, component=component)
+    problems = [f"[{p.code.value}] {p.where}: {p.message}" for p in report.problems]
+    if report.aio is None:
+        problems.append("the module implements no Azure IoT Operations operator world")
+    elif report.aio.operator(spec.operation) is None:
+        problems.append(
+            f"the module exports no AIO {spec.operation} operator (it exports {', '.join(report.aio.operations)})"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems), where=f"operation {spec.node}")
+
+
+async def _run_checked_graph(
+    graph: Graph,
+    specs: list[AioNodeSpec],
+    inputs: dict[str, str],
+    output: IO[str],
+    cache_dir: Path,
+    max_message_size: int | None = None,
+) -> Runtime:
+    registry = CollectorRegistry()
+    metrics = EngineMetrics.create(registry)
+    aio_metrics = AioMetrics(registry)
+    state = MemoryStateStore()
+    with EngineHost(cache_dir=cache_dir, metrics=metrics) as host:
+        for spec in specs:
+            _check_graph_module(host, spec)
+        operators: dict[str, AioOperatorNode] = {}
+        try:
+            for spec in specs:
+                node = AioOperatorNode(host, spec, state=state, aio_metrics=aio_metrics)
+                node.start()
+                operators[spec.node] = node
+            sources: dict[str, Source] = {
+                name: JsonLinesSource(inputs.get(name, inputs.get("*", "-")), max_message_size=max_message_size)
+                for name in graph.sources
+            }
+            sinks: dict[str, Sink] = {name: JsonLinesSink(name, output) for name in graph.sinks}
+            pipeline = Runtime(
+                graph,
+                operators=operators,
+                sources=sources,
+                sinks=sinks,
+                metrics=metrics,
+                time=FrontierTime(),
+                values=AIO_VALUES,
+            )
+            await pipeline.run()
+        finally:
+            for operator in operators.values():
+                operator.close()
+    return pipeline
+
+
+def _run_graph_file(
+    path: Path,
+    overrides: dict[str, str],
+    registry: str | None,
+    inputs: dict[str, str],
+    output: IO[str],
+    insecure: bool,
+    cache_dir: Path,
+    *,
+    max_message_size: int | None = None,
+) -> Runtime:
+    """Parse, check, load and run the graph at ``path``; ConfigError/EngineError say what is wrong and where."""
+    graph = definition_graph(_load_graph(path))
+    unknown = set(inputs) - {"*"} - set(graph.sources)
+    if unknown:
+        raise ConfigError(f"no source operation named {', '.join(sorted(unknown))}", where="--input")
+    specs = _graph_node_specs(graph, overrides, registry, insecure)
+    return asyncio.run(_run_checked_graph(graph, specs, inputs, output, cache_dir, max_message_size))

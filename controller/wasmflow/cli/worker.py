@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from wasmflow.api.workerconfig import is_aio_config
 from wasmflow.errors import WasmflowError
 from wasmflow.worker.main import main
 
@@ -31,19 +30,6 @@ def worker_command(config_path: Path, root: Path | None, http_port: int | None, 
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        if _is_aio_graph(config_path):
-            from wasmflow.worker import aio  # noqa: PLC0415 - only AIO graph workers need it
-
-            aio.main(config_path, http_port=http_port)
-            return
         main(config_path, root=root, http_port=http_port)
     except WasmflowError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _is_aio_graph(config_path: Path) -> bool:
-    """An AIO graph definition's worker config (``kind: aio-graph``, see worker/aio.py) rather than a Dataflow's."""
-    try:
-        return is_aio_config(config_path.read_text(encoding="utf-8"))
-    except OSError:
-        return False  # main() reports the unreadable file

@@ -12,7 +12,7 @@ and a sink waits through a broker outage and resends after the reconnect (connec
 broker refusing a message, a PUBACK that never comes on a live connection, a dead-letter publish that fails, a
 state store that errs, or a bug.
 
-Both runtimes (engine/pipeline.py and engine/aio_pipeline.py) use this module, so they fail the same way.
+The runtime (engine/runtime.py) runs every graph under it, whatever its front-end, so all fail the same way.
 """
 
 from __future__ import annotations

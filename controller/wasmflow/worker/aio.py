@@ -1,9 +1,11 @@
 """The worker for an Azure IoT Operations graph definition: MQTT in, AIO operators, MQTT out, the same HTTP endpoints.
 
 It reads an ``AioWorkerConfig`` (``kind: aio-graph``), fetches every module by its pinned digest, checks each against
-the AIO world of its operation, and runs the graph with ``AioPipeline``. The AIO operators' own metrics are
-served on /metrics next to the engine's, labelled by node. The state store is in process (shared by the operators
-of this worker), or, with ``state_store``, kept in the broker and shared by every replica (connectors/mqtt_state.py).
+the AIO world of its operation (in threads, as the worker for our graphs loads), and runs the graph on the one
+runtime (engine/runtime.py) with AIO's timestamp frontier: dead-letter and the sink window as for every graph. The
+AIO operators' own metrics are served on /metrics next to the engine's, labelled by node. The state store is in
+process (shared by the operators of this worker), or, with ``state_store``, kept in the broker and shared by every
+replica (connectors/mqtt_state.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from wasmflow.api.dataflow import ErrorAction
 from wasmflow.api.dataflow_graph import state_topic_prefix
 from wasmflow.api.frontends.aio import definition_graph, parse_graph
 from wasmflow.api.frontends.dataflow import MAX_IN_FLIGHT
@@ -30,28 +33,21 @@ from wasmflow.connectors.mqtt_state import MqttStateStore
 from wasmflow.contract.check import check_component
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
 from wasmflow.engine.aio_metrics import AioMetrics
-from wasmflow.engine.aio_pipeline import AioPipeline
 from wasmflow.engine.aio_state import MemoryStateStore, StateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import Runtime
+from wasmflow.engine.time import FrontierTime
+from wasmflow.engine.values import AIO_VALUES
 from wasmflow.errors import ConfigError, ContractError
 from wasmflow.oci.pull import Access, pull_graph
+from wasmflow.worker.endpoints import endpoint_settings
 from wasmflow.worker.http import Readiness, serve
 from wasmflow.worker.lifecycle import Health, run_graph
-from wasmflow.worker.main import endpoint_settings
 from wasmflow.worker.modules import fetch_module
 
 log = logging.getLogger("wasmflow.worker.aio")
-
-
-def load_aio_config(path: Path) -> AioWorkerConfig:
-    try:
-        return AioWorkerConfig.model_validate_json(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read the worker config: {exc.strerror}", where=str(path)) from exc
-    except ValueError as exc:
-        raise ConfigError(f"invalid AIO worker config: {exc}", where=str(path)) from exc
 
 
 class AioWorker:
@@ -69,7 +65,7 @@ class AioWorker:
         self.loaded = False
         self.sources: dict[str, MqttSource] = {}
         self.sinks: dict[str, MqttSink] = {}
-        self.pipeline: AioPipeline | None = None
+        self.pipeline: Runtime | None = None
         self._closers: list[Callable[[], None]] = []
         self.health = Health()
 
@@ -121,46 +117,48 @@ class AioWorker:
             reasons.insert(0, f"failed: {self.health.failure}")
         for name, source in self.sources.items():
             if not source.connected:
-                reasons.append(f"source {name} not connected")
+                reasons.append(f"source {name} not connected" + (f": {source.last_error}" if source.last_error else ""))
         for name, sink in self.sinks.items():
             if not sink.connected:
-                reasons.append(f"sink {name} not connected")
+                reasons.append(f"sink {name} not connected" + (f": {sink.last_error}" if sink.last_error else ""))
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
     async def _load(self, host: EngineHost) -> dict[str, AioOperatorNode]:
-        config, graph = self.config, self.graph
+        """Every operation's module fetched, checked and instantiated, side by side in threads (as the worker for
+        our own graphs does): the loop keeps answering /healthz during cold compiles. Waits for every node before
+        raising the first failure, so no thread still uses the host when it closes."""
+        graph = self.graph
         state = self._state_store()
-        operators: dict[str, AioOperatorNode] = {}
-        for name in graph.order:
-            graph_node = graph.nodes[name]
-            if graph_node.module is None:
-                continue
-            module = config.modules.get(graph_node.module)
-            if module is None:
-                raise ConfigError(f"module {graph_node.module!r} is not pinned in modules", where=f"operation {name}")
-            data = await fetch_module(graph_node.module, module, Path(config.cache_dir) / "blobs")
-            spec = AioNodeSpec(
-                node=name,
-                operation=graph_node.step.value,
-                component=data,
-                digest=module.digest,
-                parameters=graph_node.parameters,
-                memory_bytes=module.limits.memory_bytes,
-                timeout_seconds=module.limits.timeout_seconds,
-                fuel=module.limits.fuel,
-            )
-            engine, component = host.compile(spec.compile_spec())
-            report = check_component(data, engine=engine, component=component)
-            if report.aio is None or report.aio.operator(spec.operation) is None or not report.valid:
-                problems = report.summary()
-                raise ContractError(
-                    f"module {graph_node.module!r} does not implement the AIO {spec.operation} operator"
-                    + (f": {problems}" if problems else "")
-                )
-            node = AioOperatorNode(host, spec, state=state, aio_metrics=self.aio_metrics)
-            node.start()
-            operators[name] = node
+        names = [name for name in graph.order if graph.nodes[name].module is not None]
+        results = await asyncio.gather(*(self._load_node(host, name, state) for name in names), return_exceptions=True)
+        operators = {
+            name: result for name, result in zip(names, results, strict=True) if isinstance(result, AioOperatorNode)
+        }
+        for result in results:
+            if isinstance(result, BaseException):
+                for operator in operators.values():
+                    operator.close()
+                raise result
         return operators
+
+    async def _load_node(self, host: EngineHost, name: str, state: StateStore) -> AioOperatorNode:
+        config, graph_node = self.config, self.graph.nodes[name]
+        assert graph_node.module is not None
+        module = config.modules.get(graph_node.module)
+        if module is None:
+            raise ConfigError(f"module {graph_node.module!r} is not pinned in modules", where=f"operation {name}")
+        data = await fetch_module(graph_node.module, module, Path(config.cache_dir) / "blobs")
+        spec = AioNodeSpec(
+            node=name,
+            operation=graph_node.step.value,
+            component=data,
+            digest=module.digest,
+            parameters=graph_node.parameters,
+            memory_bytes=module.limits.memory_bytes,
+            timeout_seconds=module.limits.timeout_seconds,
+            fuel=module.limits.fuel,
+        )
+        return await asyncio.to_thread(_checked_load, host, spec, graph_node.module, state, self.aio_metrics)
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
@@ -187,17 +185,26 @@ class AioWorker:
                 for name in self.graph.sinks:
                     port = config.sinks[name]
                     self.sinks[name] = MqttSink(self._settings(port.endpoint, name), port.topic)
+                sinks: dict[str, Sink] = dict(self.sinks)
+                dead_letters: dict[tuple[str, str], Sink] = {}
+                policy = config.error_policy
+                if policy and policy.action is ErrorAction.DEAD_LETTER and policy.endpoint and policy.topic:
+                    dead_letter = MqttSink(self._settings(policy.endpoint, "dlq-0"), policy.topic)
+                    self.sinks[f"dead-letter:{policy.topic}"] = dead_letter
+                    dead_letters[(policy.endpoint, policy.topic)] = dead_letter
                 for sink in self.sinks.values():
                     sink.start()
                 sources: dict[str, Source] = dict(self.sources)
-                sinks: dict[str, Sink] = dict(self.sinks)
-                self.pipeline = AioPipeline(
+                self.pipeline = Runtime(
                     self.graph,
+                    error_policy=policy,
                     operators=operators,
                     sources=sources,
                     sinks=sinks,
+                    dead_letters=dead_letters,
                     metrics=self.metrics,
-                    physical_clock=not config.event_time,
+                    time=FrontierTime(physical_clock=not config.event_time),
+                    values=AIO_VALUES,
                 )
                 await run_graph(self.pipeline.run, self.pipeline.drain, stop, self.health)
         finally:
@@ -211,6 +218,23 @@ class AioWorker:
                 await sink.close()
             await self.health.linger(stop)
             http.close()
+
+
+def _checked_load(
+    host: EngineHost, spec: AioNodeSpec, module: str, state: StateStore, aio_metrics: AioMetrics
+) -> AioOperatorNode:
+    """Compile (or load from cache), check against the AIO world of the operation, instantiate (in a thread)."""
+    engine, component = host.compile(spec.compile_spec())
+    report = check_component(spec.component, engine=engine, component=component)
+    if report.aio is None or report.aio.operator(spec.operation) is None or not report.valid:
+        problems = report.summary()
+        raise ContractError(
+            f"module {module!r} does not implement the AIO {spec.operation} operator"
+            + (f": {problems}" if problems else "")
+        )
+    node = AioOperatorNode(host, spec, state=state, aio_metrics=aio_metrics)
+    node.start()
+    return node
 
 
 async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
@@ -252,6 +276,7 @@ async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
         state_store=graph.state_store,
         state_limits=graph.state_limits,
         limits=config.spec.limits,
+        error_policy=config.spec.error_policy,
         endpoint_files=config.endpoint_files,
         http_port=config.http_port,
         cache_dir=config.cache_dir,
@@ -261,13 +286,6 @@ async def from_dataflow(config: WorkerConfig) -> AioWorkerConfig:
 def run_dataflow_graph(config: WorkerConfig) -> None:
     """``wasmflow worker`` for a Dataflow with ``spec.graph`` (called by ``worker.main``)."""
     run_worker(asyncio.run(from_dataflow(config)))
-
-
-def main(config_path: Path, *, http_port: int | None = None) -> None:
-    config = load_aio_config(config_path)
-    if http_port is not None:
-        config = config.model_copy(update={"http_port": http_port})
-    run_worker(config)
 
 
 def run_worker(config: AioWorkerConfig) -> None:

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter
 
-from wasmflow.api.dataflow import Endpoint, ErrorAction, Node, NodeType
+from wasmflow.api.dataflow import ErrorAction, Node, NodeType
 from wasmflow.api.frontends.dataflow import MAX_IN_FLIGHT, dataflow_graph, held_by_windows
 from wasmflow.api.graph import Graph
-from wasmflow.api.workerconfig import EndpointFiles, WorkerConfig
+from wasmflow.api.workerconfig import AioWorkerConfig, WorkerConfig
 from wasmflow.connectors.mqtt import MqttSettings, MqttSink, MqttSource
 from wasmflow.connectors.mqtt_settings import DEFAULT_RECEIVE_MAXIMUM
 from wasmflow.engine.host import EngineHost, OperatorNode, OperatorSpec
 from wasmflow.engine.metrics import EngineMetrics
-from wasmflow.engine.pipeline import QUEUE_SIZE, Pipeline
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import QUEUE_SIZE, Runtime
 from wasmflow.errors import ConfigError, ContractError
+from wasmflow.worker.endpoints import endpoint_settings
 from wasmflow.worker.http import Readiness, serve
 from wasmflow.worker.lifecycle import Health, run_graph
 from wasmflow.worker.modules import fetch_module
@@ -35,9 +35,14 @@ from wasmflow.worker.modules import fetch_module
 log = logging.getLogger("wasmflow.worker")
 
 
-def load_config(path: Path) -> WorkerConfig:
+#: Either config a worker is given; pydantic tells them apart (both forbid unknown fields, and an AIO graph's has
+#: ``kind: aio-graph``), so no caller sniffs the text.
+_CONFIGS: TypeAdapter[WorkerConfig | AioWorkerConfig] = TypeAdapter(WorkerConfig | AioWorkerConfig)
+
+
+def load_config(path: Path) -> WorkerConfig | AioWorkerConfig:
     try:
-        return WorkerConfig.model_validate_json(path.read_text(encoding="utf-8"))
+        return _CONFIGS.validate_json(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read the worker config: {exc.strerror}", where=str(path)) from exc
     except ValueError as exc:
@@ -91,34 +96,6 @@ def _settings(config: WorkerConfig, endpoint: str, role: str, *, source: bool = 
     )
 
 
-def endpoint_settings(
-    endpoint: Endpoint,
-    files: EndpointFiles | None,
-    namespace: str,
-    dataflow: str,
-    role: str,
-    *,
-    max_message_size: int | None = None,
-) -> MqttSettings:
-    """One MQTT client per endpoint and role; its id names the Dataflow, the role and the pod (shared by worker/aio).
-    Sources are given the Dataflow's ``spec.limits.maxMessageSize``."""
-    mqtt = endpoint.mqtt
-    host = os.environ.get("HOSTNAME") or socket.gethostname()
-    prefix = mqtt.client_id_prefix or "wasmflow"
-    return MqttSettings.from_url(
-        mqtt.url,
-        qos=mqtt.qos,
-        shared_group=mqtt.shared_subscription_group,
-        client_id=f"{prefix}-{namespace}-{dataflow}-{role}-{host}"[:128],
-        ca_file=Path(files.ca_file) if files and files.ca_file else None,
-        cert_file=Path(files.cert_file) if files and files.cert_file else None,
-        key_file=Path(files.key_file) if files and files.key_file else None,
-        username_file=Path(files.username_file) if files and files.username_file else None,
-        password_file=Path(files.password_file) if files and files.password_file else None,
-        max_message_size=max_message_size,
-    )
-
-
 def source_receive_maximum(graph: Graph, source: str) -> int:
     """The Receive Maximum a QoS 1 source advertises: room for what the windows downstream hold unacknowledged.
 
@@ -151,7 +128,7 @@ class Worker:
         self.loaded = False
         self.sources: dict[str, MqttSource] = {}
         self.sinks: dict[str, MqttSink] = {}
-        self.pipeline: Pipeline | None = None
+        self.pipeline: Runtime | None = None
         self.health = Health()
 
     def readiness(self) -> Readiness:
@@ -240,9 +217,9 @@ class Worker:
                     sink.start()
                 sources: dict[str, Source] = dict(self.sources)
                 sinks: dict[str, Sink] = {name: self.sinks[name] for name in graph.sinks}
-                self.pipeline = Pipeline(
-                    config.spec,
+                self.pipeline = Runtime(
                     graph,
+                    error_policy=config.spec.error_policy,
                     operators=operators,
                     sources=sources,
                     sinks=sinks,
@@ -262,11 +239,15 @@ class Worker:
 
 
 def main(config_path: Path, *, root: Path | None = None, http_port: int | None = None) -> None:
-    config = load_config(config_path)
-    if root is not None:
-        config = relocate(config, root)
+    loaded = load_config(config_path)
     if http_port is not None:
-        config = config.model_copy(update={"http_port": http_port})
+        loaded = loaded.model_copy(update={"http_port": http_port})
+    if isinstance(loaded, AioWorkerConfig):
+        from wasmflow.worker.aio import run_worker  # noqa: PLC0415 - the AIO graph worker (worker/aio.py)
+
+        run_worker(loaded)
+        return
+    config = loaded if root is None else relocate(loaded, root)
     if config.spec.graph is not None:
         from wasmflow.worker.aio import run_dataflow_graph  # noqa: PLC0415 - the AIO graph worker (worker/aio.py)
 

@@ -177,7 +177,7 @@ connections:
 def test_an_aio_graph_sink_the_broker_refuses_fails_the_worker_loudly(
     fault_broker: BrokerEnv, tmp_path: Path, component: Callable[[str], Path], report: Report
 ) -> None:
-    """The same supervision in the AIO graph runtime (engine/aio_pipeline.py, worker/aio.py)."""
+    """The same supervision in the AIO graph runtime (engine/runtime.py with the frontier time, worker/aio.py)."""
     prefix = f"aio-refused-{uuid.uuid4().hex[:8]}"
     worker = aio_worker(
         tmp_path,

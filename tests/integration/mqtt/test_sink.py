@@ -24,7 +24,7 @@ from tests.mqtt_env import BrokerEnv
 from wasmflow.api.dataflow import DataflowSpec
 from wasmflow.api.frontends.dataflow import dataflow_graph
 from wasmflow.engine.message import Message
-from wasmflow.engine.pipeline import Pipeline
+from wasmflow.engine.runtime import Runtime
 
 
 def test_the_sink_publishes_qos1_with_content_type_properties_and_source_time(
@@ -130,8 +130,7 @@ def test_a_pipeline_keeps_a_bounded_window_of_qos1_sends_awaiting_their_pubacks(
             opened_source(settings(mqtt_broker.url, client_id=unique_id("window-src")), f"{topic}/in") as source,
             opened_sink(settings(own_broker.url), f"{topic}/out") as sink,
         ):
-            pipeline = Pipeline(
-                spec,
+            pipeline = Runtime(
                 dataflow_graph(spec),
                 operators={},
                 sources={"src": source},

@@ -25,8 +25,9 @@ from tests.integration.conftest import wait_until
 from tests.integration.oci.test_registry import push_raw
 from tests.integration.worker.test_worker_process import WASMFLOW, free_port, ready, subscriber
 from tests.services import BrokerEnv, Registry
-from wasmflow.api.dataflow import DataflowSpec, Endpoint
+from wasmflow.api.dataflow import DataflowSpec, Endpoint, ErrorPolicy
 from wasmflow.api.dataflow_graph import GraphPort, SharedStateStore
+from wasmflow.api.wasmmodule import Limits
 from wasmflow.api.workerconfig import AioModule, AioWorkerConfig, PinnedGraph, WorkerConfig
 from wasmflow.oci import mediatypes as mt
 from wasmflow.operator.config import OperatorConfig
@@ -61,13 +62,22 @@ def start_worker(
 ) -> Iterator[Callable[[str], tuple[subprocess.Popen[str], int, str]]]:
     processes: list[subprocess.Popen[str]] = []
 
-    def start(definition: str) -> tuple[subprocess.Popen[str], int, str]:
+    def start(
+        definition: str, *, dead_letter: bool = False, limits: dict[str, Limits] | None = None
+    ) -> tuple[subprocess.Popen[str], int, str]:
         prefix = f"a{uuid.uuid4().hex[:8]}"
         modules = {}
         for reference, name in MODULES.items():
             path = component(name)
             digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-            modules[reference] = AioModule(digest=digest, path=str(path))
+            modules[reference] = AioModule(
+                digest=digest, path=str(path), limits=(limits or {}).get(reference, Limits())
+            )
+        policy = None
+        if dead_letter:
+            policy = ErrorPolicy.model_validate(
+                {"action": "deadLetter", "endpoint": "broker", "topic": f"{prefix}/dlq"}
+            )
         port = free_port()
         config = AioWorkerConfig(
             namespace="t",
@@ -78,6 +88,7 @@ def start_worker(
             sources={"source": GraphPort(endpoint="broker", topic=f"{prefix}/in")},
             sinks={"sink": GraphPort(endpoint="broker", topic=f"{prefix}/out")},
             event_time=True,
+            error_policy=policy,
             http_port=port,
             cache_dir=str(cache_dir().parent),  # the session's compiled components
         )
@@ -283,3 +294,54 @@ def test_two_replicas_share_the_state_store_through_the_broker(
             process.send_signal(signal.SIGTERM)
         for process in processes:
             assert process.wait(timeout=60) == 0
+
+
+F2C_GRAPH = """
+metadata: {name: f2c, version: "1.0.0"}
+moduleRequirements: {apiVersion: "1.1.0", runtimeVersion: "1.1.0"}
+operations:
+  - {operationType: source, name: source}
+  - {operationType: map, name: module-f2c/map, module: "wasmflow-tests/f2c:1.0.0"}
+  - {operationType: sink, name: sink}
+connections:
+  - {from: {name: source}, to: {name: module-f2c/map}}
+  - {from: {name: module-f2c/map}, to: {name: sink}}
+"""
+
+
+@pytest.mark.timeout(900)
+def test_an_aio_graph_dead_letters_an_item_its_operator_fails_and_goes_on(
+    start_worker: Callable[..., tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
+) -> None:
+    process, port, prefix = start_worker(F2C_GRAPH, dead_letter=True)
+    wait_until(lambda: ready(port), what="AIO worker /readyz", timeout=600)
+    dead, failed = subscriber(mqtt_broker, f"{prefix}/dlq")
+    out, converted = subscriber(mqtt_broker, f"{prefix}/out")
+    publish(mqtt_broker, f"{prefix}/in", [(b"not json", 1000), (b'{"value": 212, "unit": "F"}', 2000)])
+    envelope = json.loads(failed.get(timeout=60).payload)
+    assert (envelope["node"], envelope["kind"], envelope["payload"]) == ("module-f2c/map", "trap", "not json")
+    assert converted.get(timeout=60).payload == b'{"value":100.0,"unit":"C"}'
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'wasmflow_node_messages_dead_lettered_total{node="module-f2c/map"} 1.0' in metrics
+    for client in (dead, out):
+        client.loop_stop()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+@pytest.mark.timeout(900)
+def test_an_aio_modules_own_limits_apply_to_its_operations(
+    start_worker: Callable[..., tuple[subprocess.Popen[str], int, str]], mqtt_broker: BrokerEnv
+) -> None:
+    """A module given 1,000 units of fuel per message (its ``limits``) runs out on every item: each fails as a
+    timeout, to the dead-letter topic, while the module's other operations are untouched."""
+    tight = Limits.model_validate({"fuel": 1000})
+    process, port, prefix = start_worker(F2C_GRAPH, dead_letter=True, limits={"wasmflow-tests/f2c:1.0.0": tight})
+    wait_until(lambda: ready(port), what="AIO worker /readyz", timeout=600)
+    dead, failed = subscriber(mqtt_broker, f"{prefix}/dlq")
+    publish(mqtt_broker, f"{prefix}/in", [(b'{"value": 212, "unit": "F"}', 1000)])
+    envelope = json.loads(failed.get(timeout=60).payload)
+    assert (envelope["node"], envelope["kind"]) == ("module-f2c/map", "timeout")
+    dead.loop_stop()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0

@@ -22,8 +22,8 @@ from wasmflow.api.kinds import OperatorKind
 from wasmflow.cli.run import _summary
 from wasmflow.connectors.jsonl import JsonLinesSink, JsonLinesSource
 from wasmflow.engine.host import EngineHost, OperatorSpec
-from wasmflow.engine.pipeline import Pipeline
 from wasmflow.engine.ports import Sink, Source
+from wasmflow.engine.runtime import Runtime
 
 MESSAGES = 24_576
 #: The per-node stats of the run, pickled, must stay under this (8192 floats sampled: about 85 KB; the old
@@ -51,7 +51,7 @@ def test_a_long_run_keeps_node_stats_bounded_and_the_summary_right(tmp_path: Pat
         operator = host.load(OperatorSpec("op", OperatorKind.MAP, wat.operator("map")))
         sources: dict[str, Source] = {"in": JsonLinesSource(str(lines))}
         sinks: dict[str, Sink] = {"out": JsonLinesSink("out", output)}
-        pipeline = Pipeline(SPEC, dataflow_graph(SPEC), operators={"op": operator}, sources=sources, sinks=sinks)
+        pipeline = Runtime(dataflow_graph(SPEC), operators={"op": operator}, sources=sources, sinks=sinks)
         asyncio.run(pipeline.run())
         operator.close()
 

@@ -1,4 +1,5 @@
-"""The AIO pipeline's time handling with real AIO operators: a window closes on the clock when the input goes idle."""
+"""The frontier time (engine/time.py) on the one runtime, with real AIO operators: a window closes on the clock
+when the input goes idle."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from tests.components.build import cache_dir
 from wasmflow.api.frontends.aio import definition_graph, parse_graph
 from wasmflow.connectors.jsonl import JsonLinesSink
 from wasmflow.engine.aio_host import AioNodeSpec, AioOperatorNode
-from wasmflow.engine.aio_pipeline import AioPipeline
 from wasmflow.engine.aio_state import MemoryStateStore
 from wasmflow.engine.host import EngineHost
 from wasmflow.engine.message import Message
 from wasmflow.engine.metrics import EngineMetrics
 from wasmflow.engine.ports import Inbound
+from wasmflow.engine.runtime import Runtime
+from wasmflow.engine.time import FrontierTime
+from wasmflow.engine.values import AIO_VALUES
 
 WINDOW = """
 operations:
@@ -67,13 +70,13 @@ def test_an_idle_source_still_closes_its_window_on_the_clock(component_bytes: Ca
                 operators[name] = AioOperatorNode(host, spec, state=MemoryStateStore(), aio_metrics=None)
                 operators[name].start()
             sink = JsonLinesSink("sink", output)
-            pipeline = AioPipeline(
+            pipeline = Runtime(
                 graph,
                 operators=operators,
                 sources={"source": LiveSource([1.0, 2.0, 6.0])},
                 sinks={"sink": sink},
-                physical_clock=True,
-                idle_seconds=0.1,
+                time=FrontierTime(physical_clock=True, idle_seconds=0.1),
+                values=AIO_VALUES,
             )
             running = asyncio.create_task(pipeline.run())
             for _ in range(300):  # the window is at most 0.5 s long, plus one idle tick
