@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ __all__ = [
     "TypeReadError",
     "from_wit_json",
     "read_types",
+    "skeleton",
     "walk_sections",
 ]
 
@@ -109,9 +110,9 @@ DEFAULT_LIMITS = Limits()
 
 def read_types(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ComponentTypes:
     """Validate ``data`` (a component; the caller checked its header and size) and read its types."""
-    walk_sections(data, limits)
+    walk_sections(data, limits)  # the bounds, before wasm-tools reads anything
     _run(["validate", FEATURES_FLAG], data, limits, "validate")
-    document = _run(["component", "wit", "--json"], data, limits, "component wit")
+    document = _run(["component", "wit", "--json"], skeleton(data, limits), limits, "component wit")
     if len(document) > limits.json_bytes:
         raise TypeReadError(
             Refusal.TOO_LARGE,
@@ -128,41 +129,93 @@ def read_types(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ComponentTypes:
 def walk_sections(data: bytes, limits: Limits = DEFAULT_LIMITS) -> int:
     """The bytes of ``data``'s component-level sections, nested components included, core modules and custom
     sections skipped by their length; refuses components past ``limits`` (sections, nesting, bytes)."""
-    counted = [0, 0]  # sections, component-level bytes
+    return _Skeleton(data, limits).type_bytes
 
-    def walk(start: int, end: int, depth: int) -> None:
-        if depth > limits.nesting:
-            raise TypeReadError(
-                Refusal.TOO_LARGE, f"components nest more than {limits.nesting} deep (at offset {start:#x})"
-            )
-        offset = start + _HEADER
+
+def skeleton(data: bytes, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """``data`` with what the decoder does not read taken out of every core module: each function body becomes
+    ``unreachable``, data segments and custom sections go. Imports, exports, types, tables, memories and globals stay,
+    so the component's types are those of ``data``. For a valid ``data`` only (``validate`` first): the decoder
+    then reads about 1 MB instead of 18, and takes a tenth of the time. Bounded like ``walk_sections``."""
+    return _Skeleton(data, limits).output
+
+
+#: A function body that validates against any function type: no locals, ``unreachable``, ``end``; with its size.
+_TRAP_BODY = b"\x03\x00\x00\x0b"
+_CODE, _DATA, _DATA_COUNT = 10, 11, 12
+
+
+class _Skeleton:
+    def __init__(self, data: bytes, limits: Limits) -> None:
+        self.data = data
+        self.limits = limits
+        self.sections = 0
+        self.type_bytes = 0
+        self.output = self._component(0, len(data), 0)
+
+    def _sections(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+        """(section id, payload start, payload end) of each section of the component or module at ``start``."""
         if end - start < _HEADER:
             raise TypeReadError(Refusal.TRUNCATED, f"unexpected end-of-file in a header (at offset {start:#x})")
+        offset = start + _HEADER
         while offset < end:
-            section = data[offset]
-            size, offset = _leb_u32(data, offset + 1, end)
+            section = self.data[offset]
+            size, offset = _leb_u32(self.data, offset + 1, end)
             if size > end - offset:
                 raise TypeReadError(
                     Refusal.TRUNCATED,
                     f"unexpected end-of-file: section {section} runs past the end (at offset {offset:#x})",
                 )
-            counted[0] += 1
-            if counted[0] > limits.sections:
-                raise TypeReadError(Refusal.TOO_LARGE, f"the component has more than {limits.sections} sections")
+            self.sections += 1
+            if self.sections > self.limits.sections:
+                raise TypeReadError(Refusal.TOO_LARGE, f"the component has more than {self.limits.sections} sections")
+            yield section, offset, offset + size
+            offset += size
+
+    def _component(self, start: int, end: int, depth: int) -> bytes:
+        if depth > self.limits.nesting:
+            raise TypeReadError(
+                Refusal.TOO_LARGE, f"components nest more than {self.limits.nesting} deep (at offset {start:#x})"
+            )
+        parts = [self.data[start : start + _HEADER]]
+        for section, begin, finish in self._sections(start, end):
             if section == _COMPONENT:
-                walk(offset, offset + size, depth + 1)
-            elif section not in (_CORE_MODULE, _CUSTOM):
-                counted[1] += size
-                if counted[1] > limits.type_bytes:
+                parts.append(_section(section, self._component(begin, finish, depth + 1)))
+            elif section == _CORE_MODULE:
+                parts.append(_section(section, self._module(begin, finish)))
+            elif section != _CUSTOM:
+                self.type_bytes += finish - begin
+                if self.type_bytes > self.limits.type_bytes:
                     raise TypeReadError(
                         Refusal.TOO_LARGE,
                         f"the component's type information (component-level sections) is over the limit of "
-                        f"{limits.type_bytes} bytes",
+                        f"{self.limits.type_bytes} bytes",
                     )
-            offset += size
+                parts.append(_section(section, self.data[begin:finish]))
+        return b"".join(parts)
 
-    walk(0, len(data), 0)
-    return counted[1]
+    def _module(self, start: int, end: int) -> bytes:
+        parts = [self.data[start : start + _HEADER]]
+        for section, begin, finish in self._sections(start, end):
+            if section == _CODE:
+                count, _ = _leb_u32(self.data, begin, finish)
+                parts.append(_section(section, _uleb(count) + _TRAP_BODY * count))
+            elif section not in (_CUSTOM, _DATA, _DATA_COUNT):
+                parts.append(_section(section, self.data[begin:finish]))
+        return b"".join(parts)
+
+
+def _section(section: int, payload: bytes) -> bytes:
+    return bytes((section,)) + _uleb(len(payload)) + payload
+
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def _leb_u32(data: bytes, offset: int, end: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from wasmtime import wat2wasm
 from tests.components.engine import wat
 from wasmflow.contract.capabilities import restrict_features
 from wasmflow.contract.compiled import read_compiled
-from wasmflow.contract.decode import Limits, Refusal, TypeReadError, read_types, walk_sections
+from wasmflow.contract.decode import Limits, Refusal, TypeReadError, read_types, skeleton, walk_sections
 from wasmflow.contract.signatures import LIFECYCLE_INIT, MESSAGE, OPERATOR_ERROR
 from wasmflow.contract.types import ComponentTypes, Function, Instance, describe
 
@@ -26,6 +26,15 @@ IMPORTS_ONLY = """(component
 
 def signature(function: Function) -> tuple[list[tuple[str, str]], str]:
     return [(n, describe(t)) for n, t in function.params], describe(function.result)
+
+
+def spelled(types: ComponentTypes) -> dict[str, object]:
+    """Imports, and each export's functions with their signatures spelled out (types compare by their spelling)."""
+    exports: dict[str, object] = {}
+    for name, extern in types.exports.items():
+        assert isinstance(extern, Instance)
+        exports[name] = {m: signature(f) if isinstance(f, Function) else f for m, f in extern.exports.items()}
+    return {"imports": types.imports, "exports": exports}
 
 
 def compiled(data: bytes) -> ComponentTypes:
@@ -125,3 +134,11 @@ def test_a_decoder_run_over_its_time_is_refused() -> None:
     with pytest.raises(TypeReadError, match="took more than") as caught:
         read_types(wat.operator(), Limits(seconds=0.000_001))
     assert caught.value.refusal is Refusal.TOO_LARGE
+
+
+def test_the_skeleton_has_the_types_of_the_component_without_its_code_and_data() -> None:
+    padding = '(core module $padding (memory 2) (data (i32.const 0) "' + "x" * 100_000 + '"))'
+    data = wat.operator(linked=(padding, "", ""))
+    stripped = skeleton(data)
+    assert len(stripped) < len(data) - 100_000
+    assert spelled(read_types(stripped)) == spelled(read_types(data))
