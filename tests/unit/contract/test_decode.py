@@ -142,3 +142,11 @@ def test_the_skeleton_has_the_types_of_the_component_without_its_code_and_data()
     stripped = skeleton(data)
     assert len(stripped) < len(data) - 100_000
     assert spelled(read_types(stripped)) == spelled(read_types(data))
+
+
+def test_without_memfd_the_bytes_go_through_stdin_with_the_same_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no memfd (macOS: an author's `wasmflow inspect`), wasm-tools reads the component on stdin."""
+    data = wat.operator()
+    from_memfd = spelled(read_types(data))
+    monkeypatch.delattr("os.memfd_create")
+    assert spelled(read_types(data)) == from_memfd
