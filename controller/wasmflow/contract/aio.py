@@ -10,21 +10,14 @@ so a component built from either WIT (or a mix) is accepted. Types are compared 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
-
-import wasmtime
-from wasmtime import component as cm
 
 from wasmflow.contract.aio_names import OPERATIONS, aio_interface
 from wasmflow.contract.capabilities import split_name
-from wasmflow.contract.describe import describe
 from wasmflow.contract.report import AioOperator, AioReport, Code, Problem, Returns, Where
 from wasmflow.contract.signatures import Signature
+from wasmflow.contract.types import Extern, Function, Instance, ResultOf
 
-if TYPE_CHECKING:
-    from wasmtime.component._types import ComponentExtern
-
-    CheckFunction = Callable[[wasmtime.Engine, ComponentExtern, str, str, Signature, list[Problem]], None]
+CheckFunction = Callable[[Extern, str, str, Signature, list[Problem]], None]
 
 __all__ = ["AioOperator", "AioReport", "Returns", "check_aio_exports", "exports_aio", "signatures"]
 
@@ -80,22 +73,17 @@ def _operator_of(name: str) -> tuple[str, str, str] | None:
     return found[0], found[1], version
 
 
-def _returns(engine: wasmtime.Engine, extern: ComponentExtern) -> Returns:
+def _returns(extern: Extern) -> Returns:
     """RESULT when the exported ``process`` returns a ``result``; VALUE otherwise (also when it is missing)."""
-    instance = extern.ty
-    if isinstance(instance, cm.ComponentInstanceType):
-        process = instance.exports(engine).get("process")
-        if process is not None and isinstance(process.ty, cm.FuncType):
-            if isinstance(process.ty.result, cm.ResultType):
-                return Returns.RESULT
-            if process.ty.result is not None and describe(process.ty.result).startswith("result<"):
-                return Returns.RESULT
+    if isinstance(extern, Instance):
+        process = extern.exports.get("process")
+        if isinstance(process, Function) and isinstance(process.result, ResultOf):
+            return Returns.RESULT
     return Returns.VALUE
 
 
 def check_aio_exports(
-    engine: wasmtime.Engine,
-    exports: Mapping[str, ComponentExtern],
+    exports: Mapping[str, Extern],
     problems: list[Problem],
     check_function: CheckFunction,
 ) -> AioReport:
@@ -106,9 +94,9 @@ def check_aio_exports(
         if found is None:
             continue
         package, operation, version = found
-        returns = _returns(engine, extern)
-        check_function(engine, extern, name, "process", signatures(operation, returns), problems)
-        check_function(engine, extern, name, "init", INIT, problems)
+        returns = _returns(extern)
+        check_function(extern, name, "process", signatures(operation, returns), problems)
+        check_function(extern, name, "init", INIT, problems)
         operators.append(AioOperator(operation, name, package, version, returns))
     if not operators:  # callers only come here when exports_aio() said yes
         problems.append(Problem(Code.NO_OPERATOR, "the component exports no AIO operator interface", Where()))

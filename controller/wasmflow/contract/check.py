@@ -1,43 +1,33 @@
-"""Check component bytes against the WIT contract, without instantiating them.
+"""Check component bytes against the WIT contract, without compiling or instantiating them.
 
-wasmtime parses and compiles the component, then its type information (exports down to each function's parameter
-and result types, and imports) is compared structurally with the contract. Nothing runs. Every mismatch is
-reported, each with a stable code and where it is, so a user fixes them all in one go.
+The component's type information (exports down to each function's parameter and result types, and imports) is read
+into the type model (``types.py``) and compared structurally with the contract. From the bytes, wasm-tools validates
+the component and decodes its types (``decode.py``): no compile. A caller that has compiled the component already
+(a worker) passes it, and the model is read from wasmtime's types instead (``compiled.py``). Nothing runs. Every
+mismatch is reported, each with a stable code and where it is, so a user fixes them all in one go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import wasmtime
 from wasmtime import component as cm
 
 from wasmflow.contract import aio
-from wasmflow.contract.capabilities import Capability, ImportClass, classify_import, restrict_features, split_name
-from wasmflow.contract.describe import describe
+from wasmflow.contract.capabilities import Capability, ImportClass, classify_import, split_name
+from wasmflow.contract.compiled import read_compiled
+from wasmflow.contract.decode import DEFAULT_LIMITS, Limits, Refusal, TypeReadError, read_types
 from wasmflow.contract.report import Code, ContractReport, ImportReport, Problem, Where
 from wasmflow.contract.signatures import LIFECYCLE_INIT, OPERATOR_SIGNATURES, OperatorKind, Signature, world_of
+from wasmflow.contract.types import ComponentTypes, Extern, Function, Instance, describe
 from wasmflow.contract.wit import NAMESPACE, PACKAGE, VERSION, interface_name
-
-if TYPE_CHECKING:
-    # Not re-exported by wasmtime.component, but it is the type of every item in exports()/imports().
-    from wasmtime.component._types import ComponentExtern
 
 MAGIC = b"\0asm"
 CORE_VERSION = b"\x01\x00\x00\x00"
 COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 DEFAULT_MAX_BYTES = 64 * 2**20
-
-
-def check_engine() -> wasmtime.Engine:
-    """An engine for checking only: code is compiled but never run, so skip optimisation (about 30% faster). It
-    refuses what the workers' engines refuse (several memories in one module, GC: ``restrict_features``)."""
-    config = wasmtime.Config()
-    config.cranelift_opt_level = "none"
-    restrict_features(config)
-    return wasmtime.Engine(config)
 
 
 def check_component(
@@ -49,34 +39,44 @@ def check_component(
     max_bytes: int = DEFAULT_MAX_BYTES,
     engine: wasmtime.Engine | None = None,
     component: cm.Component | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ContractReport:
     """Check ``data`` against the contract.
 
-    ``component`` may be given when the caller has already compiled ``data`` (the engine's cache), to skip a compile.
+    ``engine`` and ``component`` may be given when the caller has compiled ``data`` already (a worker): the types
+    are then read from the compiled component. Otherwise they are read from the bytes, without a compile
+    (``decode.read_types``, bounded by ``limits``).
     """
     size = len(data)
     header = _check_header(data, max_bytes)
     if header is not None:
         return ContractReport(size=size, problems=(header,))
-    engine = engine or check_engine()
-    if component is None:
-        try:
-            component = cm.Component(engine, data)
-        except wasmtime.WasmtimeError as exc:
-            text = str(exc)
-            truncated = "end of file" in text.lower() or "end-of-file" in text.lower() or "unexpected end" in text
-            code = Code.TRUNCATED if truncated else Code.CORRUPT
-            what = "truncated" if truncated else "corrupt"
-            # wasmtime says "failed to parse ... Caused by: <the precise reason (at offset N)>": keep the reason.
-            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-            first = lines[-1] if lines else "unknown error"
-            return ContractReport(size=size, problems=(Problem(code, f"the component is {what}: {first}"),))
-    exports = component.type.exports(engine)
-    imports = component.type.imports(engine)
+    try:
+        types = (
+            read_compiled(engine, component)
+            if engine is not None and component is not None
+            else read_types(data, limits)
+        )
+    except TypeReadError as exc:
+        return ContractReport(size=size, problems=(_refused(exc),))
+    return check_types(types, size=size, grants=grants, strict=strict, expected_kind=expected_kind)
+
+
+def check_types(
+    types: ComponentTypes,
+    *,
+    size: int,
+    grants: Iterable[Capability | str] = (),
+    strict: bool = False,
+    expected_kind: OperatorKind | None = None,
+) -> ContractReport:
+    """Check a component's type model (``types.py``) against the contract; ``size`` is the component's, for the
+    report."""
+    exports = types.exports
     problems: list[Problem] = []
     if aio.exports_aio(exports) and not _exports_ours(exports):
-        report = aio.check_aio_exports(engine, exports, problems, _check_function)
-        import_reports = _check_imports(imports, grants, strict, problems)
+        report = aio.check_aio_exports(exports, problems, _check_function)
+        import_reports = _check_imports(types.imports, grants, strict, problems)
         return ContractReport(
             size=size,
             world=", ".join(report.worlds),
@@ -85,10 +85,10 @@ def check_component(
             problems=tuple(problems),
             aio=report,
         )
-    kind, world = _check_exports(engine, exports, problems)
+    kind, world = _check_exports(exports, problems)
     if expected_kind is not None and kind is not None and kind != expected_kind:
         problems.append(_kind_mismatch(expected_kind, kind))
-    import_reports = _check_imports(imports, grants, strict, problems)
+    import_reports = _check_imports(types.imports, grants, strict, problems)
     return ContractReport(
         size=size,
         operator=kind,
@@ -97,6 +97,14 @@ def check_component(
         imports=import_reports,
         problems=tuple(problems),
     )
+
+
+_REFUSAL_CODES = {Refusal.TRUNCATED: Code.TRUNCATED, Refusal.CORRUPT: Code.CORRUPT, Refusal.TOO_LARGE: Code.TOO_LARGE}
+
+
+def _refused(exc: TypeReadError) -> Problem:
+    what = {Refusal.TRUNCATED: "truncated", Refusal.CORRUPT: "corrupt", Refusal.TOO_LARGE: "over a bound"}
+    return Problem(_REFUSAL_CODES[exc.refusal], f"the component is {what[exc.refusal]}: {exc.message}")
 
 
 #: The problems that depend on the grants, strictness or expected kind, not on the bytes alone.
@@ -113,8 +121,8 @@ def apply_grants(
     """The report ``check_component`` gives with these grants, strictness and expected kind, derived from ``base``,
     the report of ``check_component(data, max_bytes=...)`` (no grants, not strict, no expected kind).
 
-    Compiling is what costs (hundreds of MiB and seconds for a componentize-py component); the grants only change
-    how the imports are judged. So the controller compiles each component once, whatever grant sets the
+    Reading the types is what costs (a few tenths of a second for a componentize-py component); the grants only
+    change how the imports are judged. So the controller reads each component once, whatever grant sets the
     WasmModules using it ask for, and applies each set here.
     """
     problems = [p for p in base.problems if p.code not in _GRANT_CODES]
@@ -133,7 +141,7 @@ def _kind_mismatch(expected: OperatorKind, found: OperatorKind) -> Problem:
     )
 
 
-def _exports_ours(exports: dict[str, ComponentExtern]) -> bool:
+def _exports_ours(exports: Mapping[str, Extern]) -> bool:
     return any(split_name(name)[0].startswith(f"{NAMESPACE}:{PACKAGE}/") for name in exports)
 
 
@@ -165,9 +173,7 @@ def _check_header(data: bytes, max_bytes: int) -> Problem | None:
     return None
 
 
-def _check_exports(
-    engine: wasmtime.Engine, exports: dict[str, ComponentExtern], problems: list[Problem]
-) -> tuple[OperatorKind | None, str | None]:
+def _check_exports(exports: Mapping[str, Extern], problems: list[Problem]) -> tuple[OperatorKind | None, str | None]:
     operators: list[tuple[OperatorKind, str]] = []
     lifecycle: str | None = None
     for name in exports:
@@ -220,7 +226,7 @@ def _check_exports(
         )
         return None, None
     kind, name = operators[0]
-    _check_function(engine, exports[name], name, "process", OPERATOR_SIGNATURES[kind], problems)
+    _check_function(exports[name], name, "process", OPERATOR_SIGNATURES[kind], problems)
     lifecycle_name = lifecycle or interface_name("lifecycle")
     if lifecycle is None:
         problems.append(
@@ -232,7 +238,7 @@ def _check_exports(
             )
         )
     else:
-        _check_function(engine, exports[lifecycle], lifecycle, "init", LIFECYCLE_INIT, problems)
+        _check_function(exports[lifecycle], lifecycle, "init", LIFECYCLE_INIT, problems)
     return kind, f"{NAMESPACE}:{PACKAGE}/{world_of(kind)}@{VERSION}"
 
 
@@ -242,24 +248,23 @@ def _compatible(version: str) -> bool:
 
 
 def _check_function(
-    engine: wasmtime.Engine,
-    extern: ComponentExtern,
+    extern: Extern,
     interface: str,
     function: str,
     expected: Signature,
     problems: list[Problem],
 ) -> None:
-    instance = extern.ty
-    if not isinstance(instance, cm.ComponentInstanceType):
+    if not isinstance(extern, Instance):
+        found = "a function" if isinstance(extern, Function) else f"a {extern.kind}"
         problems.append(
             Problem(
                 Code.SIGNATURE_MISMATCH,
-                f"{interface} must be an exported instance (interface), found {type(instance).__name__}",
+                f"{interface} must be an exported instance (interface), found {found}",
                 Where(interface=interface),
             )
         )
         return
-    functions = instance.exports(engine)
+    functions = extern.exports
     if function not in functions:
         problems.append(
             Problem(
@@ -271,8 +276,8 @@ def _check_function(
             )
         )
         return
-    ty = functions[function].ty
-    if not isinstance(ty, cm.FuncType):
+    ty = functions[function]
+    if not isinstance(ty, Function):
         problems.append(
             Problem(
                 Code.SIGNATURE_MISMATCH,

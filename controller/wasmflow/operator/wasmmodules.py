@@ -149,11 +149,11 @@ def check_interval(body: dict[str, Any]) -> float:
 
 
 class ContractChecks:
-    """Contract verdicts for one controller run: each component is compiled once, one compile at a time.
+    """Contract verdicts for one controller run: each component is checked once, ``concurrency`` at a time.
 
-    Compiling is what costs: an 18 MB componentize-py component peaks at about 400 MiB while wasmtime compiles it,
-    so two at once exceed a 512Mi controller, and a restart re-checks every module at once. So compiles wait
-    for one of ``concurrency`` slots (1 by default: the controller's memory then needs room for one), and the
+    The check no longer compiles (``contract/decode.py``: wasm-tools in a child process, ~0.1 s and ~31 MiB for an
+    18 MB componentize-py component); the names below ("compile") are kept for the metric's sake. A restart re-checks
+    every module at once, so checks wait for one of ``concurrency`` slots (1 by default), and the
     type report (``check_component`` without grants) is kept per component digest and size limit: the verdict
     for a module's kind, grants and strictness is derived from it (``apply_grants``), so the same bytes are
     never compiled twice, however many WasmModules with whatever grants use them. While a compile runs, the
@@ -216,8 +216,8 @@ class ContractChecks:
 
 
 def _compile_and_release(data: bytes, max_bytes: int) -> ContractReport:
-    """``check_component``, then the freed compile memory (hundreds of MiB) handed back to the OS: glibc keeps it
-    otherwise, and the controller's resident memory would ratchet up with each compile."""
+    """``check_component``, then freed memory handed back to the OS (glibc keeps it otherwise). The check reads the
+    types in a child process now, so little is freed; it is kept for the grant-free report's own garbage."""
     try:
         return check_component(data, max_bytes=max_bytes)
     finally:

@@ -72,7 +72,7 @@ def test_operator_runs_one_replica_recreated_with_a_liveness_probe(helm: Helm) -
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
     assert "--liveness=http://0.0.0.0:8080/healthz" in operator["args"]
-    assert operator["resources"]["limits"]["memory"] == "768Mi"
+    assert operator["resources"]["limits"]["memory"] == "384Mi"
 
 
 def test_operator_pod_meets_the_restricted_pod_security_profile(helm: Helm) -> None:
