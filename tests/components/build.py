@@ -28,6 +28,8 @@ WIT_DIR = ROOT / "controller" / "wasmflow" / "contract" / "wit"
 AIO_V1_0 = WIT_DIR / "aio" / "tinykube-graph-1.0.0"
 AIO_V1_1 = WIT_DIR / "aio" / "wasm-graph-1.1.0"
 INVOKER_WIT = HERE / "aio" / "invoker_map" / "wit"
+RULES_WIT = WIT_DIR / "rules"
+MAP_CUSTOM_WIT = WIT_DIR / "aio" / "map-custom" / "custom.wit"
 BIN = Path(sys.executable).parent
 
 
@@ -80,6 +82,10 @@ SOURCES: dict[str, Source] = {
     "aio_counting_map": Source("python", HERE / "aio" / "counting_map", "map-impl", AIO_V1_1),
     # an AIO map that also imports the command invoker (its own world, AIO's package as a dependency)
     "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", INVOKER_WIT),
+    # rules for the composed pattern (wasmflow:map-rules) in Python and JavaScript, and an AIO team's map:custom rules
+    "rules_scale_map": Source("python", HERE / "rules" / "scale_map_py", "map-rules", RULES_WIT / "map.wit"),
+    "rules_scale_map_js": Source("js", HERE / "rules" / "scale_map_js", "map-rules", RULES_WIT / "map.wit"),
+    "custom_f2c_rules": Source("python", HERE / "rules" / "custom_f2c_py", "custom-provider", MAP_CUSTOM_WIT),
 }
 
 
@@ -88,8 +94,8 @@ def _files(path: Path) -> list[Path]:
 
 
 def _wit_files(package: Path) -> list[Path]:
-    """The files of one WIT package directory (not the AIO packages kept below ours)."""
-    return sorted(package.glob("*.wit"))
+    """The files of one WIT package directory (not the AIO packages kept below ours), or the one file given."""
+    return [package] if package.is_file() else sorted(package.glob("*.wit"))
 
 
 @functools.cache
@@ -143,7 +149,11 @@ def _compile(source: Source, out: Path, work: Path) -> None:
         )
     elif source.lang == "js":
         # componentize-js resolves the WIT inside its own sandbox: give it a copy next to the source, by relative path.
-        shutil.copytree(WIT_DIR, work / "wit")
+        if source.wit.is_file():
+            (work / "wit").mkdir()
+            shutil.copy(source.wit, work / "wit" / source.wit.name)
+        else:
+            shutil.copytree(WIT_DIR, work / "wit")
         shutil.copy(source.path / "app.js", work / "app.js")
         cli = _js_prefix() / "node_modules" / ".bin" / "componentize-js"
         _run([str(cli), "--wit", "wit", "--world-name", source.world, "-o", str(out), "app.js"], cwd=work)

@@ -115,7 +115,7 @@ class AioOperatorNode:
                 raise EngineError(f"node {spec.node!r}: cannot link the AIO host interfaces: {exc}") from exc
 
         self._linker, self._http = sandbox.node_linker(self._engine, self._component, self._log, spec.grants, define)
-        self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
+        self._limits = sandbox.StoreLimits.for_component(spec.memory_bytes, spec.component)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._tagged_result: bool | None = None

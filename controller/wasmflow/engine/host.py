@@ -313,7 +313,7 @@ class OperatorNode:
         self._lifecycle_name = lifecycle
         self._operator_name = operator
         self._linker, self._http = sandbox.node_linker(engine, component, self._log, spec.grants)
-        self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
+        self._limits = sandbox.StoreLimits.for_component(spec.memory_bytes, spec.component)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._returns_message = spec.kind in (OperatorKind.MAP, OperatorKind.ACCUMULATE)
