@@ -84,6 +84,7 @@ SOURCES: dict[str, Source] = {
     "aio_invoker_map": Source("python", HERE / "aio" / "invoker_map", "invoker-map", INVOKER_WIT),
     # rules for the composed pattern (wasmflow:map-rules) in Python and JavaScript, and an AIO team's map:custom rules
     "rules_scale_map": Source("python", HERE / "rules" / "scale_map_py", "map-rules", RULES_WIT / "map.wit"),
+    "rules_identity_map": Source("python", HERE / "rules" / "identity_map_py", "map-rules", RULES_WIT / "map.wit"),
     "rules_scale_map_js": Source("js", HERE / "rules" / "scale_map_js", "map-rules", RULES_WIT / "map.wit"),
     "custom_f2c_rules": Source("python", HERE / "rules" / "custom_f2c_py", "custom-provider", MAP_CUSTOM_WIT),
 }
