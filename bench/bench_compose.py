@@ -11,6 +11,7 @@ import statistics
 import time
 
 from tests.components.build import build
+
 from wasmflow.api.kinds import OperatorKind
 from wasmflow.contract.compose import compose_rules
 from wasmflow.engine.host import EngineHost, OperatorSpec
