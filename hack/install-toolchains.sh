@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the component toolchains the tests, the demo and `wasmflow build` use, pinned, into the per-user cache:
 #   jco + componentize-js (JavaScript components), from npm, under $WASMFLOW_CACHE/node/jco-<version>
-# componentize-py and wasm-tools come from PyPI through uv.lock (dev dependencies), so they are in .venv already.
+# componentize-py (a dev dependency) and wasm-tools (a runtime one: the composer, also in the image) come from PyPI
+# through uv.lock, so they are in .venv already.
 # usage: hack/install-toolchains.sh            install what is missing
 #        hack/install-toolchains.sh --print-path jco
 set -euo pipefail

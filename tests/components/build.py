@@ -29,6 +29,8 @@ AIO_V1_0 = WIT_DIR / "aio" / "tinykube-graph-1.0.0"
 AIO_V1_1 = WIT_DIR / "aio" / "wasm-graph-1.1.0"
 INVOKER_WIT = HERE / "aio" / "invoker_map" / "wit"
 UNKNOWN_IMPORT_WIT = HERE / "aio" / "unknown_import_filter" / "wit"
+RULES_WIT = WIT_DIR / "rules"
+MAP_CUSTOM_WIT = WIT_DIR / "aio" / "map-custom" / "custom.wit"
 BIN = Path(sys.executable).parent
 
 
@@ -85,6 +87,11 @@ SOURCES: dict[str, Source] = {
     # wasm-tools dummies (types only): an AIO filter and nothing else, and one that imports what no host provides
     "aio_dummy_filter": Source("wit-dummy", AIO_V1_1, "filter-impl", AIO_V1_1),
     "aio_unknown_import_filter": Source("wit-dummy", UNKNOWN_IMPORT_WIT, "unknown-import-filter", UNKNOWN_IMPORT_WIT),
+    # rules for the composed pattern (wasmflow:map-rules) in Python and JavaScript, and an AIO team's map:custom rules
+    "rules_scale_map": Source("python", HERE / "rules" / "scale_map_py", "map-rules", RULES_WIT / "map.wit"),
+    "rules_identity_map": Source("python", HERE / "rules" / "identity_map_py", "map-rules", RULES_WIT / "map.wit"),
+    "rules_scale_map_js": Source("js", HERE / "rules" / "scale_map_js", "map-rules", RULES_WIT / "map.wit"),
+    "custom_f2c_rules": Source("python", HERE / "rules" / "custom_f2c_py", "custom-provider", MAP_CUSTOM_WIT),
 }
 
 
@@ -93,8 +100,8 @@ def _files(path: Path) -> list[Path]:
 
 
 def _wit_files(package: Path) -> list[Path]:
-    """The files of one WIT package directory (not the AIO packages kept below ours)."""
-    return sorted(package.glob("*.wit"))
+    """The files of one WIT package directory (not the AIO packages kept below ours), or the one file given."""
+    return [package] if package.is_file() else sorted(package.glob("*.wit"))
 
 
 @functools.cache
@@ -148,7 +155,11 @@ def _compile(source: Source, out: Path, work: Path) -> None:
         )
     elif source.lang == "js":
         # componentize-js resolves the WIT inside its own sandbox: give it a copy next to the source, by relative path.
-        shutil.copytree(WIT_DIR, work / "wit")
+        if source.wit.is_file():
+            (work / "wit").mkdir()
+            shutil.copy(source.wit, work / "wit" / source.wit.name)
+        else:
+            shutil.copytree(WIT_DIR, work / "wit")
         shutil.copy(source.path / "app.js", work / "app.js")
         cli = _js_prefix() / "node_modules" / ".bin" / "componentize-js"
         _run([str(cli), "--wit", "wit", "--world-name", source.world, "-o", str(out), "app.js"], cwd=work)

@@ -27,6 +27,7 @@ import click
 from wasmflow.cli.inspect import render as render_report
 from wasmflow.cli.scaffold import Project, validate
 from wasmflow.contract.check import check_component
+from wasmflow.contract.compose import CompositionError, compose_rules
 from wasmflow.contract.report import ContractReport
 from wasmflow.contract.signatures import OperatorKind
 from wasmflow.contract.wit import wit_files
@@ -71,7 +72,7 @@ def load_project(root: Path) -> Project:
         raise ConfigError("no operator.json here: run `wasmflow new KIND NAME` to create a project", where=str(root))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return validate(data["name"], data["operator"], data.get("language", "python"))
+        return validate(data["name"], data["operator"], data.get("language", "python"), data.get("composed") is True)
     except (json.JSONDecodeError, KeyError, ValueError) as exc:
         raise ConfigError(f"invalid project file: {exc}", where=str(path)) from exc
 
@@ -228,12 +229,15 @@ def build_project(root: Path, *, force: bool = False, say: Callable[[str], None]
         cmd = [str(toolchain.executable), "-d", wit_arg, "-w", project.world, "componentize", "app"]
     else:
         cmd = [str(toolchain.executable), "--wit", wit_arg, "--world-name", project.world, "app.js"]
-    cmd += ["-o", project.artifact]
+    cmd += ["-o", project.rules_artifact if project.composed else project.artifact]
     say(f"compiling {project.name} with {toolchain.name}")
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()[-3000:]
         raise ConfigError(f"{toolchain.name} failed:\n{output}", where=str(root))
+    if project.composed:
+        say(f"composing {project.rules_artifact} with wasmflow's {project.kind.value} adapter")
+        _compose(root, project)
     data = artifact.read_bytes()
     say(f"checking {project.artifact} against the contract")
     report = check_built(data, project.kind, project.name)
@@ -242,6 +246,16 @@ def build_project(root: Path, *, force: bool = False, say: Callable[[str], None]
     digest = sha256_digest(data)
     _stamp(artifact).write_text(f"{inputs}\n{digest}\n", encoding="utf-8")
     return BuildResult(project, artifact, built=True, digest=digest, size=len(data))
+
+
+def _compose(root: Path, project: Project) -> None:
+    """A composed project's rules, fused with the adapter wasmflow ships, into ``project.artifact``."""
+    rules = (root / project.rules_artifact).read_bytes()
+    try:
+        composed = compose_rules(rules, project.kind.value)
+    except (ContractError, CompositionError) as exc:
+        raise ConfigError(f"cannot compose the rules: {exc}", where=str(root)) from exc
+    (root / project.artifact).write_bytes(composed.data)
 
 
 @click.command("build")

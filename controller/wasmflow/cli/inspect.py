@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from wasmflow.cli.sources import read_component
+from wasmflow.contract import parts
 from wasmflow.contract.capabilities import Capability, ImportClass
 from wasmflow.contract.check import check_component
 from wasmflow.contract.report import ContractReport
@@ -36,11 +37,51 @@ def inspect_command(source: str, as_json: bool, capabilities: tuple[str, ...], s
     except WasmflowError as exc:
         raise click.BadParameter(str(exc), param_hint="SOURCE") from exc
     report = check_component(data, grants=capabilities, strict=strict)
+    composition = _composition(data)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps({**report.to_json(), "composition": composition}, indent=2))
     else:
         click.echo(render(source, report))
+        if composition is not None:
+            click.echo(render_composition(composition))
     raise SystemExit(0 if report.valid else 1)
+
+
+def _composition(data: bytes) -> dict[str, object] | None:
+    """What a composed component is made of (``contract.parts``), or None for a component of one part."""
+    try:
+        found = parts.read_parts(data)
+    except WasmflowError:
+        return None  # the contract check has already said what is wrong with the bytes
+    if found.memories < 2 and found.composition is None:
+        return None
+    return {
+        "record": found.composition,
+        "adapters": found.adapters,
+        "components": found.components,
+        "coreModules": found.core_modules,
+        "memories": found.memories,
+    }
+
+
+def render_composition(composition: dict[str, object]) -> str:
+    """The parts of a composed component: which adapter, which rules interface and version, which digests."""
+    record = composition.get("record")
+    lines = [
+        f"parts      {composition['components']} nested components, {composition['coreModules']} core modules, "
+        f"{composition['memories']} linear memories (each gets an equal share of limits.memory)"
+    ]
+    if isinstance(record, dict):
+        if record.get("adapter"):
+            lines.append(f"adapter    {record['adapter']} ({record.get('target')} {record.get('kind')} operator)")
+            lines.append(f"rules      {record.get('rules')}")
+        lines.append(f"socket     {record.get('socket')}")
+        for plug in record.get("plugs") or []:
+            lines.append(f"plug       {plug}")
+        lines.append(f"composer   {record.get('composer')}")
+    else:
+        lines.append("composed   not by wasmflow compose (no composition record)")
+    return "\n".join(lines)
 
 
 def render(source: str, report: ContractReport) -> str:

@@ -17,6 +17,7 @@ from wasmflow import __version__
 #: `wasmflow build` or `wasmflow push` does not pay for importing kopf and kubernetes (seconds per invocation).
 COMMANDS = {
     "build": "wasmflow.cli.build:build_command",
+    "compose": "wasmflow.cli.compose:compose_command",
     "crds": "wasmflow.cli.crds:crds_command",
     "graph": "wasmflow.cli.graph:graph_command",
     "inspect": "wasmflow.cli.inspect:inspect_command",

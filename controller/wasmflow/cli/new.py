@@ -18,10 +18,15 @@ from wasmflow.errors import ConfigError
 @click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), help="Parent directory (default: .)"
 )
-def new_command(kind: str, name: str, language: str, directory: Path | None) -> None:
+@click.option(
+    "--composed",
+    is_flag=True,
+    help="Business rules only (wasmflow:<kind>-rules, no SDK): `wasmflow build` composes them with wasmflow's adapter.",
+)
+def new_command(kind: str, name: str, language: str, directory: Path | None, composed: bool) -> None:
     """Create a new operator project NAME of the given KIND (map, filter, branch, accumulate)."""
     try:
-        project = validate(name, kind, language)
+        project = validate(name, kind, language, composed)
     except ConfigError as exc:
         raise click.BadParameter(str(exc)) from exc
     root = (directory or Path.cwd()) / name
@@ -31,7 +36,8 @@ def new_command(kind: str, name: str, language: str, directory: Path | None) -> 
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
-    click.echo(f"created {root} ({project.language} {project.kind.value} operator)")
+    pattern = "business rules, composed at build" if project.composed else "operator"
+    click.echo(f"created {root} ({project.language} {project.kind.value} {pattern})")
     source = "app.py" if project.language == "python" else "app.js"
     click.echo(f"next: edit the function at the top of {root / source}, then")
     click.echo(f"      cd {root} && wasmflow build && python test_operator.py")

@@ -29,17 +29,24 @@ class Project:
     name: str
     kind: OperatorKind
     language: str
+    #: Business rules only (``wasmflow:<kind>-rules``), composed with wasmflow's adapter by ``wasmflow build``.
+    composed: bool = False
 
     @property
     def world(self) -> str:
-        return world_of(self.kind)
+        return f"{self.kind.value}-rules" if self.composed else world_of(self.kind)
 
     @property
     def artifact(self) -> str:
         return f"build/{self.name}.wasm"
 
+    @property
+    def rules_artifact(self) -> str:
+        """Where a composed project's rules component goes (``artifact`` is then the composed operator)."""
+        return f"build/{self.name}-rules.wasm"
 
-def validate(name: str, kind: str, language: str) -> Project:
+
+def validate(name: str, kind: str, language: str, composed: bool = False) -> Project:
     if not NAME.match(name):
         raise ConfigError(
             "must be a lowercase DNS label (a-z, 0-9, '-', starting with a letter, at most 63 characters)",
@@ -47,7 +54,7 @@ def validate(name: str, kind: str, language: str) -> Project:
         )
     if language not in LANGUAGES:
         raise ConfigError(f"must be one of {', '.join(LANGUAGES)}", where=f"--lang {language!r}")
-    return Project(name=name, kind=OperatorKind(kind), language=language)
+    return Project(name=name, kind=OperatorKind(kind), language=language, composed=composed)
 
 
 _PY_BODIES = {
@@ -369,6 +376,10 @@ def readme(project: Project) -> str:
 
 def render(project: Project) -> dict[str, str]:
     """Every file of the project, by relative path."""
+    if project.composed:
+        from wasmflow.cli.scaffold_composed import render_composed  # noqa: PLC0415 - it builds on this module
+
+        return render_composed(project)
     files = {
         "operator.json": json.dumps(
             {"name": project.name, "operator": project.kind.value, "language": project.language}, indent=2

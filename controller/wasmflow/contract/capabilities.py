@@ -106,23 +106,28 @@ _GATED: dict[str, Capability] = {
 
 #: Our own interfaces a component may import.
 _CONTRACT = {"wasmflow:operator/logging", "wasmflow:operator/types"}
+#: Interfaces of types only, which a composed component keeps importing (the host has nothing to provide): the
+#: types of Azure's composition sample (``map:custom``, unversioned), plugged by wasmflow's adapter (DESIGN.md 2b).
+_TYPES_ONLY = {("map:custom/types", None)}
 
 
 #: The engine settings ``restrict_features`` applies, as part of the compiled-cache key.
-FEATURES = "multi_memory=0;gc=0;exceptions=0"
+FEATURES = "multi_memory=1;gc=0;exceptions=0"
 
 
 def restrict_features(config: Config) -> None:
-    """Turn off the wasm features that would let an instance hold memory beside its one linear memory.
+    """Turn off the wasm features that would let an instance hold memory that ``limits.memory`` does not bound.
 
-    The workers' engines and the contract checker's use it alike. A module declaring several memories is refused
-    when compiled: an instance has one linear memory, so ``limits.memory`` bounds all of it
-    (``wasmflow.engine.sandbox.StoreLimits``). The GC proposal, on by default in wasmtime, allocates GC objects in
-    a heap of their own, limited like a linear memory but not counted with it: 32 MiB of arrays beside 60 MiB of
-    memory ran under a 64 MiB limit. Exceptions allocate there too. No toolchain we support emits either (CPython,
-    SpiderMonkey and Rust components use neither), so both are off and the engine has no GC heap at all.
+    The workers' engines and the contract checker's use it alike. Every linear memory is bounded: the engine counts
+    the memories a component defines (``wasmflow.contract.parts``) and splits ``limits.memory`` between them
+    (``wasmflow.engine.sandbox.StoreLimits``). Multi-memory stays on because wasmtime's fused adapters, which copy
+    values between the core modules of a composed component (DESIGN.md 2b), import both modules' memories. The GC
+    proposal, on by default in wasmtime, allocates GC objects in a heap of their own, limited like a linear memory
+    but not counted with it: 32 MiB of arrays beside 60 MiB of memory ran under a 64 MiB limit. Exceptions allocate
+    there too. No toolchain we support emits either (CPython, SpiderMonkey and Rust components use neither), so both
+    are off and the engine has no GC heap at all.
     """
-    config.wasm_multi_memory = False
+    config.wasm_multi_memory = True
     config.wasm_gc = False
     config.wasm_exceptions = False
     config.gc_support = False
@@ -140,6 +145,8 @@ def classify_import(name: str) -> ImportVerdict:
     """What the host does with an import of this name (WASI must be 0.2.x, our contract 0.1.x)."""
     base, version = split_name(name)
     if base in _CONTRACT and version is not None and version.startswith("0.1."):
+        return ImportVerdict(name, ImportClass.CONTRACT)
+    if (base, version) in _TYPES_ONLY:
         return ImportVerdict(name, ImportClass.CONTRACT)
     aio = aio_names.aio_interface(base, version)
     if aio is not None and aio[1] in aio_names.PROVIDED:

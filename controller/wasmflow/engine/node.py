@@ -189,7 +189,7 @@ class Node:
             on_dropped=(metrics.guest_log_dropped.labels(spec.node).inc if metrics is not None else None),
         )
         self._linker, self._http = adapter.linker(self._log)
-        self._limits = sandbox.StoreLimits(memory_bytes=spec.memory_bytes)
+        self._limits = sandbox.StoreLimits.for_component(spec.memory_bytes, spec.component)
         self._deadline = host.deadline_ticks(spec.timeout_seconds)
         self._init_deadline = host.deadline_ticks(max(host.init_timeout_seconds, spec.timeout_seconds))
         self._fast = host.fast_codec and ffi.FAST_PATH

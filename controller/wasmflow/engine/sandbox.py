@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from wasmtime import Engine, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, Func, Instance, Linker
 
+from wasmflow.contract import parts
 from wasmflow.contract.capabilities import Capability, ImportClass, ImportVerdict, classify_import
 from wasmflow.engine import ffi
 from wasmflow.engine.guestlog import GuestLog
@@ -113,13 +114,13 @@ class StoreLimits:
     """What one operator instance may allocate, as a whole.
 
     wasmtime's store limits are per linear memory and per table, not per store: an instance with six memories under
-    a 64 MiB limit could hold 384 MiB. So an instance may create exactly one linear memory (every toolchain we know
-    builds components with one, componentize-py's dynamically linked libraries included), which makes
-    ``memory_bytes`` the bound on all of its linear memory. The engine refuses multi-memory modules and has no GC
-    heap (``capabilities.restrict_features``); a component instantiating several modules with a memory each is
-    refused when it starts. Tables are host memory outside ``memory_bytes`` (8 bytes an element): at most
-    ``tables`` of at most ``table_elements`` each, 32 MiB in all by default (componentize-py needs 2 tables under
-    10,000 elements). ``instances`` bounds the core instances (componentize-py needs 14).
+    a 64 MiB limit could hold 384 MiB. So ``memories`` is the number of linear memories the component defines
+    (``for_component``: one for every toolchain we know, two for a composed component, one per core module that has
+    its own) and each may grow to an equal share of ``memory_bytes``, which stays the bound on all of an instance's
+    linear memory together. The engine has no GC heap (``capabilities.restrict_features``). Tables are host memory
+    outside ``memory_bytes`` (8 bytes an element): at most ``tables`` of at most ``table_elements`` each, 32 MiB in
+    all by default (componentize-py needs 2 tables under 10,000 elements). ``instances`` bounds the core instances
+    (componentize-py needs 14; a composed component adds the other part's and the fused adapters').
     """
 
     memory_bytes: int
@@ -128,12 +129,22 @@ class StoreLimits:
     table_elements: int = 1_000_000
     instances: int = 100
 
+    @classmethod
+    def for_component(cls, memory_bytes: int, component: bytes) -> StoreLimits:
+        """The limits of an instance of ``component``: ``memory_bytes`` split between the memories it defines."""
+        return cls(memory_bytes=memory_bytes, memories=parts.memory_count(component))
+
+    @property
+    def memory_bytes_each(self) -> int:
+        """The most one linear memory may grow to: an equal share of ``memory_bytes``."""
+        return self.memory_bytes // max(1, self.memories)
+
 
 def new_store(engine: Engine, limits: StoreLimits, wasi: WasiConfig, *, http: bool) -> Store:
     """A fresh store for one instance of one operator."""
     store = Store(engine)
     store.set_limits(
-        memory_size=limits.memory_bytes,
+        memory_size=limits.memory_bytes_each,
         table_elements=limits.table_elements,
         instances=limits.instances,
         tables=limits.tables,
@@ -215,7 +226,7 @@ _COUNT_LIMIT = re.compile(r"resource limit exceeded: (?P<what>memory|table|insta
 _COUNT_LIMITS = {
     "memory": (
         "linear memories",
-        f"at most {StoreLimits.memories}: limits.memory bounds all of an instance's linear memory together",
+        "as many as the component defines: limits.memory bounds all of an instance's linear memory together",
     ),
     "table": ("tables", f"at most {StoreLimits.tables}"),
     "instance": ("core instances", f"at most {StoreLimits.instances}"),

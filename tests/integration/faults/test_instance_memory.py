@@ -1,9 +1,9 @@
 """``limits.memory`` bounds what an operator instance holds in all, through ``wasmflow run``.
 
 A component may instantiate several core modules, each with a linear memory of its own; wasmtime's limit applies
-to each memory, so six memories of 60 MiB ran under a 64 MiB limit (+360 MiB in the process). Such a component is
-now refused when its node starts, saying why, and the process never holds more than one instance's limit; an
-operator with one memory still uses all of its limit.
+to each memory, so six memories of 60 MiB ran under a 64 MiB limit (+360 MiB in the process). Each memory now gets
+an equal share of the limit, so such a component's message fails when its memories outgrow their shares and the
+process never holds more than one instance's limit; an operator with one memory still uses all of its limit.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def run_measured(directory: Path, component: bytes) -> tuple[int, list[dict[str,
     return code, outputs, (directory / "err").read_text(), int(rss.read_text()) * 1024
 
 
-def test_memories_that_each_fit_but_together_exceed_the_limit_are_refused_and_the_process_stays_bounded(
+def test_memories_that_each_fit_but_together_exceed_the_limit_fail_and_the_process_stays_bounded(
     tmp_path: Path, report: Report
 ) -> None:
     # An operator with one memory filling 60 MiB of its 64 MiB: it runs, and its peak is the reference.
@@ -75,8 +75,6 @@ def test_memories_that_each_fit_but_together_exceed_the_limit_are_refused_and_th
     # Six memories (the operator's own and five more) filling 60 MiB each, under a 64 MiB limit.
     code, outputs, stderr, spread_peak = run_measured(tmp_path / "six", wat.spread_memory(memories=5, pages=PAGES))
     assert not [o for o in outputs if o["sink"] == "out"], "the instance ran with six memories"
-    assert code == 1, stderr
-    assert "more linear memories than one operator instance may have" in stderr, stderr
     # Generous: the refused run must not hold more than one instance's limit beyond the one-memory run.
     assert spread_peak < single_peak + LIMIT_MIB * 2**20, f"{spread_peak >> 20} MiB against {single_peak >> 20} MiB"
     report(

@@ -1,9 +1,9 @@
 """``limits.memory`` bounds an operator instance as a whole, not each of its linear memories.
 
 wasmtime's store limits apply to each memory and each table: a component instantiating six core modules with a
-60 MiB memory each ran under a 64 MiB limit and took 360 MiB. An instance may now create one linear memory (every
-toolchain builds components with one), a module declaring several is refused when compiled, and tables and core
-instances are bounded in number and size.
+60 MiB memory each ran under a 64 MiB limit and took 360 MiB. The engine now counts the memories a component
+defines (a composed one has two) and gives each an equal share of the limit, and tables and core instances are
+bounded in number and size.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from wasmflow.contract.check import check_component
 from wasmflow.engine import sandbox
 from wasmflow.engine.host import EngineHost, OperatorSpec
 from wasmflow.engine.message import Message
-from wasmflow.errors import EngineError
+from wasmflow.errors import EngineError, OperatorFailure
 
 LIMIT = 64 * 2**20
 #: 60 MiB in 64 KiB pages: under the limit for one memory, six times over it for six.
@@ -37,27 +37,28 @@ def spec(component: bytes, node: str = "op") -> OperatorSpec:
     return OperatorSpec(node, OperatorKind.MAP, component, memory_bytes=LIMIT, timeout_seconds=10.0)
 
 
-def test_memories_that_each_fit_but_together_exceed_the_limit_are_refused_at_start(
+def test_memories_that_each_fit_but_together_exceed_the_limit_cannot_grow_past_their_share(
     host: EngineHost, report: Report
 ) -> None:
-    with pytest.raises(EngineError) as caught:
-        host.load(spec(wat.spread_memory(memories=5, pages=PAGES)))
-    assert "more linear memories than one operator instance may have (at most 1" in str(caught.value)
-    assert "(memory)" in str(caught.value)
-    report(memories=6, each_mib=PAGES // 16, limit_mib=LIMIT >> 20, refused=True)
+    node = host.load(spec(wat.spread_memory(memories=5, pages=PAGES)))
+    with pytest.raises(OperatorFailure):
+        node.map(Message(b"x", "t"))
+    report(memories=6, each_mib=PAGES // 16, limit_mib=LIMIT >> 20, share_mib=(LIMIT // 6) >> 20, refused=True)
+
+
+def test_memories_that_together_fit_the_limit_run() -> None:
+    with EngineHost(cache_dir=None) as engine_host:
+        # Six memories of 8 MiB more each: 48 MiB in all, under a share of 64 / 6 MiB each.
+        node = engine_host.load(spec(wat.spread_memory(memories=5, pages=128)))
+        assert node.map(Message(b"x", "t")) == Message(b"x", "t")
 
 
 TWO_MEMORIES = "(component (core module $m (memory 1) (memory 1)) (core instance (instantiate $m)))"
 
 
-def test_a_module_declaring_several_memories_is_refused_when_compiled(host: EngineHost) -> None:
-    with pytest.raises(EngineError, match=r"(?s)cannot compile the component.*multiple memories"):
-        host.load(spec(wat2wasm(TWO_MEMORIES)))
-
-
-def test_the_contract_check_refuses_a_module_declaring_several_memories() -> None:
-    (problem,) = check_component(wat2wasm(TWO_MEMORIES)).problems
-    assert "multiple memories" in problem.message
+def test_each_memory_a_module_declares_takes_its_share_of_the_limit() -> None:
+    limits = sandbox.StoreLimits.for_component(LIMIT, wat2wasm(TWO_MEMORIES))
+    assert (limits.memories, limits.memory_bytes_each) == (2, LIMIT // 2)
 
 
 def test_an_operator_using_wasm_gc_is_refused_when_compiled(host: EngineHost) -> None:
