@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from wasmflow.cli.sign import provenance, render_provenance
 from wasmflow.cli.sources import read_component
 from wasmflow.contract.capabilities import Capability, ImportClass
 from wasmflow.contract.check import check_component
@@ -36,10 +37,11 @@ def inspect_command(source: str, as_json: bool, capabilities: tuple[str, ...], s
     except WasmflowError as exc:
         raise click.BadParameter(str(exc), param_hint="SOURCE") from exc
     report = check_component(data, grants=capabilities, strict=strict)
+    described = None if Path(source).exists() else provenance(source, insecure=insecure)  # signatures, SBOMs
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(report.to_json() | ({"provenance": described} if described else {}), indent=2))
     else:
-        click.echo(render(source, report))
+        click.echo(render(source, report) + (f"\n{render_provenance(described)}" if described else ""))
     raise SystemExit(0 if report.valid else 1)
 
 
