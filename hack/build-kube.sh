@@ -20,7 +20,8 @@
 #        hack/build-kube.sh --print-path NAME   builds NAME if missing, then prints its path (the only stdout)
 #        hack/build-kube.sh --version NAME      prints the pinned version of NAME
 # Override a pin with KUBE_VERSION, ETCD_VERSION, HELM_VERSION, DISTRIBUTION_VERSION or COSIGN_VERSION (each version
-# gets its own cached binary). GO_BUILD_P sets `go build -p` (default 2, the cores of these machines; 1 on a shared machine).
+# gets its own cached binary). GO_BUILD_P sets `go build -p` (default 2, the cores of these machines; 1 on a shared
+# machine).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
