@@ -19,7 +19,7 @@ from kubernetes import client
 
 from wasmflow.api.wasmmodule import PublicKeySource, WasmModule
 from wasmflow.errors import ConfigError, WasmflowError
-from wasmflow.oci import Access, Reference
+from wasmflow.oci import Access, Reference, parse_reference
 from wasmflow.oci.signatures import (
     PublicKey,
     SignatureInvalidError,
@@ -33,7 +33,7 @@ from wasmflow.oci.signatures import (
 from wasmflow.operator import kube
 from wasmflow.operator.config import OperatorConfig
 
-__all__ = ["PolicyError", "load_key_bundle", "trusted_keys", "verify_artifact"]
+__all__ = ["PolicyError", "load_key_bundle", "required_signature", "trusted_keys", "verify_artifact"]
 
 _PEM_END = "-----END PUBLIC KEY-----"
 #: A bundle of trusted keys is a few PEM blocks; more than this many is a mistake.
@@ -128,3 +128,15 @@ async def verify_artifact(ref: Reference, access: Access, keys: tuple[PublicKey,
             reference=str(pinned),
         )
     return verify_found(found, keys, reference=str(pinned))
+
+
+async def required_signature(reference: str, access: Access, config: OperatorConfig) -> str:
+    """``reference`` pinned to its verified manifest digest when the controller requires signatures (an AIO graph
+    artifact and its modules: a Dataflow has no ``spec.verify`` of its own, so the chart's keys are the trusted
+    ones); unchanged otherwise. Raises the verdict (SignatureMissing/SignatureInvalid), or PolicyError."""
+    if not config.verify_required:
+        return reference
+    keys = () if config.verify_keys_file is None else load_key_bundle(config.verify_keys_file)
+    ref = parse_reference(reference)
+    verified = await verify_artifact(ref, access, keys)
+    return str(ref.with_digest(verified.subject))
