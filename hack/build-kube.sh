@@ -9,6 +9,8 @@
 #   token-server                github.com/docker/distribution/contrib/token-server: the distribution project's own
 #                               registry token service (bearer tokens, OAuth2 refresh-token grant), of the 2.8 line
 #                               the Debian docker-registry package is (hack/registry.sh runs it for the token world)
+#   cosign                      github.com/sigstore/cosign/v2/cmd/cosign: signs and verifies modules in the signature
+#                               tests (the v2 line signs key-based offline with the `sha256-<digest>.sig` tag layout)
 # Only the first run on a machine pays for the build (Go module and build caches live under $WASMFLOW_CACHE/go);
 # later runs find $WASMFLOW_CACHE/bin/<name>-<version> and return at once without starting Go.
 # Needs Go >= the pinned modules' go directive (1.26): /usr/local/go/bin/go, else `go` on PATH, or $GO.
@@ -17,8 +19,9 @@
 #                           kube-scheduler|kubelet]   (default: all; node: the three node binaries, one at a time)
 #        hack/build-kube.sh --print-path NAME   builds NAME if missing, then prints its path (the only stdout)
 #        hack/build-kube.sh --version NAME      prints the pinned version of NAME
-# Override a pin with KUBE_VERSION, ETCD_VERSION, HELM_VERSION or DISTRIBUTION_VERSION (each version gets its own
-# cached binary). GO_BUILD_P sets `go build -p` (default 2, the cores of these machines; 1 on a shared machine).
+# Override a pin with KUBE_VERSION, ETCD_VERSION, HELM_VERSION, DISTRIBUTION_VERSION or COSIGN_VERSION (each version
+# gets its own cached binary). GO_BUILD_P sets `go build -p` (default 2, the cores of these machines; 1 on a shared
+# machine).
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -29,9 +32,10 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v4.3.1}"
 # The last release line whose module has contrib/token-server (removed from the v3 tree); +incompatible: no go.mod.
 DISTRIBUTION_VERSION="${DISTRIBUTION_VERSION:-v2.8.3}"
+COSIGN_VERSION="${COSIGN_VERSION:-v2.6.5}"
 BIN_DIR="$WASMFLOW_CACHE/bin"
 GO_DIR="$WASMFLOW_CACHE/go"
-NAMES=(etcd kube-apiserver kubectl helm token-server)
+NAMES=(etcd kube-apiserver kubectl helm token-server cosign)
 NODE_NAMES=(kube-controller-manager kube-scheduler kubelet)
 GO_BUILD_P="${GO_BUILD_P:-2}"
 
@@ -41,6 +45,7 @@ version_of() {
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     token-server) echo "$DISTRIBUTION_VERSION" ;;
+    cosign) echo "$COSIGN_VERSION" ;;
     *) die "unknown binary '$1' (expected one of: ${NAMES[*]} ${NODE_NAMES[*]})" ;;
   esac
 }
@@ -167,10 +172,15 @@ build_one() {
       dir=$(module_dir "distribution-$DISTRIBUTION_VERSION" "github.com/docker/distribution@$DISTRIBUTION_VERSION+incompatible" "$pkg")
       ldflags="-s -w"
       ;;
+    cosign)
+      pkg=github.com/sigstore/cosign/v2/cmd/cosign
+      dir=$(module_dir "cosign-$COSIGN_VERSION" "github.com/sigstore/cosign/v2@$COSIGN_VERSION" "$pkg")
+      ldflags="-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION"
+      ;;
   esac
   (cd "$dir" && go_log "$name" build -p "$GO_BUILD_P" -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
   local check=(--version)
-  case $name in kubectl) check=(version --client) ;; helm) check=(version) ;; token-server) check=(-h) ;; esac
+  case $name in kubectl) check=(version --client) ;; helm | cosign) check=(version) ;; token-server) check=(-h) ;; esac
   "$out.tmp.$$" "${check[@]}" >>"$LOG" 2>&1 || die "the freshly built $name does not run (log: $LOG)"
   mv -f "$out.tmp.$$" "$out"
   release_lock

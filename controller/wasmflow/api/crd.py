@@ -200,6 +200,7 @@ def crds() -> dict[str, dict[str, Any]]:
                 ready,
                 {"name": "Operator", "type": "string", "jsonPath": ".spec.operator"},
                 {"name": "Digest", "type": "string", "jsonPath": ".status.artifact.digest"},
+                {"name": "Signer", "type": "string", "jsonPath": ".status.signature.signer"},
                 age,
                 status,
                 {"name": "Reference", "type": "string", "jsonPath": ".spec.source.oci.reference", "priority": 1},

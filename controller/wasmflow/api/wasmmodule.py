@@ -78,6 +78,44 @@ class ModuleSource(Model):
         return self
 
 
+class KeyReference(Model):
+    """One key of a ConfigMap or Secret in the same namespace."""
+
+    name: Name
+    """Name of the object."""
+    key: str = Field(default="cosign.pub", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    """The key holding the PEM public key."""
+
+
+class PublicKeySource(Model):
+    """A trusted public key (PEM, as ``cosign.pub``) in a ConfigMap or a Secret of the module's namespace."""
+
+    model_config = with_rules(
+        {
+            "rule": "has(self.configMapRef) != has(self.secretRef)",
+            "message": "set exactly one of configMapRef and secretRef",
+        }
+    )
+
+    config_map_ref: KeyReference | None = None
+    """The key of a ConfigMap's ``data`` holding the PEM public key."""
+    secret_ref: KeyReference | None = None
+    """The key of a Secret holding the PEM public key."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PublicKeySource:
+        if (self.config_map_ref is None) == (self.secret_ref is None):
+            raise ValueError("set exactly one of configMapRef and secretRef")
+        return self
+
+
+class Verification(Model):
+    """Which signatures the module's artifact must carry (cosign's key-based signatures, ECDSA P-256)."""
+
+    public_keys: list[PublicKeySource] = Field(min_length=1, max_length=8)
+    """Trusted keys: a signature by any one of them, over the artifact's manifest digest, is required."""
+
+
 class Limits(Model):
     """What one instance of the operator may use."""
 
@@ -145,6 +183,8 @@ class WasmModuleSpec(Model):
     """How often a tag is re-resolved to a digest (Go duration)."""
     strict: bool = False
     """Refuse components whose imports exceed their grants (otherwise they are denied at run time)."""
+    verify: Verification | None = None
+    """Require a cosign signature by a trusted key (otherwise the controller's default policy applies)."""
 
     @model_validator(mode="after")
     def _capabilities_once(self) -> WasmModuleSpec:
@@ -168,6 +208,21 @@ class Artifact(Model):
     """When the artifact was fetched and verified."""
 
 
+class SignatureStatus(Model):
+    """The signature that was verified for the artifact."""
+
+    signer: str
+    """Who signed: ``key sha256:<first 16 hex digits of the key's fingerprint>``."""
+    key_id: str
+    """The trusted key's fingerprint: sha256 of its DER SubjectPublicKeyInfo."""
+    digest: str
+    """Digest of the signature manifest holding the verified signature."""
+    payload_digest: str
+    """Digest of the signed payload (cosign's simple-signing document)."""
+    signed_digest: str
+    """The artifact manifest digest the signature covers."""
+
+
 class WasmModuleStatus(Model):
     """Observed state of a WasmModule (kstatus/Flux conventions)."""
 
@@ -181,6 +236,8 @@ class WasmModuleStatus(Model):
     """The contract world the component implements, e.g. ``wasmflow:operator/map-operator@0.1.0``."""
     imports: list[str] = Field(default_factory=list)
     """Interfaces the component imports (what it may ask the host for)."""
+    signature: SignatureStatus | None = None
+    """The verified signature, when a signature policy applies."""
     last_handled_reconcile_at: str | None = None
     """The last ``reconcile.fluxcd.io/requestedAt`` annotation value handled (Flux's manual re-sync)."""
 

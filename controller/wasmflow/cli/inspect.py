@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from wasmflow.cli.sign import provenance, render_provenance
 from wasmflow.cli.sources import read_component
 from wasmflow.contract import parts
 from wasmflow.contract.capabilities import Capability, ImportClass
@@ -38,10 +39,12 @@ def inspect_command(source: str, as_json: bool, capabilities: tuple[str, ...], s
         raise click.BadParameter(str(exc), param_hint="SOURCE") from exc
     report = check_component(data, grants=capabilities, strict=strict)
     composition = _composition(data)
+    described = None if Path(source).exists() else provenance(source, insecure=insecure)  # signatures, SBOMs
     if as_json:
-        click.echo(json.dumps({**report.to_json(), "composition": composition}, indent=2))
+        extra = {"provenance": described} if described else {}
+        click.echo(json.dumps({**report.to_json(), "composition": composition, **extra}, indent=2))
     else:
-        click.echo(render(source, report))
+        click.echo(render(source, report) + (f"\n{render_provenance(described)}" if described else ""))
         if composition is not None:
             click.echo(render_composition(composition))
     raise SystemExit(0 if report.valid else 1)

@@ -25,6 +25,8 @@ COMMANDS = {
     "operator": "wasmflow.cli.operator:operator_command",
     "push": "wasmflow.cli.push:push_command",
     "run": "wasmflow.cli.run:run_command",
+    "sign": "wasmflow.cli.sign:sign_command",
+    "verify": "wasmflow.cli.sign:verify_command",
     "wit": "wasmflow.cli.wit:wit_command",
     "worker": "wasmflow.cli.worker:worker_command",
 }

@@ -18,6 +18,7 @@ import click
 
 from wasmflow.cli.build import check_built
 from wasmflow.cli.inspect import render
+from wasmflow.cli.sign import read_signing_key, sign_pushed
 from wasmflow.cli.sources import read_file
 from wasmflow.errors import ConfigError, RegistryError
 from wasmflow.oci import Access, ComponentInfo, Credentials, load_docker_config, parse_reference, push_component
@@ -82,6 +83,12 @@ def _credentials(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Credentials from a docker config file (a ~/.docker/config.json or a .dockerconfigjson).",
 )
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign the pushed artifact with this key as cosign does (cosign.key with $COSIGN_PASSWORD, or a PEM key).",
+)
 def push_command(
     file: Path,
     ref: str,
@@ -92,6 +99,7 @@ def push_command(
     username: str | None,
     password_stdin: bool,
     docker_config: Path | None,
+    sign_key: Path | None,
 ) -> None:
     """Check the component FILE against the contract and push it to REF (host[:port]/repository:tag).
 
@@ -103,6 +111,7 @@ def push_command(
         raise click.BadParameter(str(exc), param_hint="REF") from exc
     manifest_annotations = _annotations(annotations)
     credentials = _credentials(reference.registry, username, password_stdin, docker_config)
+    key = read_signing_key(sign_key) if sign_key is not None else None  # a bad key or password: before any push
     try:
         data = read_file(file)
     except ConfigError as exc:
@@ -138,4 +147,6 @@ def push_command(
         f"component {result.layer_digest})",
         err=True,
     )
+    if key is not None:
+        sign_pushed(result.reference, key, access)
     click.echo(result.digest)

@@ -285,6 +285,54 @@ class RegistryClient:
 
         return await self._with_retries(get, ref)
 
+    async def referrers(
+        self, ref: Reference, digest: str, *, max_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
+    ) -> tuple[Descriptor, ...] | None:
+        """The OCI 1.1 referrers of manifest ``digest`` (signatures, SBOMs...), or None when the registry does not
+        answer the referrers API (a 404: distribution 2.x; cosign then falls back to its tag schema, as we do).
+
+        The answer is an image index, read up to ``max_bytes``; entries that are not descriptors are skipped.
+        """
+        self._check(ref)
+        parse_digest(digest, reference=str(ref))
+        url = self._url(ref, "referrers", digest)
+
+        async def get() -> tuple[Descriptor, ...] | None:
+            buffer = bytearray()
+            async with self._exchange(
+                "GET", url, ref, _pull_scope(ref), headers={"Accept": mt.OCI_INDEX}, redirects=_Redirects.SAME_ORIGIN
+            ) as r:
+                if r.status_code in (404, 405):
+                    return None
+                await self._expect(r, (200,), ref, what=f"the referrers of {digest}")
+                _check_length(r, max_bytes, None, ref, "the referrers index")
+                await read_verified(
+                    _chunks(r),
+                    buffer.extend,
+                    digest=None,
+                    limit=max_bytes,
+                    what="the referrers index",
+                    reference=str(ref),
+                )
+            try:
+                document = json.loads(bytes(buffer))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise UnsupportedArtifactError(
+                    "the referrers answer is not JSON", reference=str(ref), found="non-JSON referrers"
+                ) from exc
+            entries = document.get("manifests") if isinstance(document, dict) else None
+            found: list[Descriptor] = []
+            for entry in entries if isinstance(entries, list) else []:
+                try:
+                    descriptor = Descriptor.model_validate(entry)
+                    parse_digest(descriptor.digest)
+                except (ValueError, InvalidReferenceError):
+                    continue
+                found.append(descriptor)
+            return tuple(found)
+
+        return await self._with_retries(get, ref)
+
     # ----------------------------------------------------------------------------------------------- push
 
     async def blob_exists(self, ref: Reference, digest: str) -> bool:

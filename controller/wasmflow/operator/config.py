@@ -52,6 +52,11 @@ class OperatorConfig:
     #: Registry hosts (``host`` or ``host:port``) to which a module's credentials may go over plain HTTP
     #: (``insecure: true``), besides loopback ones; to any other they are refused and the module is Stalled.
     registry_plain_http_credential_hosts: tuple[str, ...] = ()
+    #: Controller-wide signature policy (chart ``verify.required``): every OCI module must carry a cosign signature
+    #: by a trusted key (its ``spec.verify`` keys, else ``verify_keys_file``); unsigned ones are Stalled.
+    verify_required: bool = False
+    #: A PEM bundle of public keys trusted for modules without ``spec.verify`` (chart ``verify.publicKeys``).
+    verify_keys_file: Path | None = None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -114,4 +119,13 @@ def load_config(env: Mapping[str, str] | None = None) -> OperatorConfig:
         events_level=env.get(ENV_PREFIX + "EVENTS_LEVEL") or defaults.events_level,
         registry_ca_file=registry_ca_file,
         registry_plain_http_credential_hosts=plain_http_hosts,
+        verify_required=_bool(env, "VERIFY_REQUIRED"),
+        verify_keys_file=_existing_file(env, "VERIFY_KEYS_FILE"),
     )
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(ENV_PREFIX + name) or "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"must be true or false, got {raw!r}", where=ENV_PREFIX + name)
+    return raw == "true"

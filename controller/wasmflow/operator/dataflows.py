@@ -46,7 +46,7 @@ from wasmflow.api.yaml_input import MAX_GRAPH_BYTES
 from wasmflow.errors import ConfigError, WasmflowError
 from wasmflow.oci import OciError
 from wasmflow.oci.pull import Access, pull_artifact, pull_graph
-from wasmflow.operator import kube
+from wasmflow.operator import kube, verification
 from wasmflow.operator.config import OperatorConfig
 from wasmflow.operator.mqtt_credentials import check_credentials
 from wasmflow.operator.ownership import foreign_child
@@ -259,13 +259,15 @@ async def resolve_graph(
         reference = graph.artifact.reference
         try:
             pulled = await pull_graph(
-                reference,
+                await verification.required_signature(reference, _access(graph.artifact.insecure, config), config),
                 access=_access(graph.artifact.insecure, config),
                 cache_dir=config.cache_dir,
                 max_bytes=MAX_GRAPH_BYTES,
             )
         except OciError as exc:
             return _registry_failure(exc, f"graph artifact {reference}")
+        except verification.PolicyError as exc:
+            return Stalled(exc.reason, f"graph artifact {reference}: {exc.message}")
         artifact = str(pulled.reference.with_tag(None).with_digest(pulled.manifest_digest or pulled.digest))
         where = f"graph artifact {reference}"
         try:
@@ -288,13 +290,15 @@ async def resolve_graph(
         reference = f"{graph.registry.rstrip('/')}/{module}"
         try:
             component = await pull_artifact(
-                reference,
+                await verification.required_signature(reference, _access(graph.insecure, config), config),
                 access=_access(graph.insecure, config),
                 cache_dir=config.cache_dir,
                 max_bytes=config.max_module_bytes,
             )
         except OciError as exc:
             return _registry_failure(exc, f"module {module!r} of operation {name} ({reference})")
+        except verification.PolicyError as exc:
+            return Stalled(exc.reason, f"module {module!r} of operation {name} ({reference}): {exc.message}")
         if not component.from_cache:
             await trim_cache(config)
         report = await (checks or ContractChecks()).report(component.digest, component.data, config.max_module_bytes)

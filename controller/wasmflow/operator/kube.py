@@ -205,6 +205,8 @@ class ConfigMapData:
 
     binary: Mapping[str, bytes]
     text_keys: tuple[str, ...]
+    #: The text ``data`` itself (a PEM public key, for signature verification).
+    text: Mapping[str, str] = field(default_factory=dict)
 
 
 async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> ConfigMapData | None:
@@ -216,7 +218,8 @@ async def get_config_map(api: client.ApiClient, namespace: str, name: str) -> Co
         if config_map is None:
             return None
         binary = {key: base64.b64decode(value) for key, value in (config_map.binary_data or {}).items()}
-        return ConfigMapData(binary=binary, text_keys=tuple(sorted((config_map.data or {}).keys())))
+        text = dict(config_map.data or {})
+        return ConfigMapData(binary=binary, text_keys=tuple(sorted(text)), text=text)
 
     return await asyncio.to_thread(call)
 

@@ -58,7 +58,8 @@ from wasmflow.oci import (
 from wasmflow.oci.auth import registry_key
 from wasmflow.oci.digests import sha256_digest
 from wasmflow.oci.mediatypes import WASM_LAYER
-from wasmflow.operator import kube
+from wasmflow.oci.signatures import PublicKey, Verified
+from wasmflow.operator import kube, verification
 from wasmflow.operator.config import OperatorConfig
 
 __all__ = [
@@ -105,6 +106,8 @@ class Fetched:
     media_type: str
     source: str
     pulled: bool
+    #: The verified signature, when a signature policy applies (operator/verification.py).
+    signature: Verified | None = None
 
     @property
     def size(self) -> int:
@@ -287,6 +290,7 @@ def status_ready(
         "artifact": {"digest": fetched.digest, "size": fetched.size, "mediaType": fetched.media_type, "fetchedAt": at},
         "world": report.world,
         "imports": [i.name for i in report.imports],
+        "signature": fetched.signature.status() if fetched.signature is not None else None,
     }
 
 
@@ -339,12 +343,30 @@ def _already_ready(current: dict[str, Any], generation: int | None, digest: str)
 async def _fetch(api: client.ApiClient, module: WasmModule, namespace: str, config: OperatorConfig) -> Fetched:
     source = module.spec.source
     if source.oci is not None:
-        return await _fetch_oci(api, source.oci, namespace, config)
+        try:
+            keys = await verification.trusted_keys(api, module, namespace, config)
+        except kube.AccessDenied as exc:
+            raise _access_failure(exc, "the trusted keys of spec.verify") from exc
+        except verification.PolicyError as exc:
+            raise _Failure(exc.reason, exc.message) from exc
+        return await _fetch_oci(api, source.oci, namespace, config, keys)
     assert source.config_map_ref is not None  # the model allows exactly one of the two
+    if verification.applies(module, config):
+        raise _Failure(
+            "SignatureMissing",
+            "a signature policy applies (spec.verify or the controller's verify.required) and a ConfigMap source "
+            "carries no signature: use spec.source.oci with a signed artifact",
+        )
     return await _fetch_config_map(api, source.config_map_ref, namespace, config)
 
 
-async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, config: OperatorConfig) -> Fetched:
+async def _fetch_oci(
+    api: client.ApiClient,
+    oci: OciSource,
+    namespace: str,
+    config: OperatorConfig,
+    keys: tuple[PublicKey, ...] | None = None,
+) -> Fetched:
     try:
         ref = parse_reference(oci.reference)
     except OciError as exc:
@@ -359,7 +381,11 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         timeout=config.request_timeout,
         plain_http_credential_hosts=config.registry_plain_http_credential_hosts,
     )
+    signature = None
     try:
+        if keys is not None:  # verified before any layer is pulled, and the pull pinned to what was verified
+            signature = await verification.verify_artifact(ref, access, keys)
+            ref = ref.with_digest(signature.subject)
         artifact = await pull_artifact(
             ref,
             access=access,
@@ -377,6 +403,7 @@ async def _fetch_oci(api: client.ApiClient, oci: OciSource, namespace: str, conf
         media_type=artifact.media_type,
         source=str(artifact.reference),
         pulled=not artifact.from_cache,
+        signature=signature,
     )
 
 
@@ -486,6 +513,8 @@ def _oci_failure(exc: OciError, oci: OciSource, registry: str, config: OperatorC
             f"(now {config.max_module_bytes:,} bytes)"
         ),
         "InvalidReference": "fix spec.source.oci.reference",
+        "SignatureMissing": f"sign it with a trusted key (cosign sign --key KEY {oci.reference}, or wasmflow sign)",
+        "SignatureInvalid": "nothing of it was pulled: sign it with a trusted key, or trust the key that signed it",
     }
     hint = hints.get(exc.reason)
     return _Failure(exc.reason, f"{text}: {hint}" if hint else text)
