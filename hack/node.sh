@@ -6,11 +6,13 @@
 # Needs root (containers, cgroups, a bridge). Two images are built locally from Debian's static busybox (no registry
 # is needed) and imported: the pod sandbox ("pause") image and a busybox image for tests (`env` prints both names).
 #
-# usage: hack/node.sh start|stop|status|env|import ARCHIVE|expose PORT... [--dir DIR] [--kube-dir KUBE_DIR]
+# usage: hack/node.sh check|start|stop|status|env|import ARCHIVE|expose PORT... [--dir DIR] [--kube-dir KUBE_DIR]
 #   DIR       the node's state (default: $WASMFLOW_STATE/node): containerd root/state/socket, kubelet root, pod
 #             logs, certificates, CNI configuration and IPAM, logs (containerd.log, kubelet.log, controller-manager.log,
 #             scheduler.log)
 #   KUBE_DIR  the running API server's directory (default: $WASMFLOW_STATE/kube; start it with hack/kube-env.sh)
+#   check   whether this machine can run the node (root, a memory cgroup of its own, cgroup v1 controllers, overlayfs,
+#           the kubernetes Service's address free): every missing part named, exit 1; before any build
 #   start   idempotent; returns once the Node is Ready (NODE_READY_TIMEOUT, 180 s)
 #   stop    deletes the node's pods and the Node, stops every process it started, removes the cgroups, the bridge
 #           and the mount namespace it made; safe to repeat
@@ -470,6 +472,29 @@ healthy() {
     pidfile_runs "$DIR/forward-${SERVICE_IP//./-}-443.pid" "$DIR/" && node_ready
 }
 
+# --- check -----------------------------------------------------------------------------------------------------------
+
+# What the node needs of the machine, checked before minutes of builds: each missing part is named.
+check_machine() {
+  local missing=() memcg controller holder
+  [[ $(id -u) -eq 0 ]] || missing+=("root (containers, cgroups, a network bridge): run as root")
+  memcg=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+  [[ -n $memcg && $memcg != / ]] ||
+    missing+=("a memory cgroup of this process's own (it is '${memcg:-none}' in /proc/self/cgroup): the node's cgroups go below it, never at a hierarchy's root")
+  for controller in memory cpu pids cpuset; do
+    [[ -d $CGROUP_MOUNTS/$controller ]] || missing+=("the cgroup v1 '$controller' hierarchy at $CGROUP_MOUNTS/$controller")
+  done
+  grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || missing+=("overlayfs (containerd's snapshotter)")
+  holder=$(ip -o -4 addr show to "$SERVICE_IP/32" 2>/dev/null | awk '{print $2}')
+  [[ -z $holder || $holder == "$BRIDGE" ]] || missing+=("$SERVICE_IP free (the kubernetes Service's ClusterIP; held by $holder)")
+  if ((${#missing[@]})); then
+    log "this machine cannot run the test node; missing:"
+    printf '  - %s\n' "${missing[@]}" >&2
+    return 1
+  fi
+  log "this machine can run the test node"
+}
+
 # --- start / stop ----------------------------------------------------------------------------------------------------
 
 find_tools() {
@@ -479,7 +504,7 @@ find_tools() {
 }
 
 start() {
-  [[ $(id -u) -eq 0 ]] || die "the node needs root (containers, cgroups, a network bridge)"
+  check_machine || die "see above"
   find_tools
   "$HACK_DIR/kube-env.sh" status --dir "$KUBE_DIR" >/dev/null ||
     die "the API server of $KUBE_DIR is not running: hack/kube-env.sh start --dir $KUBE_DIR"
@@ -606,6 +631,7 @@ main() {
       ours containerd || die "the node's containerd is not running: $0 start --dir $DIR"
       import_archive "$ARCHIVE"
       ;;
+    check) check_machine ;;
     expose)
       ((${#PORTS[@]})) || die "expose needs at least one port"
       find_tools
