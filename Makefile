@@ -47,8 +47,12 @@ test-e2e: deps ## End-to-end tests: container image, Helm install (slow)
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: test-node
-test-node: deps node-binaries ## Tests on a real one-node cluster (hack/node.sh: kubelet, containerd, scheduler, controller-manager; root)
+test-node: node-check deps node-binaries ## Tests on a real one-node cluster (hack/node.sh: kubelet, containerd, scheduler, controller-manager; root); CI runs it after make test
 	$(BIN)/pytest tests/integration/node $(PYTEST_ARGS)
+
+.PHONY: node-check
+node-check: ## Can this machine run the test node (root, a memory cgroup of its own, cgroup v1, overlayfs)? Says what is missing
+	hack/node.sh check
 
 .PHONY: lint
 lint: venv ## ruff, ruff format --check, mypy (strict), import-linter

@@ -6,15 +6,19 @@
 # Needs root (containers, cgroups, a bridge). Two images are built locally from Debian's static busybox (no registry
 # is needed) and imported: the pod sandbox ("pause") image and a busybox image for tests (`env` prints both names).
 #
-# usage: hack/node.sh start|stop|status|env|import ARCHIVE [--dir DIR] [--kube-dir KUBE_DIR]
+# usage: hack/node.sh check|start|stop|status|env|import ARCHIVE|expose PORT... [--dir DIR] [--kube-dir KUBE_DIR]
 #   DIR       the node's state (default: $WASMFLOW_STATE/node): containerd root/state/socket, kubelet root, pod
 #             logs, certificates, CNI configuration and IPAM, logs (containerd.log, kubelet.log, controller-manager.log,
 #             scheduler.log)
 #   KUBE_DIR  the running API server's directory (default: $WASMFLOW_STATE/kube; start it with hack/kube-env.sh)
+#   check   whether this machine can run the node (root, a memory cgroup of its own, cgroup v1 controllers, overlayfs,
+#           the kubernetes Service's address free): every missing part named, exit 1; before any build
 #   start   idempotent; returns once the Node is Ready (NODE_READY_TIMEOUT, 180 s)
 #   stop    deletes the node's pods and the Node, stops every process it started, removes the cgroups, the bridge
 #           and the mount namespace it made; safe to repeat
 #   import  imports an image archive (OCI layout or docker-archive tar) into the node's containerd (namespace k8s.io)
+#   expose  makes host services listening on 127.0.0.1:PORT reachable from pods at <the node's IP>:PORT (forwarders,
+#           stopped with the node): the test MQTT broker and registry
 #   env     KEY=VALUE lines and an export line
 # Environment: WASMFLOW_NODE_NAME (wasmflow-node), WASMFLOW_NODE_BRIDGE (wfn<hash of DIR>), WASMFLOW_NODE_SUBNET
 # (10.244.<from the hash of DIR>: the first three octets of the pods' /24; the bridge, the node's InternalIP, is .1).
@@ -58,6 +62,12 @@
 #   and system:kube-scheduler (bound by the default RBAC policy) and system:node:<name> in system:nodes, bound here to
 #   the system:node ClusterRole (the test API server authorizes with RBAC only, no Node authorizer).
 # - No registry is reachable: the sandbox image is built here and imported, and containerd never pulls it.
+# - Pods reach the API server through the `kubernetes` Service as in any cluster (in-cluster config: its ClusterIP
+#   10.0.0.1:443, already in the server certificate's SANs). There is no kube-proxy: its iptables, nftables and IPVS
+#   modes all program the host's network namespace. Instead 10.0.0.1/32 is an address of the bridge, and a forwarder
+#   (hack/node-forward.py, what kube-proxy's userspace mode did) listens there and carries each TLS connection, unread,
+#   to the API server on loopback. Only that one Service has a ClusterIP that works; other Services are not proxied.
+#   `expose` does the same for the test services (MQTT broker, registry), on the bridge address.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -70,6 +80,7 @@ shift || true
 DIR="$WASMFLOW_STATE/node"
 KUBE_DIR="$WASMFLOW_STATE/kube"
 ARCHIVE=
+PORTS=()
 while (($#)); do
   case $1 in
     --dir) DIR=${2:?--dir needs a directory}; shift 2 ;;
@@ -78,7 +89,13 @@ while (($#)); do
     --kube-dir=*) KUBE_DIR=${1#--kube-dir=}; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown argument '$1'" ;;
-    *) [[ $cmd == import && -z $ARCHIVE ]] || die "unexpected argument '$1'"; ARCHIVE=$1; shift ;;
+    *)
+      if [[ $cmd == import && -z $ARCHIVE ]]; then ARCHIVE=$1
+      elif [[ $cmd == expose && $1 =~ ^[0-9]+$ ]]; then PORTS+=("$1")
+      else die "unexpected argument '$1'"
+      fi
+      shift
+      ;;
   esac
 done
 mkdir -p "$DIR"
@@ -90,6 +107,8 @@ NODE_NAME=${WASMFLOW_NODE_NAME:-wasmflow-node}
 BRIDGE=${WASMFLOW_NODE_BRIDGE:-wfn${DIR_HASH:0:6}}
 SUBNET=${WASMFLOW_NODE_SUBNET:-10.244.$((16#${DIR_HASH:0:2}))}
 GATEWAY=$SUBNET.1
+# The `kubernetes` Service's ClusterIP: the first address of kube-env.sh's --service-cluster-ip-range 10.0.0.0/24.
+SERVICE_IP=10.0.0.1
 READY_TIMEOUT=${NODE_READY_TIMEOUT:-180}
 SOCK=$DIR/containerd/containerd.sock
 CGROUP_MOUNTS=/sys/fs/cgroup
@@ -246,6 +265,38 @@ make_bridge() {
   ]
 }
 JSON
+}
+
+# The kubernetes Service's ClusterIP as an address of the bridge (pods route to it through their gateway), served by a
+# forwarder to the API server. One node per machine can have it: refused when another interface holds it.
+serve_kubernetes_service() {
+  local holder
+  holder=$(ip -o -4 addr show to "$SERVICE_IP/32" | awk '{print $2}')
+  [[ -z $holder || $holder == "$BRIDGE" ]] ||
+    die "$SERVICE_IP (the kubernetes Service's ClusterIP) is already an address of $holder: another node runs here?"
+  ip addr replace "$SERVICE_IP/32" dev "$BRIDGE"
+  local server
+  server=$(cat "$KUBE_DIR/server")
+  forward "$SERVICE_IP:443" "${server#https://}"
+}
+
+# forward LISTEN TARGET: a forwarder (hack/node-forward.py) from LISTEN (IP:PORT) to TARGET, once.
+forward() {
+  local pidfile=$DIR/forward-${1//[.:]/-}.pid
+  pidfile_runs "$pidfile" "$DIR/" && return 0
+  start_daemon "$pidfile" "$DIR/forward.log" python3 "$HACK_DIR/node-forward.py" --state "$DIR/" "$1" "$2"
+  local host=${1%:*} port=${1##*:}
+  WAIT_FOR_PID=$(cat "$pidfile") wait_for 10 "the forwarder on $1" \
+    bash -c "exec 2>/dev/null 3<>/dev/tcp/$host/$port"
+}
+
+stop_forwarders() {
+  local pidfile
+  for pidfile in "$DIR"/forward-*.pid; do
+    [[ -e $pidfile ]] || continue
+    if pidfile_runs "$pidfile" "$DIR/"; then stop_pidfile "$pidfile" 5; fi
+    rm -f "$pidfile"
+  done
 }
 
 remove_bridge() {
@@ -417,7 +468,31 @@ node_ready() {
 }
 
 healthy() {
-  ours mntns && ours containerd && ours controller-manager && ours scheduler && ours kubelet && node_ready
+  ours mntns && ours containerd && ours controller-manager && ours scheduler && ours kubelet &&
+    pidfile_runs "$DIR/forward-${SERVICE_IP//./-}-443.pid" "$DIR/" && node_ready
+}
+
+# --- check -----------------------------------------------------------------------------------------------------------
+
+# What the node needs of the machine, checked before minutes of builds: each missing part is named.
+check_machine() {
+  local missing=() memcg controller holder
+  [[ $(id -u) -eq 0 ]] || missing+=("root (containers, cgroups, a network bridge): run as root")
+  memcg=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+  [[ -n $memcg && $memcg != / ]] ||
+    missing+=("a memory cgroup of this process's own (it is '${memcg:-none}' in /proc/self/cgroup): the node's cgroups go below it, never at a hierarchy's root")
+  for controller in memory cpu pids cpuset; do
+    [[ -d $CGROUP_MOUNTS/$controller ]] || missing+=("the cgroup v1 '$controller' hierarchy at $CGROUP_MOUNTS/$controller")
+  done
+  grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null || missing+=("overlayfs (containerd's snapshotter)")
+  holder=$(ip -o -4 addr show to "$SERVICE_IP/32" 2>/dev/null | awk '{print $2}')
+  [[ -z $holder || $holder == "$BRIDGE" ]] || missing+=("$SERVICE_IP free (the kubernetes Service's ClusterIP; held by $holder)")
+  if ((${#missing[@]})); then
+    log "this machine cannot run the test node; missing:"
+    printf '  - %s\n' "${missing[@]}" >&2
+    return 1
+  fi
+  log "this machine can run the test node"
 }
 
 # --- start / stop ----------------------------------------------------------------------------------------------------
@@ -429,7 +504,7 @@ find_tools() {
 }
 
 start() {
-  [[ $(id -u) -eq 0 ]] || die "the node needs root (containers, cgroups, a network bridge)"
+  check_machine || die "see above"
   find_tools
   "$HACK_DIR/kube-env.sh" status --dir "$KUBE_DIR" >/dev/null ||
     die "the API server of $KUBE_DIR is not running: hack/kube-env.sh start --dir $KUBE_DIR"
@@ -461,6 +536,7 @@ start() {
   cgroup_root >"$DIR/cgroup-root"
   make_cgroups "$(cat "$DIR/cgroup-root")"
   make_bridge
+  serve_kubernetes_service
   start_namespace
   start_containerd
   for archive in "${images[@]}"; do import_archive "$archive"; done
@@ -511,6 +587,7 @@ stop() {
     rm -f "$DIR/made-dirs"
   fi
   remove_cgroups
+  stop_forwarders
   remove_bridge
   if $api; then
     kubectl_ delete node "$NODE_NAME" --ignore-not-found --wait=false >/dev/null 2>&1 || true
@@ -554,6 +631,14 @@ main() {
       ours containerd || die "the node's containerd is not running: $0 start --dir $DIR"
       import_archive "$ARCHIVE"
       ;;
+    check) check_machine ;;
+    expose)
+      ((${#PORTS[@]})) || die "expose needs at least one port"
+      find_tools
+      healthy || die "not running; run: $0 start --dir $DIR"
+      local port
+      for port in "${PORTS[@]}"; do forward "$GATEWAY:$port" "127.0.0.1:$port"; done
+      ;;
     env)
       find_tools
       healthy || die "not running; run: $0 start --dir $DIR"
@@ -565,7 +650,8 @@ main() {
       echo "WASMFLOW_NODE_PAUSE_IMAGE=$(pause_image)"
       echo "WASMFLOW_NODE_CGROUP_ROOT=$(cat "$DIR/cgroup-root")"
       echo "WASMFLOW_NODE_DIR=$DIR"
-      echo "export KUBECONFIG WASMFLOW_NODE_NAME WASMFLOW_NODE_IP WASMFLOW_NODE_CONTAINERD WASMFLOW_NODE_BUSYBOX_IMAGE" \
+      echo "WASMFLOW_NODE_KUBERNETES_SERVICE=$SERVICE_IP:443"
+      echo "export KUBECONFIG WASMFLOW_NODE_NAME WASMFLOW_NODE_IP WASMFLOW_NODE_KUBERNETES_SERVICE WASMFLOW_NODE_CONTAINERD WASMFLOW_NODE_BUSYBOX_IMAGE" \
         "WASMFLOW_NODE_PAUSE_IMAGE WASMFLOW_NODE_CGROUP_ROOT WASMFLOW_NODE_DIR"
       ;;
     -h | --help | help) usage ;;

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SCRIPT", "NodeEnv", "import_image", "import_project_image", "node_env", "start_node", "stop_node"]
+__all__ = ["SCRIPT", "NodeEnv", "expose", "import_image", "import_project_image", "node_env", "start_node", "stop_node"]
 
 HACK = Path(__file__).resolve().parent.parent / "hack"
 SCRIPT = HACK / "node.sh"
@@ -33,6 +33,8 @@ class NodeEnv:
     """A static busybox with an applet per /bin name; pull it with ``imagePullPolicy: Never``."""
     pause_image: str
     cgroup_root: str
+    kubernetes_service: str
+    """The ``kubernetes`` Service's ClusterIP:port, which pods reach (the API server through the node's forwarder)."""
     state_dir: Path
     kube_state_dir: Path
 
@@ -58,6 +60,7 @@ def node_env(state_dir: Path, kube_state_dir: Path) -> NodeEnv:
         busybox_image=env["WASMFLOW_NODE_BUSYBOX_IMAGE"],
         pause_image=env["WASMFLOW_NODE_PAUSE_IMAGE"],
         cgroup_root=env["WASMFLOW_NODE_CGROUP_ROOT"],
+        kubernetes_service=env["WASMFLOW_NODE_KUBERNETES_SERVICE"],
         state_dir=state_dir.resolve(),
         kube_state_dir=kube_state_dir.resolve(),
     )
@@ -72,6 +75,12 @@ def start_node(state_dir: Path, kube_state_dir: Path) -> NodeEnv:
 def stop_node(env: NodeEnv) -> None:
     """Delete the node's pods and the Node, stop its processes, remove its cgroups and bridge; twice is fine."""
     _run("stop", "--dir", str(env.state_dir), "--kube-dir", str(env.kube_state_dir))
+
+
+def expose(env: NodeEnv, *ports: int) -> None:
+    """Make host services on ``127.0.0.1:PORT`` reachable from the node's pods at ``<env.ip>:PORT`` (forwarders that
+    stop with the node): what the pods use to reach the test broker and registry."""
+    _run("expose", *map(str, ports), "--dir", str(env.state_dir), "--kube-dir", str(env.kube_state_dir))
 
 
 def import_image(env: NodeEnv, archive: Path) -> None:

@@ -138,6 +138,7 @@ def _crd(
     spec_model: type[BaseModel],
     status_model: type[BaseModel],
     columns: list[dict[str, Any]],
+    scale: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     kind = model.__name__
     root: dict[str, Any] = {
@@ -174,7 +175,7 @@ def _crd(
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": scale} if scale else {})},
                     "additionalPrinterColumns": columns,
                     "schema": {"openAPIV3Schema": root},
                 }
@@ -220,6 +221,12 @@ def crds() -> dict[str, dict[str, Any]]:
                 status,
                 {"name": "Config", "type": "string", "jsonPath": ".status.configHash", "priority": 1},
             ],
+            # `kubectl scale dataflow`, and a HorizontalPodAutoscaler or KEDA ScaledObject targeting the Dataflow.
+            scale={
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.workers.ready",
+                "labelSelectorPath": ".status.selector",
+            },
         ),
     }
 

@@ -511,6 +511,9 @@ class DataflowStatus(Model):
     """The modules the workers run, each pinned to a digest."""
     workers: Workers | None = None
     """Worker pods wanted and ready."""
+    selector: str | None = Field(default=None, max_length=1024)
+    """The label selector of the worker pods, for the scale subresource (what a HorizontalPodAutoscaler or KEDA reads
+    to find the pods whose metrics it averages)."""
     config_hash: str | None = None
     """Hash of the worker configuration; it changes when the workers must restart."""
     last_handled_reconcile_at: str | None = None

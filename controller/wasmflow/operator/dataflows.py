@@ -384,13 +384,16 @@ def status_for_plan(current: Mapping[str, Any], decided: Stalled | Waiting, gene
 def status_for_apply(
     current: Mapping[str, Any], applied: Apply, counts: WorkerCounts, generation: int | None
 ) -> dict[str, Any]:
-    """Status for an applied Dataflow: pinned modules, the config hash, and the workers of that config."""
+    """Status for an applied Dataflow: pinned modules, the config hash, the workers of that config and their selector
+    (the scale subresource's)."""
+    match_labels = applied.children.deployment["spec"]["selector"]["matchLabels"]
     return {
         **current,
         "observedGeneration": generation,
         "modules": [{"name": n, "digest": applied.digests[n]} for n in sorted(applied.digests)],
         "configHash": applied.children.config_hash,
         "workers": {"desired": counts.desired, "ready": counts.ready},
+        "selector": ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())),
         "conditions": workers_conditions(list(current.get("conditions") or []), counts, generation),
     }
 

@@ -89,6 +89,32 @@ def _trusting(graph: PinnedGraph, ca_file: str | None, artifact_insecure: bool, 
     return graph.model_copy(update={"modules": modules, "ca_file": artifact_ca})
 
 
+def default_shared_group(dataflow: Dataflow) -> str:
+    """The shared-subscription group of a Dataflow whose endpoint names none: one per Dataflow (namespace and name,
+    hashed: group names are short and broker-wide, and two namespaces may hold Dataflows of one name).
+
+    Why a group by default: worker client ids (and so their broker sessions) are named after pods, which a Deployment
+    replaces with new names. Without a group, a replaced pod's session keeps its plain subscription, and QoS 1
+    messages queue for a session nobody resumes while the new pod's session starts empty (a rollout loses them);
+    replicas each receive every message. With a group the replicas split the messages and a draining worker
+    unsubscribes before it disconnects, so a rollout hands over with no loss. The cost: MQTT v5 sends no retained
+    messages on a shared subscription (set ``sharedSubscriptionGroup`` to choose a group; there is no opting out).
+    """
+    key = f"{dataflow.metadata.namespace or 'default'}/{dataflow.metadata.name}".encode()
+    return f"wasmflow-{hashlib.sha256(key).hexdigest()[:16]}"
+
+
+def _with_default_groups(dataflow: Dataflow) -> Dataflow:
+    group = default_shared_group(dataflow)
+    endpoints = {
+        name: endpoint
+        if endpoint.mqtt.shared_subscription_group
+        else endpoint.model_copy(update={"mqtt": endpoint.mqtt.model_copy(update={"shared_subscription_group": group})})
+        for name, endpoint in dataflow.spec.endpoints.items()
+    }
+    return dataflow.model_copy(update={"spec": dataflow.spec.model_copy(update={"endpoints": endpoints})})
+
+
 def worker_config(
     dataflow: Dataflow,
     modules: dict[str, WasmModule],
@@ -102,6 +128,7 @@ def worker_config(
     With ``registry_ca`` the ConfigMap carries the controller's registry CA, and every TLS pull names it.
     """
     ca_file = REGISTRY_CA_FILE if registry_ca else None
+    dataflow = _with_default_groups(dataflow)
     pinned = {}
     for name in used_modules(dataflow):
         module = modules[name]

@@ -6,8 +6,10 @@ builds three Kubernetes binaries, and the node needs root, cgroups and a network
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from kubernetes.client import ApiClient, CoreV1Api
@@ -17,14 +19,26 @@ from tests.node_env import NodeEnv, import_project_image, start_node, stop_node
 from tests.services import KubeEnv
 
 
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def node(kube: KubeEnv, services_dir: Path) -> Iterator[NodeEnv]:
-    """One Ready node (kubelet, containerd, scheduler, controller-manager), stopped and cleaned at the end."""
-    env = start_node(services_dir / "node", kube.state_dir)
+    """One Ready node (kubelet, containerd, scheduler, controller-manager), stopped and cleaned at the end.
+
+    A SIGTERM (a CI job's timeout, a `kill`) becomes a KeyboardInterrupt while the node runs, so pytest still runs
+    the teardowns: the node's processes, cgroups, mounts and bridge never outlive the session.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
-        yield env
+        env = start_node(services_dir / "node", kube.state_dir)
+        try:
+            yield env
+        finally:
+            stop_node(env)
     finally:
-        stop_node(env)
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

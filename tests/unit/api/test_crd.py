@@ -107,8 +107,19 @@ def test_printer_columns_short_names_and_category() -> None:
     assert {c["spec"]["names"]["categories"][0] for c in kinds.values()} == {"wasmflow"}
     version = kinds["Dataflow"]["spec"]["versions"][0]
     assert [c["name"] for c in version["additionalPrinterColumns"]][:3] == ["Ready", "Workers", "Desired"]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"]["status"] == {}
     assert "Digest" in [c["name"] for c in kinds["WasmModule"]["spec"]["versions"][0]["additionalPrinterColumns"]]
+
+
+def test_a_dataflow_has_a_scale_subresource_on_its_replicas_ready_workers_and_selector() -> None:
+    (version,) = by_kind()["Dataflow"]["spec"]["versions"]
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.workers.ready",
+        "labelSelectorPath": ".status.selector",
+    }
+    (module_version,) = by_kind()["WasmModule"]["spec"]["versions"]
+    assert module_version["subresources"] == {"status": {}}
 
 
 def test_the_generator_writes_and_then_finds_no_drift(tmp_path: Path) -> None:

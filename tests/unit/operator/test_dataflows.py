@@ -176,6 +176,10 @@ def test_the_workers_becoming_ready_make_the_dataflow_ready() -> None:
     assert [(c["type"], c["status"], c["reason"]) for c in updated["conditions"]] == [("Ready", "True", "Succeeded")]
 
 
+def test_the_status_names_the_worker_pods_selector_for_the_scale_subresource() -> None:
+    assert applied_status()["selector"] == f"wasmflow.io/dataflow={dataflow_body()['metadata']['name']}"
+
+
 def test_a_deployment_of_an_older_config_changes_nothing() -> None:
     old = deployment("sha256:older", observedGeneration=2, replicas=2, updatedReplicas=2, readyReplicas=2)
     assert status_for_workers(applied_status(), old) is None

@@ -21,7 +21,7 @@ from wasmflow.api.dataflow import Dataflow
 from wasmflow.api.wasmmodule import WasmModule
 from wasmflow.api.workerconfig import PinnedGraph, PinnedGraphModule, WorkerConfig
 from wasmflow.operator.config import OperatorConfig
-from wasmflow.operator.render import CONFIG_HASH, Children, probe_timing, render, render_yaml
+from wasmflow.operator.render import CONFIG_HASH, Children, default_shared_group, probe_timing, render, render_yaml
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "manifests"
@@ -393,3 +393,18 @@ def test_the_worker_probes_wait_longer_than_the_slowest_message_can_block_the_lo
     longest = probe_timing({"a": module("30s")}, 5)
     assert longest == {"timeoutSeconds": 31, "periodSeconds": 31}
     report(probe_timeout_s_for_30s_messages=longest["timeoutSeconds"])
+
+
+def _groups(children: Children) -> dict[str, str | None]:
+    endpoints = worker_config_of(children).spec.endpoints
+    return {name: endpoint.mqtt.shared_subscription_group for name, endpoint in endpoints.items()}
+
+
+def test_an_endpoint_without_a_shared_group_gets_one_per_dataflow_and_a_named_group_is_kept() -> None:
+    dataflow, modules = secured()
+    groups = _groups(rendered((dataflow, modules), SECURED_CONFIG))
+    assert groups["site"] == "line-3"  # named in the spec
+    assert groups["cloud"] == default_shared_group(dataflow)
+    elsewhere = dataflow.model_copy(update={"metadata": dataflow.metadata.model_copy(update={"namespace": "mill"})})
+    assert default_shared_group(elsewhere) != default_shared_group(dataflow)
+    assert default_shared_group(dataflow) == default_shared_group(secured()[0])
