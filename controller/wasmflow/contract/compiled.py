@@ -80,6 +80,11 @@ def _kind(ty: object) -> str:
     return type(ty).__name__
 
 
+def value_type(ty: cm.ValType) -> ValType:
+    """The type model of one wasmtime value type (``compose`` spells both sides of a plug with it)."""
+    return _value(ty, 0)
+
+
 def _function(ty: cm.FuncType) -> Function:
     params = tuple((name, _value(t, 0)) for name, t in ty.params)
     return Function(params, None if ty.result is None else _value(ty.result, 0))

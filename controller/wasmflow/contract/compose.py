@@ -33,10 +33,12 @@ import wasmtime
 from wasmtime import component as cm
 
 from wasmflow.contract import parts
-from wasmflow.contract.check import check_component, check_engine
-from wasmflow.contract.describe import describe
+from wasmflow.contract.capabilities import restrict_features
+from wasmflow.contract.check import check_component
+from wasmflow.contract.compiled import value_type
 from wasmflow.contract.report import Code, ContractReport, Problem, Where
 from wasmflow.contract.signatures import OperatorKind
+from wasmflow.contract.types import describe
 from wasmflow.contract.wit import WIT_DIR, rules_interface_name, rules_wit_file
 from wasmflow.errors import ContractError, WasmflowError
 
@@ -194,6 +196,14 @@ def adapter_component(adapter: Adapter) -> bytes:
 # -- checking the parts against each other ----------------------------------------------------------------------
 
 
+def _check_engine() -> wasmtime.Engine:
+    """An engine to read the two sides' types (compiled, never run, unoptimised), refusing what workers refuse."""
+    config = wasmtime.Config()
+    config.cranelift_opt_level = "none"
+    restrict_features(config)
+    return wasmtime.Engine(config)
+
+
 def _component(engine: wasmtime.Engine, data: bytes, role: str) -> cm.Component:
     if len(data) > MAX_COMPONENT_BYTES:
         raise ContractError(f"the {role} is {len(data)} bytes, more than the {MAX_COMPONENT_BYTES} accepted")
@@ -212,8 +222,8 @@ def _functions(engine: wasmtime.Engine, extern: object) -> dict[str, cm.FuncType
 
 
 def _spell(name: str, ty: cm.FuncType) -> str:
-    params = ", ".join(f"{n}: {describe(t)}" for n, t in ty.params)
-    result = f" -> {describe(ty.result)}" if ty.result is not None else ""
+    params = ", ".join(f"{n}: {describe(value_type(t))}" for n, t in ty.params)
+    result = f" -> {describe(value_type(ty.result))}" if ty.result is not None else ""
     return f"{name}: func({params}){result}"
 
 
@@ -224,7 +234,7 @@ def plug_problems(socket: bytes, plugs: Sequence[bytes], *, socket_role: str = "
     socket imports must be exported with the same parameter and result types (``expected`` is the socket's side,
     ``found`` the plug's).
     """
-    engine = check_engine()
+    engine = _check_engine()
     socket_imports = _component(engine, socket, socket_role).type.imports(engine)
     problems: list[Problem] = []
     for index, plug in enumerate(plugs):

@@ -108,6 +108,9 @@ class NodeSpec(Protocol):
     def node(self) -> str: ...
 
     @property
+    def component(self) -> bytes: ...
+
+    @property
     def memory_bytes(self) -> int: ...
 
     @property
