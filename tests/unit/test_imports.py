@@ -1,18 +1,12 @@
 """The package's import graph has no cycle: a module and everything it imports can be read, and loaded, bottom-up.
 
-Type-only imports count too (they are how a cycle hides). The cycles other work still owns are listed by name;
-each has a strict xfail that fails the day its cycle is gone, so the list only shrinks.
+Type-only imports count too (they are how a cycle hides). Issue 17 removed the last ones (api/aio_graph <-> api/graph,
+contract/aio <-> contract/report, worker/aio <-> worker/main); this keeps the whole package free of them.
 """
 
 from __future__ import annotations
 
 import grimp
-import pytest
-
-#: Cycles being removed elsewhere (issue 17): the modules on each, and who removes it.
-STILL_EXPECTED = {
-    frozenset({"wasmflow.contract.aio", "wasmflow.contract.report"}): "the world adapters (helper worlds)",
-}
 
 
 def import_cycles() -> set[frozenset[str]]:
@@ -58,22 +52,10 @@ def import_cycles() -> set[frozenset[str]]:
     return cycles
 
 
-def test_no_import_cycle_but_those_still_expected() -> None:
-    unexpected = import_cycles() - set(STILL_EXPECTED)
-    assert not unexpected, [sorted(c) for c in unexpected]
+def test_no_module_of_the_package_imports_itself_through_others() -> None:
+    assert [sorted(c) for c in import_cycles()] == []
 
 
 def test_the_graph_ir_and_its_front_ends_are_on_no_cycle() -> None:
     on_cycles = set().union(*import_cycles())
     assert not {m for m in on_cycles if m.startswith(("wasmflow.api.graph", "wasmflow.api.frontends"))}
-
-
-@pytest.mark.parametrize(
-    "cycle",
-    [
-        pytest.param(c, id="<->".join(sorted(c)), marks=pytest.mark.xfail(strict=True, reason=o))
-        for c, o in STILL_EXPECTED.items()
-    ],
-)
-def test_an_expected_cycle_is_gone(cycle: frozenset[str]) -> None:
-    assert cycle not in import_cycles()

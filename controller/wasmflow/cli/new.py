@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from wasmflow.cli.scaffold import LANGUAGES, render, validate
+from wasmflow.cli.scaffold_composed import render_composed
 from wasmflow.contract.signatures import OperatorKind
 from wasmflow.errors import ConfigError
 
@@ -32,7 +33,7 @@ def new_command(kind: str, name: str, language: str, directory: Path | None, com
     root = (directory or Path.cwd()) / name
     if root.exists() and any(root.iterdir()):
         raise click.BadParameter(f"{root} exists and is not empty: choose another NAME or --dir", param_hint="NAME")
-    for relative, content in sorted(render(project).items()):
+    for relative, content in sorted((render_composed(project) if project.composed else render(project)).items()):
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -375,11 +375,7 @@ def readme(project: Project) -> str:
 
 
 def render(project: Project) -> dict[str, str]:
-    """Every file of the project, by relative path."""
-    if project.composed:
-        from wasmflow.cli.scaffold_composed import render_composed  # noqa: PLC0415 - it builds on this module
-
-        return render_composed(project)
+    """Every file of a monolithic project, by relative path (a composed one: ``scaffold_composed.render_composed``)."""
     files = {
         "operator.json": json.dumps(
             {"name": project.name, "operator": project.kind.value, "language": project.language}, indent=2

@@ -148,6 +148,7 @@ def test_module_printer_columns_show_the_digest(kube_client: ApiClient, namespac
         "Ready",
         "Operator",
         "Digest",
+        "Signer",
         "Age",
         "Status",
     ]
