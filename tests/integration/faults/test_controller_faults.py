@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,7 +271,8 @@ def test_a_controller_killed_mid_reconcile_converges_to_the_same_objects_when_st
     hashes = {status_of(kube_client, namespace, n)["configHash"] for n in names}
     assert len(hashes) == len(names)  # the config names its Dataflow, so each hash is its own ...
     configs = {n: children(kube_client, namespace, n)["ConfigMap"][0].data["config.json"] for n in names}
-    assert len({c.replace(n, "NAME") for n, c in configs.items()}) == 1  # ... and otherwise they are identical
+    # ... and otherwise they are identical (each also has its own default shared-subscription group, a hash of it)
+    assert len({re.sub(r"wasmflow-[0-9a-f]{16}", "GROUP", c.replace(n, "NAME")) for n, c in configs.items()}) == 1
 
     # Idempotent: a controller started on converged objects (Kopf resumes every Dataflow) writes nothing.
     second.send_signal(signal.SIGTERM)
